@@ -1,0 +1,30 @@
+"""jaxhpo: hyperparameter optimization and model fusion in JAX.
+
+Example:
+    >>> import jax, jaxhpo
+    >>> space = jaxhpo.Space({"x": jaxhpo.Float(-5.0, 5.0)})
+    >>> result = jaxhpo.minimize(lambda p: p["x"] ** 2, space, jaxhpo.strategies.sobol(),
+    ...                          num_rounds=16, key=jax.random.key(0))
+"""
+
+from jaxhpo import strategies
+from jaxhpo.minimize import MinimizeResult, minimize
+from jaxhpo.space import Categorical, Float, Int, Space
+from jaxhpo.strategies import Strategy
+from jaxhpo.study import Study, Trial, TrialState
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Categorical",
+    "Float",
+    "Int",
+    "MinimizeResult",
+    "Space",
+    "Strategy",
+    "Study",
+    "Trial",
+    "TrialState",
+    "minimize",
+    "strategies",
+]

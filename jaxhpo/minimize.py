@@ -1,0 +1,153 @@
+"""``minimize``: a whole search over a JAX objective as one compiled program.
+
+The rounds run in a ``lax.scan``: ask a batch, decode it, evaluate the
+objective on the batch, tell. Since the search is a pure function of its
+key, ``jax.vmap`` over keys runs many independent studies at once.
+
+Example:
+    >>> import jax, jaxhpo
+    >>> space = jaxhpo.Space({"x": jaxhpo.Float(-2.0, 2.0)})
+    >>> result = jaxhpo.minimize(lambda p: (p["x"] - 1.0) ** 2, space,
+    ...                          jaxhpo.strategies.sobol(), num_rounds=8,
+    ...                          batch_size=4, key=jax.random.key(0))
+    >>> bool(result.best_value < 0.05)
+    True
+    >>> many = jax.vmap(lambda k: jaxhpo.minimize(lambda p: (p["x"] - 1.0) ** 2, space,
+    ...     jaxhpo.strategies.random(), num_rounds=8, key=k))(jax.random.split(jax.random.key(0), 16))
+    >>> many.best_value.shape
+    (16,)
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from jaxhpo.space import Space
+from jaxhpo.strategies.base import Strategy
+from jaxhpo.strategies.grid import GridState
+
+Array = jax.Array
+Objective = Callable[[dict[str, Array]], Array]
+
+
+class MinimizeResult(NamedTuple):
+    """Everything a ``minimize`` run saw, as a pytree (batched under ``vmap``).
+
+    Attributes:
+        x: ``[n, d]`` unit-cube points in evaluation order (``n = rounds * batch``).
+        y: ``[n]`` values (NaN/inf where the objective failed).
+        params: decoded parameters, each ``[n]``.
+        failed: ``[n]`` True where the value was not finite.
+        best_index: index into ``x``/``y`` of the best finite value (-1 if none).
+        best_params: decoded parameters of the best point, each a scalar.
+        best_value: the best finite value (NaN if none).
+        best_so_far: ``[rounds]`` best finite value after each round.
+        state: the final strategy state.
+    """
+
+    x: Array
+    y: Array
+    params: dict[str, Array]
+    failed: Array
+    best_index: Array
+    best_params: dict[str, Array]
+    best_value: Array
+    best_so_far: Array
+    state: Any
+
+
+def minimize(
+    objective: Objective,
+    space: Space,
+    strategy: Strategy,
+    *,
+    num_rounds: int,
+    batch_size: int = 1,
+    key: Array,
+) -> MinimizeResult:
+    """Minimizes ``objective`` over ``space`` with ``strategy`` in one compiled program.
+
+    Args:
+        objective: JAX function from a dict of batched parameters (each
+            ``[batch_size]``; categoricals as indices) to values ``[batch_size]``.
+            Maximize by returning the negated value.
+        space: the search space.
+        strategy: any ``Strategy``, e.g. ``jaxhpo.strategies.sobol()``.
+        num_rounds: number of ask/evaluate/tell rounds.
+        batch_size: points asked and evaluated together per round.
+        key: PRNG key; ``vmap`` over keys for independent studies.
+
+    Returns:
+        A ``MinimizeResult``.
+
+    Raises:
+        ValueError: for a non-positive ``num_rounds`` or ``batch_size``, or a
+            grid smaller than the budget.
+    """
+    for name, value in (("num_rounds", num_rounds), ("batch_size", batch_size)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"minimize: {name} must be a positive int, got {name}={value!r}")
+    if not isinstance(space, Space):
+        raise ValueError(f"minimize: space must be a jaxhpo.Space, got space={space!r}")
+    capacity = num_rounds * batch_size
+    shape = jax.eval_shape(lambda k: strategy.init(k, space, capacity), key)
+    if isinstance(shape, GridState) and shape.points.shape[0] < capacity:
+        raise ValueError(
+            f"minimize: the grid has {shape.points.shape[0]} points but num_rounds * batch_size = "
+            f"{capacity}; lower the budget or raise the grid resolution"
+        )
+    return _run(objective, space, strategy, num_rounds, batch_size, key)
+
+
+@partial(jax.jit, static_argnums=(0, 1, 2, 3, 4))
+def _run(
+    objective: Objective, space: Space, strategy: Strategy, num_rounds: int, batch_size: int, key: Array
+) -> MinimizeResult:
+    k_init, k_run = jax.random.split(key)
+    state = strategy.init(k_init, space, num_rounds * batch_size)
+
+    def one_round(state: Any, k: Array) -> tuple[Any, tuple[Array, Array]]:
+        x, state = strategy.ask(k, state, batch_size)
+        y = jnp.asarray(objective(space.decode(x)))
+        if y.shape != (batch_size,):
+            raise ValueError(
+                f"minimize: objective must return values of shape ({batch_size},) for a batch of "
+                f"{batch_size}, got shape {y.shape}"
+            )
+        y = y.astype(x.dtype)
+        y = jnp.where(jnp.all(jnp.isfinite(x), axis=-1), y, jnp.nan)  # past a grid's end
+        state = strategy.tell(state, x, y)
+        return state, (x, y)
+
+    state, (xs, ys) = jax.lax.scan(one_round, state, jax.random.split(k_run, num_rounds))
+    x = xs.reshape(num_rounds * batch_size, space.dim)
+    y = ys.reshape(-1)
+    per_round = jnp.min(jnp.where(jnp.isfinite(ys), ys, jnp.inf), axis=1)
+    best_so_far = jax.lax.cummin(per_round)
+    best_so_far = jnp.where(jnp.isfinite(best_so_far), best_so_far, jnp.nan)
+    params = space.decode(x)
+    best_index = _argmin_finite(y)
+    best_value = jnp.where(best_index >= 0, y[jnp.maximum(best_index, 0)], jnp.nan)
+    best_params = jax.tree.map(lambda v: v[jnp.maximum(best_index, 0)], params)
+    return MinimizeResult(
+        x=x,
+        y=y,
+        params=params,
+        failed=~jnp.isfinite(y),
+        best_index=best_index,
+        best_params=best_params,
+        best_value=best_value,
+        best_so_far=best_so_far,
+        state=state,
+    )
+
+
+def _argmin_finite(y: Array) -> Array:
+    masked = jnp.where(jnp.isfinite(y), y, jnp.inf)
+    index = jnp.argmin(masked)
+    return jnp.where(jnp.isfinite(masked[index]), index, -1)
+

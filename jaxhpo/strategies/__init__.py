@@ -1,0 +1,30 @@
+"""Search strategies: each a ``Strategy(init, ask, tell)`` of pure functions.
+
+Example:
+    >>> import jaxhpo
+    >>> strategy = jaxhpo.strategies.sobol()
+"""
+
+from jaxhpo.strategies.base import History, Strategy, history_add, history_best, history_init
+from jaxhpo.strategies.grid import GridExhausted, grid
+from jaxhpo.strategies.sampling import lhs, random, sobol
+
+
+def default() -> Strategy:
+    """The strategy ``Study`` uses when none is given."""
+    return sobol()
+
+
+__all__ = [
+    "GridExhausted",
+    "History",
+    "Strategy",
+    "default",
+    "grid",
+    "history_add",
+    "history_best",
+    "history_init",
+    "lhs",
+    "random",
+    "sobol",
+]

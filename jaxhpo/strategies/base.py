@@ -1,0 +1,155 @@
+"""The strategy contract: ``init / ask / tell`` over an explicit state pytree.
+
+A ``Strategy`` is a NamedTuple of pure functions, in the style of
+``optax.GradientTransformation``. Nothing here calls ``jit`` or ``vmap``: the
+caller decides. Points live in the unit cube ``[0, 1]^d`` of a ``Space``;
+values are minimized.
+
+* ``init(key, space, capacity) -> state``: ``space`` and ``capacity`` are static
+  (Python values); ``key`` may be batched with ``vmap``.
+* ``ask(key, state, num) -> (x[num, d], state)``: ``num`` is static; the batch
+  is first-class, so ``num > 1`` proposes ``num`` trials at once.
+* ``tell(state, x[q, d], y[q]) -> state``.
+
+Every state carries a ``History``: a fixed-capacity buffer of told points with
+a count, so its shapes never change as observations arrive and nothing
+recompiles. Non-finite values are stored but flagged as failed.
+
+Example:
+    >>> import jax, jaxhpo
+    >>> space = jaxhpo.Space({"x": jaxhpo.Float(-1.0, 1.0)})
+    >>> strategy = jaxhpo.strategies.random()
+    >>> state = strategy.init(jax.random.key(0), space, 8)
+    >>> x, state = strategy.ask(jax.random.key(1), state, 4)
+    >>> state = strategy.tell(state, x, (x[:, 0] - 0.5) ** 2)
+    >>> int(state.history.count)
+    4
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple, Protocol
+
+import jax
+import jax.numpy as jnp
+
+from jaxhpo.space import Space
+
+Array = jax.Array
+
+
+class History(NamedTuple):
+    """Fixed-capacity observation buffer.
+
+    Attributes:
+        x: ``[capacity, d]`` told points; rows at or past ``count`` are zeros.
+        y: ``[capacity]`` told values; failed (non-finite) values are kept as told.
+        count: number of points told so far (may exceed capacity; extra rows are dropped).
+    """
+
+    x: Array
+    y: Array
+    count: Array
+
+    @property
+    def capacity(self) -> int:
+        return self.x.shape[-2]
+
+    @property
+    def filled(self) -> Array:
+        """``[capacity]`` True where a row holds a told point."""
+        return jnp.arange(self.capacity) < self.count[..., None]
+
+    @property
+    def valid(self) -> Array:
+        """``[capacity]`` True where a row holds a told point with a finite value."""
+        return self.filled & jnp.isfinite(self.y)
+
+    @property
+    def failed(self) -> Array:
+        """``[capacity]`` True where a row holds a told point whose value is NaN or inf."""
+        return self.filled & ~jnp.isfinite(self.y)
+
+
+def history_init(capacity: int, dim: int, dtype: Any = None) -> History:
+    """An empty ``History`` of ``capacity`` rows in ``dim`` dimensions."""
+    if int(capacity) != capacity or capacity < 1:
+        raise ValueError(f"capacity must be a positive integer, got capacity={capacity!r}")
+    dtype = dtype or jnp.result_type(float)
+    return History(
+        x=jnp.zeros((int(capacity), dim), dtype),
+        y=jnp.full((int(capacity),), jnp.nan, dtype),
+        count=jnp.zeros((), jnp.int32),
+    )
+
+
+def history_add(history: History, x: Array, y: Array) -> History:
+    """Appends ``x[q, d]`` and ``y[q]``; rows past capacity are dropped, never wrapped."""
+    x = jnp.asarray(x, history.x.dtype).reshape(-1, history.x.shape[-1])
+    y = jnp.asarray(y, history.y.dtype).reshape(-1)
+    rows = history.count + jnp.arange(x.shape[0])
+    return History(
+        x=history.x.at[rows].set(x, mode="drop"),
+        y=history.y.at[rows].set(y, mode="drop"),
+        count=history.count + x.shape[0],
+    )
+
+
+def history_grow(history: History, capacity: int) -> History:
+    """A copy of ``history`` with room for ``capacity`` rows (Python-side, not traced)."""
+    extra = int(capacity) - history.capacity
+    if extra < 0:
+        raise ValueError(f"cannot shrink a history of capacity {history.capacity} to {capacity}")
+    return History(
+        x=jnp.pad(history.x, ((0, extra), (0, 0))),
+        y=jnp.pad(history.y, (0, extra), constant_values=jnp.nan),
+        count=history.count,
+    )
+
+
+def history_best(history: History) -> tuple[Array, Array, Array]:
+    """``(index, x, y)`` of the lowest finite value told; index is -1 when none is finite."""
+    masked = jnp.where(history.valid, history.y, jnp.inf)
+    index = jnp.argmin(masked)
+    found = jnp.isfinite(masked[index])
+    return jnp.where(found, index, -1), history.x[index], jnp.where(found, masked[index], jnp.nan)
+
+
+class State(Protocol):
+    """Every strategy state is a NamedTuple pytree with a ``history`` field."""
+
+    history: History
+
+    def _replace(self, **kwargs: Any) -> "State": ...
+
+
+class Strategy(NamedTuple):
+    """A search strategy as three pure functions over a state pytree.
+
+    Attributes:
+        init: ``(key, space, capacity) -> state``.
+        ask: ``(key, state, num) -> (x[num, d] in [0, 1], state)``.
+        tell: ``(state, x[q, d], y[q]) -> state``.
+    """
+
+    init: Callable[[Array, Space, int], Any]
+    ask: Callable[[Array, Any, int], tuple[Array, Any]]
+    tell: Callable[[Any, Array, Array], Any]
+
+
+def tell_history(state: Any, x: Array, y: Array) -> Any:
+    """A ``tell`` that only records the observation: enough for model-free strategies."""
+    return state._replace(history=history_add(state.history, x, y))
+
+
+def grow_state(state: Any, capacity: int) -> Any:
+    """Re-allocates the ``history`` of a state with room for ``capacity`` rows."""
+    return state._replace(history=history_grow(state.history, capacity))
+
+
+def next_capacity(needed: int, minimum: int = 16) -> int:
+    """The smallest power of two, at least ``minimum``, that holds ``needed`` rows."""
+    capacity = minimum
+    while capacity < needed:
+        capacity *= 2
+    return capacity

@@ -1,0 +1,179 @@
+"""Model-free samplers: uniform random, scrambled Sobol and Latin hypercube.
+
+Each sampler is a ``Strategy`` whose ``tell`` only records the observation.
+
+Example:
+    >>> import jax, jaxhpo
+    >>> space = jaxhpo.Space({"x": jaxhpo.Float(0, 1), "y": jaxhpo.Float(0, 1)})
+    >>> s = jaxhpo.strategies.sobol()
+    >>> state = s.init(jax.random.key(0), space, 16)
+    >>> x, state = s.ask(jax.random.key(1), state, 8)
+    >>> x.shape
+    (8, 2)
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxhpo.space import Space
+from jaxhpo.strategies._sobol_data import DIRECTION_NUMBERS
+from jaxhpo.strategies.base import History, Strategy, history_init, tell_history
+
+Array = jax.Array
+
+_BITS = 32
+
+
+class RandomState(NamedTuple):
+    history: History
+
+
+def random() -> Strategy:
+    """Uniform random search over the unit cube.
+
+    Example:
+        >>> strategy = random()
+    """
+
+    def init(key: Array, space: Space, capacity: int) -> RandomState:
+        del key
+        return RandomState(history_init(capacity, space.dim))
+
+    def ask(key: Array, state: RandomState, num: int = 1) -> tuple[Array, RandomState]:
+        x = jax.random.uniform(key, (num, state.history.x.shape[-1]), state.history.x.dtype)
+        return x, state
+
+    return Strategy(init, ask, tell_history)
+
+
+# --------------------------------------------------------------------- Sobol
+@lru_cache(maxsize=None)
+def sobol_directions(dim: int) -> np.ndarray:
+    """Unscrambled Sobol direction numbers ``[dim, 32]`` (uint32, bit 31 most significant).
+
+    Raises:
+        ValueError: if ``dim`` exceeds the 256 tabulated dimensions.
+    """
+    if not 1 <= dim <= len(DIRECTION_NUMBERS):
+        raise ValueError(f"sobol: dim must be in [1, {len(DIRECTION_NUMBERS)}], got dim={dim!r}")
+    table = np.zeros((dim, _BITS), dtype=np.uint64)
+    table[0] = [1 << (_BITS - 1 - j) for j in range(_BITS)]
+    for d in range(1, dim):
+        poly, init = DIRECTION_NUMBERS[d]
+        degree = poly.bit_length() - 1
+        m = list(init)
+        for j in range(degree, _BITS):
+            value = m[j - degree] ^ (m[j - degree] << degree)
+            for k in range(1, degree):
+                if (poly >> (degree - k)) & 1:
+                    value ^= m[j - k] << k
+            m.append(value)
+        table[d] = [m[j] << (_BITS - 1 - j) for j in range(_BITS)]
+    return table.astype(np.uint32)
+
+
+def _scramble_directions(key: Array, directions: Array) -> Array:
+    """Linear matrix scrambling (Matousek): random lower-triangular bit matrices per dimension."""
+    dim = directions.shape[0]
+    lower = jnp.tril(jax.random.bernoulli(key, 0.5, (dim, _BITS, _BITS)).astype(jnp.uint32), -1)
+    lower = lower + jnp.eye(_BITS, dtype=jnp.uint32)
+    shifts = (_BITS - 1 - jnp.arange(_BITS)).astype(jnp.uint32)
+    bits = (directions[:, :, None] >> shifts) & 1  # [dim, column, bit (MSB first)]
+    out_bits = jnp.einsum("dib,djb->dji", lower, bits) % 2
+    return jnp.sum(out_bits.astype(jnp.uint32) << shifts, axis=-1, dtype=jnp.uint32)
+
+
+def sobol_points(directions: Array, shift: Array, index: Array) -> Array:
+    """Sobol points (gray-code order) for integer ``index[n]``, as ``[n, dim]`` floats in [0, 1)."""
+    n = jnp.asarray(index).astype(jnp.uint32)
+    gray = n ^ (n >> 1)
+    bit = (gray[:, None] >> jnp.arange(_BITS, dtype=jnp.uint32)) & 1  # [n, 32]
+    terms = jnp.where(bit[:, None, :] == 1, directions[None], jnp.uint32(0))  # [n, dim, 32]
+    value = jax.lax.reduce(terms, jnp.uint32(0), jax.lax.bitwise_xor, (2,)) ^ shift
+    return (value >> 8).astype(jnp.result_type(float)) * (2.0**-24)
+
+
+class SobolState(NamedTuple):
+    history: History
+    directions: Array  # [d, 32] uint32, scrambled
+    shift: Array  # [d] uint32 digital shift
+    index: Array  # next sequence index
+
+
+def sobol(scramble: bool = True) -> Strategy:
+    """Quasi-random search along a Sobol sequence.
+
+    With ``scramble=True`` (default) each study gets its own linear matrix
+    scrambling and digital shift (Owen-style randomization, as in SciPy), so
+    points are uniform, independent across keys, and keep their low
+    discrepancy. Batches that are powers of two keep the balance properties best.
+
+    Args:
+        scramble: randomize the sequence with the ``init`` key.
+    """
+
+    def init(key: Array, space: Space, capacity: int) -> SobolState:
+        directions = jnp.asarray(sobol_directions(space.dim))
+        shift = jnp.zeros((space.dim,), jnp.uint32)
+        if scramble:
+            k_matrix, k_shift = jax.random.split(key)
+            directions = _scramble_directions(k_matrix, directions)
+            shift = jax.random.bits(k_shift, (space.dim,), jnp.uint32)
+        return SobolState(history_init(capacity, space.dim), directions, shift, jnp.zeros((), jnp.int32))
+
+    def ask(key: Array, state: SobolState, num: int = 1) -> tuple[Array, SobolState]:
+        del key
+        x = sobol_points(state.directions, state.shift, state.index + jnp.arange(num))
+        return x.astype(state.history.x.dtype), state._replace(index=state.index + num)
+
+    return Strategy(init, ask, tell_history)
+
+
+# ------------------------------------------------------- Latin hypercube
+class LHSState(NamedTuple):
+    history: History
+    key: Array
+    index: Array
+
+
+def lhs(num_samples: int | None = None) -> Strategy:
+    """Latin hypercube sampling.
+
+    The design has ``num_samples`` strata per dimension (default: the
+    ``capacity`` given to ``init``, i.e. the whole budget of a ``minimize``
+    run), and points are handed out in order, so any prefix is a random
+    subset of one Latin hypercube and the full budget is exactly one. Past the
+    end, a fresh independent design starts.
+
+    Args:
+        num_samples: strata per dimension; ``None`` uses the capacity.
+    """
+    if num_samples is not None and (int(num_samples) != num_samples or num_samples < 1):
+        raise ValueError(f"lhs: num_samples must be a positive integer, got num_samples={num_samples!r}")
+
+    def init(key: Array, space: Space, capacity: int) -> LHSState:
+        return LHSState(history_init(capacity, space.dim), key, jnp.zeros((), jnp.int32))
+
+    def ask(key: Array, state: LHSState, num: int = 1) -> tuple[Array, LHSState]:
+        del key
+        history = state.history
+        n = int(num_samples or history.capacity)
+        dim = history.x.shape[-1]
+
+        def point(i: Array) -> Array:
+            cycle, row = i // n, i % n
+            k_perm, k_jitter = jax.random.split(jax.random.fold_in(state.key, cycle))
+            perms = jax.vmap(lambda k: jax.random.permutation(k, n))(jax.random.split(k_perm, dim))
+            jitter = jax.random.uniform(jax.random.fold_in(k_jitter, row), (dim,), history.x.dtype)
+            return (perms[:, row] + jitter) / n
+
+        x = jax.vmap(point)(state.index + jnp.arange(num))
+        return x, state._replace(index=state.index + num)
+
+    return Strategy(init, ask, tell_history)

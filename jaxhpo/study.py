@@ -1,0 +1,413 @@
+"""``Study``: the ask/tell shell for any Python objective, with a crash-safe journal.
+
+The study keeps a strategy state (the functional core) and a list of
+``Trial`` records. With ``storage="path.jsonl"`` every ask and tell is
+appended and synced; ``Study.load(path)`` replays the journal, so a study
+killed at any moment resumes with every told trial intact and hands out the
+trials that were still running again, with the same numbers and parameters.
+
+Example:
+    >>> import jaxhpo
+    >>> space = jaxhpo.Space({"x": jaxhpo.Float(-5.0, 5.0), "kind": jaxhpo.Categorical(["a", "b"])})
+    >>> study = jaxhpo.Study(space, jaxhpo.strategies.sobol(), seed=0)
+    >>> study.optimize(lambda p: (p["x"] - 1.0) ** 2 + (p["kind"] == "b"), n_trials=16, progress=False)
+    >>> study.best_params["kind"]
+    'a'
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import enum
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxhpo import journal
+from jaxhpo.space import Space
+from jaxhpo.strategies.base import Strategy, grow_state, next_capacity
+from jaxhpo.strategies.grid import GridExhausted
+
+logger = logging.getLogger("jaxhpo")
+
+_JOURNAL_VERSION = 1
+
+
+class TrialState(str, enum.Enum):
+    RUNNING = "running"
+    COMPLETE = "complete"
+    FAILED = "failed"
+
+
+@dataclass
+class Trial:
+    """One evaluation: its number, parameters, and (once told) value or failure.
+
+    Attributes:
+        number: position in the study, from 0.
+        params: parameter values (categoricals as the choices themselves).
+        x: the point in the unit cube the strategy proposed.
+        state: ``running``, ``complete`` or ``failed``.
+        value: the told value (``None`` until told; NaN/inf kept for failed trials).
+        error: the exception text for failed trials that raised.
+    """
+
+    number: int
+    params: dict[str, Any]
+    x: np.ndarray = field(repr=False)
+    state: TrialState = TrialState.RUNNING
+    value: Optional[float] = None
+    error: Optional[str] = None
+    datetime_start: float = field(default_factory=time.time, repr=False)
+    datetime_complete: Optional[float] = field(default=None, repr=False)
+
+    @property
+    def duration(self) -> Optional[float]:
+        if self.datetime_complete is None:
+            return None
+        return self.datetime_complete - self.datetime_start
+
+
+def _default_strategy() -> Strategy:
+    from jaxhpo import strategies
+
+    return strategies.default()
+
+
+class Study:
+    """Ask/tell optimization of any Python objective.
+
+    Args:
+        space: the search space.
+        strategy: any ``Strategy``; defaults to ``jaxhpo.strategies.default()``.
+        direction: ``"minimize"`` or ``"maximize"``.
+        storage: path of a JSON-lines journal, or ``None`` to keep nothing on disk.
+            The file must not hold a study already; use ``Study.load`` to resume.
+        seed: seed of the study's PRNG key.
+
+    Example:
+        >>> import jaxhpo
+        >>> study = jaxhpo.Study(jaxhpo.Space({"x": jaxhpo.Float(0.0, 1.0)}))
+        >>> [trial] = study.ask()
+        >>> study.tell(trial, trial.params["x"] ** 2)
+        >>> len(study.trials)
+        1
+    """
+
+    def __init__(
+        self,
+        space: Space,
+        strategy: Optional[Strategy] = None,
+        direction: str = "minimize",
+        storage: Optional[str] = None,
+        seed: int = 0,
+    ) -> None:
+        if not isinstance(space, Space):
+            raise ValueError(f"Study: space must be a jaxhpo.Space, got space={space!r}")
+        if direction not in ("minimize", "maximize"):
+            raise ValueError(f"Study: direction must be 'minimize' or 'maximize', got direction={direction!r}")
+        if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
+            raise ValueError(f"Study: seed must be an int, got seed={seed!r}")
+        if strategy is not None and not isinstance(strategy, Strategy):
+            raise ValueError(f"Study: strategy must be a jaxhpo Strategy, got strategy={strategy!r}")
+        self.space = space
+        self.strategy = strategy or _default_strategy()
+        self.direction = direction
+        self.seed = int(seed)
+        self.trials: list[Trial] = []
+        self._sign = 1.0 if direction == "minimize" else -1.0
+        self._requeued: list[Trial] = []
+        self._ask_calls = 0
+        k_init, self._ask_key = jax.random.split(jax.random.key(self.seed))
+        self._ask_fn = jax.jit(self.strategy.ask, static_argnums=2)
+        self._tell_fn = jax.jit(self.strategy.tell)
+        self._state = self.strategy.init(k_init, space, next_capacity(1))
+        self._journal: Optional[journal.Journal] = None
+        if storage is not None:
+            import os
+
+            if os.path.exists(storage) and journal.read(storage):
+                raise ValueError(f"Study: storage={storage!r} already holds a study; resume it with Study.load")
+            self._journal = journal.Journal(storage)
+            self._log(
+                {
+                    "op": "create",
+                    "version": _JOURNAL_VERSION,
+                    "space": space.to_dict(),
+                    "direction": direction,
+                    "seed": self.seed,
+                }
+            )
+
+    # ------------------------------------------------------------ resume
+    @classmethod
+    def load(cls, path: str, strategy: Optional[Strategy] = None) -> "Study":
+        """Resumes the study journaled at ``path``.
+
+        Told trials come back as they were; trials asked but never told (running
+        when the process died) are handed out again by the next ``ask``, with
+        their numbers and parameters. Pass the same ``strategy`` as the original
+        study (strategies are code, not data, as with Optuna's samplers).
+        """
+        records = journal.read(path)
+        if not records or records[0].get("op") != "create":
+            raise ValueError(f"Study.load: {path!r} does not start with a study record")
+        head = records[0]
+        if head.get("version") != _JOURNAL_VERSION:
+            raise ValueError(f"Study.load: unsupported journal version {head.get('version')!r} in {path!r}")
+        study = cls(Space.from_dict(head["space"]), strategy, head["direction"], None, head["seed"])
+        for record in records[1:]:
+            study._replay(record)
+        study._requeued = [t for t in study.trials if t.state is TrialState.RUNNING]
+        study._journal = journal.Journal(path)
+        logger.info(
+            "resumed %s: %d trials told, %d to run again", path, len(study.trials) - len(study._requeued),
+            len(study._requeued),
+        )
+        return study
+
+    def _replay(self, record: dict) -> None:
+        op = record["op"]
+        if op == "grow":
+            self._state = grow_state(self._state, record["capacity"])
+        elif op == "ask":
+            self._strategy_ask(record["n"])  # same key, same state change as the original call
+            for item in record["trials"]:
+                x = np.asarray(item["x"], dtype=np.float64)
+                self.trials.append(self._make_trial(item["number"], x, item.get("time")))
+        elif op == "tell":
+            trial = self.trials[record["number"]]
+            value = record["value"]
+            value = float("nan") if value is None else float(value)
+            if record["state"] == TrialState.FAILED.value and math.isfinite(value):
+                value = float("nan")
+            self._record_tell(trial, value, record.get("error"), record.get("time"))
+        else:
+            raise ValueError(f"Study.load: unknown journal record {record!r}")
+
+    # ------------------------------------------------------------ ask / tell
+    def ask(self, n: int = 1) -> list[Trial]:
+        """Proposes ``n`` trials (fewer only when a grid runs out).
+
+        Raises:
+            GridExhausted: when the strategy is a grid with no points left.
+        """
+        if not isinstance(n, (int, np.integer)) or n < 1:
+            raise ValueError(f"Study.ask: n must be a positive int, got n={n!r}")
+        out = self._requeued[:n]
+        self._requeued = self._requeued[len(out) :]
+        need = n - len(out)
+        if need:
+            x = self._strategy_ask(need)
+            x = x[np.all(np.isfinite(x), axis=1)]
+            now = time.time()
+            fresh = [self._make_trial(len(self.trials) + i, row, now) for i, row in enumerate(x)]
+            self._log(
+                {
+                    "op": "ask",
+                    "n": need,
+                    "trials": [{"number": t.number, "x": t.x.tolist(), "params": t.params} for t in fresh],
+                    "time": now,
+                }
+            )
+            self.trials.extend(fresh)
+            out.extend(fresh)
+            if not out:
+                raise GridExhausted(f"the grid is exhausted after {len(self.trials)} trials")
+        return out
+
+    def tell(self, trial: Trial | int, value: Any) -> None:
+        """Records the outcome of a trial.
+
+        Args:
+            trial: the ``Trial`` (or its number).
+            value: a number, or an exception the objective raised. NaN, inf
+                and exceptions mark the trial failed; the search goes on.
+        """
+        number = trial.number if isinstance(trial, Trial) else trial
+        if not isinstance(number, (int, np.integer)) or not 0 <= number < len(self.trials):
+            raise ValueError(f"Study.tell: unknown trial {trial!r}")
+        record = self.trials[number]
+        if record.state is not TrialState.RUNNING:
+            raise ValueError(f"Study.tell: trial {number} was already told ({record.state.value})")
+        if record in self._requeued:
+            self._requeued.remove(record)
+        error = None
+        if isinstance(value, BaseException):
+            error = f"{type(value).__name__}: {value}"
+            value = float("nan")
+        else:
+            try:
+                value = float(value)
+            except (TypeError, ValueError):
+                raise ValueError(f"Study.tell: value must be a number or an exception, got value={value!r}") from None
+        now = time.time()
+        self._record_tell(record, value, error, now)
+        self._log({"op": "tell", "number": number, "value": value, "state": record.state.value, "error": error, "time": now})
+        if record.state is TrialState.FAILED:
+            logger.warning("trial %d failed: %s", number, error or f"value {value}")
+
+    def _record_tell(self, trial: Trial, value: float, error: Optional[str], when: Optional[float]) -> None:
+        trial.value = value
+        trial.error = error
+        trial.state = TrialState.COMPLETE if math.isfinite(value) else TrialState.FAILED
+        trial.datetime_complete = when if when is not None else time.time()
+        history = self._state.history
+        if int(history.count) + 1 > history.capacity:
+            self._grow(next_capacity(int(history.count) + 1, 2 * history.capacity))
+        y = jnp.asarray([self._sign * value], history.y.dtype)
+        self._state = self._tell_fn(self._state, jnp.asarray(trial.x[None], history.x.dtype), y)
+
+    def _grow(self, capacity: int) -> None:
+        self._state = grow_state(self._state, capacity)
+        self._log({"op": "grow", "capacity": capacity})
+
+    def _strategy_ask(self, n: int) -> np.ndarray:
+        key = jax.random.fold_in(self._ask_key, self._ask_calls)
+        self._ask_calls += 1
+        x, self._state = self._ask_fn(key, self._state, int(n))
+        return np.asarray(x, dtype=np.float64)
+
+    def _make_trial(self, number: int, x: np.ndarray, when: Optional[float]) -> Trial:
+        params = self.space.to_python(self.space.decode(jnp.asarray(x)))
+        return Trial(number=number, params=params, x=np.asarray(x), datetime_start=when or time.time())
+
+    def _log(self, record: dict) -> None:
+        if self._journal is not None:
+            self._journal.append(record)
+
+    # ------------------------------------------------------------ optimize
+    def optimize(
+        self,
+        fn: Callable[[dict[str, Any]], float],
+        n_trials: int,
+        batch_size: int = 1,
+        executor: Optional[cf.Executor] = None,
+        progress: Optional[bool] = None,
+        catch: tuple[type[BaseException], ...] = (Exception,),
+    ) -> None:
+        """Runs ``n_trials`` more trials of ``fn(params) -> value``.
+
+        Args:
+            fn: the objective; gets a dict of parameter values. It must be
+                picklable when ``executor`` is a process pool.
+            n_trials: number of trials to run.
+            batch_size: trials asked, and evaluated concurrently, per round.
+            executor: any ``concurrent.futures.Executor`` (a process pool, or
+                ``dask.distributed``'s client executor); ``None`` runs in this process.
+            progress: show a tqdm progress bar; ``None`` shows one when tqdm is
+                installed and the output is a terminal.
+            catch: exception types recorded as failed trials; others propagate.
+        """
+        if not isinstance(n_trials, (int, np.integer)) or n_trials < 1:
+            raise ValueError(f"Study.optimize: n_trials must be a positive int, got n_trials={n_trials!r}")
+        if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+            raise ValueError(f"Study.optimize: batch_size must be a positive int, got batch_size={batch_size!r}")
+        planned = int(self._state.history.count) + len(self._requeued) + n_trials
+        if planned > self._state.history.capacity:
+            self._grow(next_capacity(planned))
+        bar = _progress_bar(n_trials, progress)
+        done = 0
+        try:
+            while done < n_trials:
+                try:
+                    batch = self.ask(min(batch_size, n_trials - done))
+                except GridExhausted as e:
+                    logger.info("stopping: %s", e)
+                    break
+                for trial, outcome in _evaluate(fn, batch, executor, catch):
+                    self.tell(trial, outcome)
+                    done += 1
+                    if bar is not None:
+                        bar.update(1)
+                        if self._has_complete():
+                            bar.set_postfix(best=self.best_value)
+        finally:
+            if bar is not None:
+                bar.close()
+
+    # ------------------------------------------------------------ results
+    def _has_complete(self) -> bool:
+        return any(t.state is TrialState.COMPLETE for t in self.trials)
+
+    @property
+    def best_trial(self) -> Trial:
+        """The complete trial with the best value."""
+        complete = [t for t in self.trials if t.state is TrialState.COMPLETE]
+        if not complete:
+            raise ValueError("Study: no trial has completed yet")
+        return min(complete, key=lambda t: self._sign * t.value)
+
+    @property
+    def best_params(self) -> dict[str, Any]:
+        return dict(self.best_trial.params)
+
+    @property
+    def best_value(self) -> float:
+        return self.best_trial.value
+
+    @property
+    def state(self) -> Any:
+        """The strategy state (a pytree), for inspection."""
+        return self._state
+
+    def trials_dataframe(self) -> Any:
+        """All trials as a ``pandas.DataFrame`` (requires pandas)."""
+        try:
+            import pandas as pd
+        except ImportError as e:
+            raise ImportError("trials_dataframe needs pandas: pip install pandas") from e
+        rows = []
+        for t in self.trials:
+            row = {"number": t.number, "value": t.value, "state": t.state.value, "duration": t.duration}
+            row.update({f"params_{k}": v for k, v in t.params.items()})
+            row["error"] = t.error
+            rows.append(row)
+        return pd.DataFrame(rows)
+
+    def close(self) -> None:
+        """Closes the journal file (the study stays usable in memory)."""
+        if self._journal is not None:
+            self._journal.close()
+            self._journal = None
+
+
+def _evaluate(
+    fn: Callable, batch: list[Trial], executor: Optional[cf.Executor], catch: tuple
+) -> Iterable[tuple[Trial, Any]]:
+    """Yields ``(trial, value or exception)`` as evaluations finish."""
+    if executor is None:
+        for trial in batch:
+            try:
+                yield trial, fn(dict(trial.params))
+            except catch as e:  # noqa: PERF203 - one objective call per iteration
+                yield trial, e
+        return
+    futures = {executor.submit(fn, dict(t.params)): t for t in batch}
+    for future in cf.as_completed(futures):
+        error = future.exception()
+        if error is not None and not isinstance(error, catch):
+            raise error
+        yield futures[future], error if error is not None else future.result()
+
+
+def _progress_bar(total: int, progress: Optional[bool]) -> Any:
+    if progress is False:
+        return None
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        if progress:
+            logger.warning("progress=True needs tqdm: pip install tqdm")
+        return None
+    import sys
+
+    if progress is None and not sys.stderr.isatty():
+        return None
+    return tqdm(total=total, desc="trials", leave=False)

@@ -1,0 +1,36 @@
+"""Objectives for Study tests; importable in worker processes (no JAX import)."""
+
+import math
+import os
+import signal
+
+
+def quadratic(params):
+    return (params["x"] - 1.0) ** 2 + (0.5 if params["kind"] == "b" else 0.0) + params["n"]
+
+
+def slow_quadratic(params):
+    import time
+
+    time.sleep(0.01)
+    return quadratic(params)
+
+
+def flaky(params):
+    if params["x"] > 3.0:
+        raise RuntimeError(f"diverged at x={params['x']:.3f}")
+    if params["x"] < -3.0:
+        return math.nan
+    if params["x"] < -2.0:
+        return math.inf
+    return quadratic(params)
+
+
+def die_on_fifth_call(params):
+    """Kills its own process with SIGKILL while trial 5 is being evaluated."""
+    counter = os.environ["JAXHPO_TEST_COUNTER"]
+    with open(counter, "a") as f:
+        f.write("x")
+    if os.path.getsize(counter) == 6:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return quadratic(params)

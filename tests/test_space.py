@@ -1,0 +1,172 @@
+"""Tests for jaxhpo.space: round trips, grids, errors."""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import jaxhpo
+from jaxhpo import Categorical, Float, Int, Space
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    low=st.floats(-1e3, 1e3),
+    width=st.floats(1e-2, 1e3),
+    frac=st.floats(0.0, 1.0),
+    log=st.booleans(),
+)
+def test_float_round_trip(low, width, frac, log):
+    if log:
+        low = abs(low) + 1e-3
+    high = low + width
+    value = math.exp(math.log(low) + frac * (math.log(high) - math.log(low))) if log else low + frac * width
+    value = min(max(value, low), high)
+    space = Space({"a": Float(low, high, log=log)})
+    u = space.encode({"a": np.float64(value)}, dtype=jnp.float32)
+    assert 0.0 <= float(u[0]) <= 1.0
+    back = float(space.decode(u)["a"])
+    assert back == pytest.approx(value, rel=1e-4, abs=1e-4 * width)
+
+
+@settings(max_examples=60, deadline=None)
+@given(low=st.integers(-50, 50), span=st.integers(1, 500), log=st.booleans(), data=st.data())
+def test_int_round_trip(low, span, log, data):
+    if log:
+        low = abs(low) + 1
+    high = low + span
+    value = data.draw(st.integers(low, high))
+    space = Space({"n": Int(low, high, log=log)})
+    decoded = space.decode(space.encode({"n": value}))
+    assert decoded["n"].dtype == jnp.int32
+    assert int(decoded["n"]) == value
+
+
+@settings(max_examples=30, deadline=None)
+@given(k=st.integers(1, 12), data=st.data())
+def test_categorical_round_trip(k, data):
+    choices = [f"c{i}" for i in range(k)]
+    space = Space({"c": Categorical(choices)})
+    i = data.draw(st.integers(0, k - 1))
+    decoded = space.decode(space.encode({"c": i}))
+    assert space.to_python(decoded) == {"c": choices[i]}
+    assert space.from_python({"c": choices[i]})["c"] == i
+
+
+def test_uniform_cube_gives_uniform_discrete_values():
+    space = Space({"n": Int(1, 4), "c": Categorical(["a", "b", "c"]), "m": Int(1, 1000, log=True)})
+    params = space.decode(jax.random.uniform(jax.random.key(0), (60000, 3)))
+    assert np.bincount(np.asarray(params["n"]) - 1) / 60000 == pytest.approx([0.25] * 4, abs=0.01)
+    assert np.bincount(np.asarray(params["c"])) / 60000 == pytest.approx([1 / 3] * 3, abs=0.01)
+    m = np.asarray(params["m"])
+    assert m.min() == 1 and m.max() == 1000
+    # log scale: bins of equal width in log over [0.5, 1000.5]
+    expected = (math.log(31.5) - math.log(0.5)) / (math.log(1000.5) - math.log(0.5))
+    assert np.mean(m <= 31) == pytest.approx(expected, abs=0.01)
+
+
+def test_decode_is_jittable_and_vmappable():
+    space = Space({"lr": Float(1e-4, 1.0, log=True), "n": Int(2, 9), "c": Categorical([1, 2])})
+    u = jax.random.uniform(jax.random.key(1), (5, 7, 3))
+    eager = space.decode(u)
+    jitted = jax.jit(space.decode)(u)
+    vmapped = jax.vmap(space.decode)(u)
+    for name in space.names:  # XLA may fuse exp differently: equal up to an ulp
+        np.testing.assert_allclose(eager[name], jitted[name], rtol=2e-6)
+        np.testing.assert_allclose(eager[name], vmapped[name], rtol=2e-6)
+    np.testing.assert_array_equal(eager["n"], jitted["n"])
+    assert eager["lr"].shape == (5, 7)
+    back = jax.jit(space.encode)(eager)
+    np.testing.assert_allclose(space.decode(back)["lr"], eager["lr"], rtol=1e-5)
+
+
+def test_grid_covers_every_combination_once():
+    space = Space({"x": Float(0.0, 1.0), "n": Int(1, 3), "c": Categorical(["a", "b"]), "lr": Float(1e-3, 1, log=True)})
+    points = space.grid(resolution=4)
+    assert points.shape == (4 * 3 * 2 * 4, 4) == (space.grid_size(4), 4)
+    decoded = space.decode(points)
+    combos = {tuple(space.to_python(decoded, i).values()) for i in range(len(points))}
+    assert len(combos) == len(points)
+    xs = sorted({c[0] for c in combos})
+    assert xs == pytest.approx([0, 1 / 3, 2 / 3, 1], abs=1e-6)
+    lrs = sorted({c[3] for c in combos})
+    assert lrs == pytest.approx([1e-3, 1e-2, 1e-1, 1], rel=1e-5)
+    assert {c[1] for c in combos} == {1, 2, 3}
+    assert {c[2] for c in combos} == {"a", "b"}
+
+
+def test_grid_thins_wide_integers_to_distinct_values():
+    space = Space({"n": Int(1, 100)})
+    values = np.asarray(space.decode(space.grid(5))["n"])
+    assert list(values) == [1, 26, 50, 75, 100]
+
+
+def test_sample_stays_in_bounds():
+    space = Space({"x": Float(-3.0, -1.0), "n": Int(5, 7)})
+    p = space.sample(jax.random.key(0), 1000)
+    assert float(p["x"].min()) >= -3.0 and float(p["x"].max()) <= -1.0
+    assert set(np.asarray(p["n"]).tolist()) == {5, 6, 7}
+
+
+def test_to_dict_round_trip():
+    space = Space({"x": Float(0.5, 2, log=True), "n": Int(1, 8), "c": Categorical(["a", 3, None])})
+    assert Space.from_dict(space.to_dict()) == space
+    assert hash(Space.from_dict(space.to_dict())) == hash(space)
+
+
+@pytest.mark.parametrize(
+    "make, words",
+    [
+        (lambda: Float(1.0, 1.0), ["low", "high", "1.0"]),
+        (lambda: Float(2.0, 1.0), ["low=2.0", "high=1.0"]),
+        (lambda: Float(0.0, 1.0, log=True), ["log", "low=0.0"]),
+        (lambda: Float(-1.0, 1.0, log=True), ["log", "-1.0"]),
+        (lambda: Float(0.0, float("inf")), ["high", "inf"]),
+        (lambda: Float(float("nan"), 1.0), ["low", "nan"]),
+        (lambda: Float("a", 1.0), ["low", "'a'"]),
+        (lambda: Int(3, 2), ["low=3", "high=2"]),
+        (lambda: Int(1.5, 3), ["low", "1.5"]),
+        (lambda: Int(0, 10, log=True), ["log", "low=0"]),
+        (lambda: Categorical([]), ["empty"]),
+        (lambda: Categorical(["a", "b", "a"]), ["duplicate", "'a'"]),
+        (lambda: Categorical("abc"), ["list", "'abc'"]),
+        (lambda: Space({}), ["empty"]),
+        (lambda: Space({"x": (0, 1)}), ["'x'", "(0, 1)"]),
+        (lambda: Space({"": Float(0, 1)}), ["names", "''"]),
+    ],
+)
+def test_bad_spaces_raise_clear_errors(make, words):
+    with pytest.raises(ValueError) as info:
+        make()
+    for word in words:
+        assert word in str(info.value)
+
+
+def test_bad_values_raise_naming_parameter_and_value():
+    space = Space({"lr": Float(1e-4, 1e-1, log=True), "n": Int(1, 4), "act": Categorical(["relu", "tanh"])})
+    good = {"lr": 1e-3, "n": 2, "act": "relu"}
+    space.validate(good)
+    cases = [
+        ({**good, "lr": 5.0}, ["'lr'", "5.0"]),
+        ({**good, "lr": float("nan")}, ["'lr'", "nan"]),
+        ({**good, "n": 9}, ["'n'", "9"]),
+        ({**good, "n": 2.5}, ["'n'", "2.5"]),
+        ({**good, "act": "gelu"}, ["'act'", "'gelu'"]),
+        ({**good, "extra": 1}, ["unknown", "'extra'"]),
+        ({"lr": 1e-3, "n": 2}, ["missing", "'act'"]),
+    ]
+    for params, words in cases:
+        with pytest.raises(ValueError) as info:
+            space.validate(params)
+        for word in words:
+            assert word in str(info.value), (params, str(info.value))
+    with pytest.raises(ValueError, match="'act'.*index 5"):
+        space.encode({"lr": 1e-3, "n": 2, "act": 5})
+    with pytest.raises(ValueError, match="shape"):
+        space.decode(jnp.zeros((4, 2)))
+    with pytest.raises(ValueError, match="resolution"):
+        space.grid(0)

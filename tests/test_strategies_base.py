@@ -1,0 +1,42 @@
+"""Tests for the History buffer and the strategy contract."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxhpo.strategies.base import history_add, history_best, history_grow, history_init, next_capacity
+
+
+def test_history_keeps_shape_and_flags_failed():
+    h = history_init(8, 2)
+    shapes = jax.tree.map(jnp.shape, h)
+    add = jax.jit(history_add)
+    h = add(h, jnp.ones((3, 2)) * 0.5, jnp.array([1.0, jnp.nan, -2.0]))
+    h = add(h, jnp.zeros((2, 2)), jnp.array([jnp.inf, 0.5]))
+    assert jax.tree.map(jnp.shape, h) == shapes
+    assert int(h.count) == 5
+    np.testing.assert_array_equal(h.filled, [1, 1, 1, 1, 1, 0, 0, 0])
+    np.testing.assert_array_equal(h.valid, [1, 0, 1, 0, 1, 0, 0, 0])
+    np.testing.assert_array_equal(h.failed, [0, 1, 0, 1, 0, 0, 0, 0])
+    assert np.isnan(h.y[1]) and np.isinf(h.y[3])  # failed values kept as told
+    index, x, y = history_best(h)
+    assert int(index) == 2 and float(y) == -2.0
+
+
+def test_history_drops_past_capacity_and_grows():
+    h = history_add(history_init(2, 1), jnp.arange(3.0)[:, None], jnp.arange(3.0))
+    np.testing.assert_array_equal(h.y, [0.0, 1.0])  # third row dropped, not wrapped
+    g = history_grow(history_init(2, 1), 8)
+    assert g.capacity == 8
+    with pytest.raises(ValueError, match="shrink"):
+        history_grow(g, 4)
+    with pytest.raises(ValueError, match="capacity"):
+        history_init(0, 1)
+    assert next_capacity(17) == 32 and next_capacity(1) == 16
+
+
+def test_best_of_all_failed_is_reported_as_none():
+    h = history_add(history_init(4, 1), jnp.zeros((2, 1)), jnp.array([jnp.nan, jnp.inf]))
+    index, _, y = history_best(h)
+    assert int(index) == -1 and np.isnan(y)

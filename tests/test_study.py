@@ -1,0 +1,191 @@
+"""Tests for Study: ask/tell, failures, journal and crash recovery, executors."""
+
+import concurrent.futures as cf
+import json
+import multiprocessing
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import jaxhpo
+from jaxhpo import journal
+from jaxhpo.study import TrialState
+
+import _objectives
+
+SPACE = jaxhpo.Space(
+    {"x": jaxhpo.Float(-5.0, 5.0), "kind": jaxhpo.Categorical(["a", "b"]), "n": jaxhpo.Int(0, 2)}
+)
+
+
+def test_ask_tell_and_best():
+    study = jaxhpo.Study(SPACE, jaxhpo.strategies.sobol(), seed=1)
+    trials = study.ask(4)
+    assert [t.number for t in trials] == [0, 1, 2, 3]
+    for t in trials:
+        SPACE.validate(t.params)
+        study.tell(t, _objectives.quadratic(t.params))
+    study.optimize(_objectives.quadratic, n_trials=28, batch_size=4, progress=False)
+    assert len(study.trials) == 32
+    values = [t.value for t in study.trials]
+    assert study.best_value == min(values)
+    assert study.best_params == study.trials[int(np.argmin(values))].params
+    assert study.best_params["kind"] == "a" and study.best_params["n"] == 0
+    with pytest.raises(ValueError, match="already told"):
+        study.tell(trials[0], 1.0)
+    with pytest.raises(ValueError, match="unknown trial"):
+        study.tell(99, 1.0)
+    with pytest.raises(ValueError, match="value must be a number"):
+        study.tell(study.ask()[0], "bad")
+
+
+def test_maximize_direction():
+    study = jaxhpo.Study(SPACE, jaxhpo.strategies.random(), direction="maximize", seed=0)
+    study.optimize(lambda p: -_objectives.quadratic(p), n_trials=20, progress=False)
+    assert study.best_value == max(t.value for t in study.trials)
+
+
+def test_failures_are_recorded_and_the_search_goes_on():
+    study = jaxhpo.Study(SPACE, jaxhpo.strategies.random(), seed=3)
+    study.optimize(_objectives.flaky, n_trials=60, progress=False)
+    assert len(study.trials) == 60
+    failed = [t for t in study.trials if t.state is TrialState.FAILED]
+    raised = [t for t in failed if t.error]
+    assert raised and all("RuntimeError: diverged" in t.error for t in raised)
+    assert any(t.value is not None and np.isnan(t.value) for t in failed)
+    assert any(t.value is not None and np.isinf(t.value) for t in failed)
+    for t in study.trials:
+        x = t.params["x"]
+        assert (t.state is TrialState.FAILED) == (x > 3.0 or x < -2.0)
+    assert -2.0 <= study.best_params["x"] <= 3.0
+    history = study.state.history
+    assert int(history.count) == 60 and int(history.failed.sum()) == len(failed)
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="direction"):
+        jaxhpo.Study(SPACE, direction="up")
+    with pytest.raises(ValueError, match="space"):
+        jaxhpo.Study({"x": 1})
+    study = jaxhpo.Study(SPACE)
+    with pytest.raises(ValueError, match="n_trials"):
+        study.optimize(_objectives.quadratic, n_trials=0)
+    with pytest.raises(ValueError, match="no trial has completed"):
+        study.best_params
+
+
+def test_trials_dataframe():
+    study = jaxhpo.Study(SPACE, seed=0)
+    study.optimize(_objectives.flaky, n_trials=10, progress=False)
+    df = study.trials_dataframe()
+    assert list(df["number"]) == list(range(10))
+    assert {"value", "state", "params_x", "params_kind", "params_n", "error"} <= set(df.columns)
+
+
+def test_journal_round_trip_and_refuses_to_overwrite(tmp_path):
+    path = str(tmp_path / "study.jsonl")
+    study = jaxhpo.Study(SPACE, jaxhpo.strategies.sobol(), storage=path, seed=4)
+    study.optimize(_objectives.flaky, n_trials=12, batch_size=3, progress=False)
+    study.close()
+    loaded = jaxhpo.Study.load(path, jaxhpo.strategies.sobol())
+    assert [(t.number, t.params, t.state, t.error) for t in loaded.trials] == [
+        (t.number, t.params, t.state, t.error) for t in study.trials
+    ]
+    for a, b in zip(loaded.trials, study.trials):
+        assert a.value == b.value or (np.isnan(a.value) and not np.isfinite(b.value))
+    # the resumed study continues the same Sobol sequence as an uninterrupted one
+    loaded.optimize(_objectives.quadratic, n_trials=4, progress=False)
+    study.optimize(_objectives.quadratic, n_trials=4, progress=False)
+    assert [t.params for t in loaded.trials] == [t.params for t in study.trials]
+    with pytest.raises(ValueError, match="already holds a study"):
+        jaxhpo.Study(SPACE, storage=path)
+
+
+def test_partial_trailing_line_is_ignored(tmp_path):
+    path = str(tmp_path / "study.jsonl")
+    study = jaxhpo.Study(SPACE, storage=path, seed=0)
+    study.optimize(_objectives.quadratic, n_trials=3, progress=False)
+    study.close()
+    with open(path, "a") as f:
+        f.write('{"op": "tell", "numb')  # a write cut short by a crash
+    loaded = jaxhpo.Study.load(path)
+    assert len(loaded.trials) == 3
+    loaded.optimize(_objectives.quadratic, n_trials=1, progress=False)
+    loaded.close()
+    assert len(journal.read(path)) == len(open(path).read().splitlines())
+
+
+CRASHING_SCRIPT = textwrap.dedent(
+    """
+    import sys
+    sys.path[:0] = [{tests!r}, {root!r}]
+    import jaxhpo, _objectives
+    space = jaxhpo.Space.from_dict({space!r})
+    study = jaxhpo.Study(space, jaxhpo.strategies.sobol(), storage={path!r}, seed=7)
+    study.optimize(_objectives.die_on_fifth_call, n_trials=12, batch_size={batch}, progress=False)
+    print("not reached")
+    """
+)
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+def test_sigkill_in_the_middle_of_optimize_resumes_without_loss(tmp_path, batch):
+    path = str(tmp_path / "study.jsonl")
+    here = os.path.dirname(os.path.abspath(__file__))
+    script = CRASHING_SCRIPT.format(tests=here, root=os.path.dirname(here), space=SPACE.to_dict(), path=path,
+                                    batch=batch)
+    env = {**os.environ, "JAXHPO_TEST_COUNTER": str(tmp_path / "calls")}
+    proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == -9, proc.stderr  # killed by SIGKILL mid-optimize
+    records = journal.read(path)
+    told = {r["number"]: r["value"] for r in records if r["op"] == "tell"}
+    asked = {t["number"]: t["params"] for r in records if r["op"] == "ask" for t in r["trials"]}
+    assert len(told) == 5 and len(asked) > len(told)
+
+    study = jaxhpo.Study.load(path, jaxhpo.strategies.sobol())
+    for number, value in told.items():  # every told trial intact
+        assert study.trials[number].state is TrialState.COMPLETE
+        assert study.trials[number].value == value
+    running = [t.number for t in study.trials if t.state is TrialState.RUNNING]
+    assert running == sorted(set(asked) - set(told))
+    study.optimize(_objectives.quadratic, n_trials=12 - len(told), batch_size=batch, progress=False)
+    numbers = [t.number for t in study.trials]
+    assert numbers == list(range(12))  # none lost, none duplicated
+    assert all(t.state is TrialState.COMPLETE for t in study.trials)
+    for number in running:  # the interrupted trials ran again with their own parameters
+        assert study.trials[number].params == asked[number]
+    # and the whole study is the one an uninterrupted run would have produced
+    clean = jaxhpo.Study(SPACE, jaxhpo.strategies.sobol(), seed=7)
+    clean.optimize(_objectives.quadratic, n_trials=12, batch_size=batch, progress=False)
+    assert [t.params for t in study.trials] == [t.params for t in clean.trials]
+
+
+def test_process_pool_executor():
+    study = jaxhpo.Study(SPACE, jaxhpo.strategies.sobol(), seed=2)
+    context = multiprocessing.get_context("spawn")
+    with cf.ProcessPoolExecutor(max_workers=2, mp_context=context) as pool:
+        study.optimize(_objectives.slow_quadratic, n_trials=16, batch_size=4, executor=pool, progress=False)
+    assert len(study.trials) == 16
+    for t in study.trials:
+        assert t.value == pytest.approx(_objectives.quadratic(t.params))
+    sequential = jaxhpo.Study(SPACE, jaxhpo.strategies.sobol(), seed=2)
+    sequential.optimize(_objectives.quadratic, n_trials=16, batch_size=4, progress=False)
+    assert [t.params for t in study.trials] == [t.params for t in sequential.trials]
+
+
+def test_executor_failures_are_recorded():
+    study = jaxhpo.Study(SPACE, jaxhpo.strategies.random(), seed=3)
+    with cf.ThreadPoolExecutor(max_workers=2) as pool:
+        study.optimize(_objectives.flaky, n_trials=30, batch_size=5, executor=pool, progress=False)
+    assert len(study.trials) == 30
+    assert any(t.error and "diverged" in t.error for t in study.trials)
+
+
+def test_progress_bar_runs(capsys):
+    study = jaxhpo.Study(SPACE, seed=0)
+    study.optimize(_objectives.quadratic, n_trials=3, progress=True)
+    assert "trials" in capsys.readouterr().err

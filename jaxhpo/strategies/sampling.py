@@ -166,14 +166,19 @@ def lhs(num_samples: int | None = None) -> Strategy:
         n = int(num_samples or history.capacity)
         dim = history.x.shape[-1]
 
-        def point(i: Array) -> Array:
-            cycle, row = i // n, i % n
-            k_perm, k_jitter = jax.random.split(jax.random.fold_in(state.key, cycle))
-            perms = jax.vmap(lambda k: jax.random.permutation(k, n))(jax.random.split(k_perm, dim))
-            jitter = jax.random.uniform(jax.random.fold_in(k_jitter, row), (dim,), history.x.dtype)
-            return (perms[:, row] + jitter) / n
+        index = state.index + jnp.arange(num)
+        first = state.index // n
+        cycles = first + jnp.arange(1 if num == 1 else num // n + 2)  # every cycle this batch can touch
 
-        x = jax.vmap(point)(state.index + jnp.arange(num))
+        def permutations(cycle: Array) -> Array:
+            # one batched sort of random keys: a uniform random permutation per dimension
+            return jnp.argsort(jax.random.bits(jax.random.fold_in(state.key, cycle), (dim, n)), axis=-1)
+
+        perms = jax.vmap(permutations)(cycles)  # [cycles, d, n]
+        k_jitter = jax.random.split(state.key)[1]  # cycles use fold_in; jitter its own stream
+        jitter = jax.vmap(lambda i: jax.random.uniform(jax.random.fold_in(k_jitter, i), (dim,), history.x.dtype))(index)
+        strata = perms[index // n - first, :, index % n]  # [num, d]
+        x = (strata + jitter) / n
         return x, state._replace(index=state.index + num)
 
     return Strategy(init, ask, tell_history)

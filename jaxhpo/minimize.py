@@ -100,15 +100,27 @@ def minimize(
             f"minimize: the grid has {shape.points.shape[0]} points but num_rounds * batch_size = "
             f"{capacity}; lower the budget or raise the grid resolution"
         )
-    return _run(objective, space, strategy, num_rounds, batch_size, key)
+    # The program is traced, batched and compiled in a local float64 context, so
+    # that the GP inside model-based strategies computes in float64 even when the
+    # caller vmaps ``minimize``; points and values keep the caller's default float
+    # dtype. (Under the caller's own jit, lowering happens outside this context:
+    # jaxhpo's code avoids the primitives that then fail, but with a model-based
+    # strategy under your own jit, enabling x64 globally is the safe choice.)
+    dtype = jnp.result_type(float)
+    with jax.enable_x64(True):
+        return _run(objective, space, strategy, num_rounds, batch_size, dtype, key)
 
 
-@partial(jax.jit, static_argnums=(0, 1, 2, 3, 4))
+def _cast_floats(tree: Any, dtype: Any) -> Any:
+    return jax.tree.map(lambda a: a.astype(dtype) if a.dtype == jnp.float64 else a, tree)
+
+
+@partial(jax.jit, static_argnums=(0, 1, 2, 3, 4, 5))
 def _run(
-    objective: Objective, space: Space, strategy: Strategy, num_rounds: int, batch_size: int, key: Array
+    objective: Objective, space: Space, strategy: Strategy, num_rounds: int, batch_size: int, dtype: Any, key: Array
 ) -> MinimizeResult:
     k_init, k_run = jax.random.split(key)
-    state = strategy.init(k_init, space, num_rounds * batch_size)
+    state = _cast_floats(strategy.init(k_init, space, num_rounds * batch_size), dtype)
 
     def one_round(state: Any, k: Array) -> tuple[Any, tuple[Array, Array]]:
         x, state = strategy.ask(k, state, batch_size)
@@ -124,6 +136,7 @@ def _run(
         return state, (x, y)
 
     state, (xs, ys) = jax.lax.scan(one_round, state, jax.random.split(k_run, num_rounds))
+    ys = ys.astype(dtype)
     x = xs.reshape(num_rounds * batch_size, space.dim)
     y = ys.reshape(-1)
     per_round = jnp.min(jnp.where(jnp.isfinite(ys), ys, jnp.inf), axis=1)
@@ -148,6 +161,6 @@ def _run(
 
 def _argmin_finite(y: Array) -> Array:
     masked = jnp.where(jnp.isfinite(y), y, jnp.inf)
-    index = jnp.argmin(masked)
-    return jnp.where(jnp.isfinite(masked[index]), index, -1)
+    index = jax.lax.top_k(-masked, 1)[1][0]  # not argmin: see jaxhpo.gp.gp.argmax
+    return jnp.where(jnp.isfinite(masked[index]), index, -1).astype(jnp.int32)
 

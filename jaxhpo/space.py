@@ -248,6 +248,8 @@ class Space:
             v = jnp.clip(values[..., i], clip_lo[i], clip_hi[i])
             if discrete[i]:
                 v = jnp.clip(jnp.round(v), clip_lo[i], clip_hi[i]).astype(jnp.int32)
+            else:
+                v = v.astype(u.dtype)
             out[name] = v
         return out
 

@@ -31,7 +31,7 @@ import numpy as np
 
 from jaxhpo import journal
 from jaxhpo.space import Space
-from jaxhpo.strategies.base import Strategy, grow_state, next_capacity
+from jaxhpo.strategies.base import Strategy, grow_state, next_capacity, with_pending
 from jaxhpo.strategies.grid import GridExhausted
 
 logger = logging.getLogger("jaxhpo")
@@ -271,6 +271,10 @@ class Study:
     def _strategy_ask(self, n: int) -> np.ndarray:
         key = jax.random.fold_in(self._ask_key, self._ask_calls)
         self._ask_calls += 1
+        running = [t.x for t in self.trials if t.state is TrialState.RUNNING]
+        if hasattr(self._state, "pending"):  # model-based: fantasize trials still running
+            pending = np.asarray(running[-self._state.pending.capacity :]).reshape(-1, self.space.dim)
+            self._state = with_pending(self._state, pending)
         x, self._state = self._ask_fn(key, self._state, int(n))
         return np.asarray(x, dtype=np.float64)
 

@@ -71,7 +71,7 @@ def test_bad_arguments():
         jaxhpo.Study(SPACE, direction="up")
     with pytest.raises(ValueError, match="space"):
         jaxhpo.Study({"x": 1})
-    study = jaxhpo.Study(SPACE)
+    study = jaxhpo.Study(SPACE, jaxhpo.strategies.random())
     with pytest.raises(ValueError, match="n_trials"):
         study.optimize(_objectives.quadratic, n_trials=0)
     with pytest.raises(ValueError, match="no trial has completed"):
@@ -79,7 +79,7 @@ def test_bad_arguments():
 
 
 def test_trials_dataframe():
-    study = jaxhpo.Study(SPACE, seed=0)
+    study = jaxhpo.Study(SPACE, jaxhpo.strategies.sobol(), seed=0)
     study.optimize(_objectives.flaky, n_trials=10, progress=False)
     df = study.trials_dataframe()
     assert list(df["number"]) == list(range(10))
@@ -107,12 +107,12 @@ def test_journal_round_trip_and_refuses_to_overwrite(tmp_path):
 
 def test_partial_trailing_line_is_ignored(tmp_path):
     path = str(tmp_path / "study.jsonl")
-    study = jaxhpo.Study(SPACE, storage=path, seed=0)
+    study = jaxhpo.Study(SPACE, jaxhpo.strategies.random(), storage=path, seed=0)
     study.optimize(_objectives.quadratic, n_trials=3, progress=False)
     study.close()
     with open(path, "a") as f:
         f.write('{"op": "tell", "numb')  # a write cut short by a crash
-    loaded = jaxhpo.Study.load(path)
+    loaded = jaxhpo.Study.load(path, jaxhpo.strategies.random())
     assert len(loaded.trials) == 3
     loaded.optimize(_objectives.quadratic, n_trials=1, progress=False)
     loaded.close()
@@ -186,6 +186,6 @@ def test_executor_failures_are_recorded():
 
 
 def test_progress_bar_runs(capsys):
-    study = jaxhpo.Study(SPACE, seed=0)
+    study = jaxhpo.Study(SPACE, jaxhpo.strategies.random(), seed=0)
     study.optimize(_objectives.quadratic, n_trials=3, progress=True)
     assert "trials" in capsys.readouterr().err

@@ -6,17 +6,19 @@ Example:
 """
 
 from jaxhpo.strategies.base import History, Strategy, history_add, history_best, history_init
+from jaxhpo.strategies.bayes import bayes
 from jaxhpo.strategies.grid import GridExhausted, grid
 from jaxhpo.strategies.sampling import lhs, random, sobol
 
 
 def default() -> Strategy:
-    """The strategy ``Study`` uses when none is given."""
-    return sobol()
+    """The strategy ``Study`` uses when none is given: ``bayes()``."""
+    return bayes()
 
 
 __all__ = [
     "GridExhausted",
+    "bayes",
     "History",
     "Strategy",
     "default",

@@ -115,6 +115,35 @@ def history_best(history: History) -> tuple[Array, Array, Array]:
     return jnp.where(found, index, -1), history.x[index], jnp.where(found, masked[index], jnp.nan)
 
 
+@jax.tree_util.register_pytree_node_class
+class Static:
+    """Wraps a hashable Python value (such as a ``Space``) as a leafless pytree node.
+
+    States use it to carry static information to ``ask`` without closing over
+    it: the value lives in the tree structure, so ``jit``, ``vmap`` and ``scan``
+    see no array and never trace it.
+    """
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def tree_flatten(self) -> tuple[tuple, Any]:
+        return (), self.value
+
+    @classmethod
+    def tree_unflatten(cls, value: Any, children: tuple) -> "Static":
+        return cls(value)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Static) and self.value == other.value
+
+    def __hash__(self) -> int:
+        return hash(self.value)
+
+    def __repr__(self) -> str:
+        return f"Static({self.value!r})"
+
+
 class State(Protocol):
     """Every strategy state is a NamedTuple pytree with a ``history`` field."""
 
@@ -140,6 +169,21 @@ class Strategy(NamedTuple):
 def tell_history(state: Any, x: Array, y: Array) -> Any:
     """A ``tell`` that only records the observation: enough for model-free strategies."""
     return state._replace(history=history_add(state.history, x, y))
+
+
+def with_pending(state: Any, x: Array) -> Any:
+    """For states with a ``pending`` buffer: a copy whose pending points are ``x[p, d]``.
+
+    Model-based strategies fantasize pending points (asked, not yet told) so
+    that parallel workers do not all get the same suggestion. States without a
+    ``pending`` field come back unchanged.
+    """
+    pending = getattr(state, "pending", None)
+    if pending is None:
+        return state
+    empty = History(jnp.zeros_like(pending.x), jnp.full_like(pending.y, jnp.nan), jnp.zeros_like(pending.count))
+    x = jnp.asarray(x, pending.x.dtype).reshape(-1, pending.x.shape[-1])
+    return state._replace(pending=history_add(empty, x, jnp.zeros(x.shape[0], pending.y.dtype)))
 
 
 def grow_state(state: Any, capacity: int) -> Any:

@@ -81,11 +81,12 @@ def sobol_directions(dim: int) -> np.ndarray:
 def _scramble_directions(key: Array, directions: Array) -> Array:
     """Linear matrix scrambling (Matousek): random lower-triangular bit matrices per dimension."""
     dim = directions.shape[0]
-    lower = jnp.tril(jax.random.bernoulli(key, 0.5, (dim, _BITS, _BITS)).astype(jnp.uint32), -1)
+    # random bits from uint32 draws (not bernoulli: its float draws follow the x64 flag)
+    lower = jnp.tril(jax.random.bits(key, (dim, _BITS, _BITS), jnp.uint32) & jnp.uint32(1), -1)
     lower = lower + jnp.eye(_BITS, dtype=jnp.uint32)
-    shifts = (_BITS - 1 - jnp.arange(_BITS)).astype(jnp.uint32)
+    shifts = jnp.uint32(_BITS - 1) - jnp.arange(_BITS, dtype=jnp.uint32)
     bits = (directions[:, :, None] >> shifts) & 1  # [dim, column, bit (MSB first)]
-    out_bits = jnp.einsum("dib,djb->dji", lower, bits) % 2
+    out_bits = jnp.einsum("dib,djb->dji", lower, bits, preferred_element_type=jnp.uint32) % jnp.uint32(2)
     return jnp.sum(out_bits.astype(jnp.uint32) << shifts, axis=-1, dtype=jnp.uint32)
 
 
@@ -172,7 +173,7 @@ def lhs(num_samples: int | None = None) -> Strategy:
 
         def permutations(cycle: Array) -> Array:
             # one batched sort of random keys: a uniform random permutation per dimension
-            return jnp.argsort(jax.random.bits(jax.random.fold_in(state.key, cycle), (dim, n)), axis=-1)
+            return jnp.argsort(jax.random.bits(jax.random.fold_in(state.key, cycle), (dim, n), jnp.uint32), axis=-1)
 
         perms = jax.vmap(permutations)(cycles)  # [cycles, d, n]
         k_jitter = jax.random.split(state.key)[1]  # cycles use fold_in; jitter its own stream

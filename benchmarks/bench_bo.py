@@ -1,0 +1,257 @@
+"""Bayesian optimization: jaxhpo ``bayes()`` against Optuna, scikit-optimize, bayes_opt and random search.
+
+Three questions, in one invocation (each can be skipped):
+
+1. quality: final log10 regret after 60 evaluations (10 initial) on Branin,
+   Hartmann6, Ackley5, Rosenbrock4 and Levy10, over seeds; median and IQR,
+   and the optimizer's overhead per run (CPU seconds, objective time excluded);
+2. speed: time per suggestion (fit + acquisition, after compilation) with
+   n = 50 .. 1000 observations in 6-d, jaxhpo beside Optuna's GPSampler;
+3. many studies: 16 complete BO studies on Branin vmapped in one compiled
+   ``minimize`` call against 16 sequential calls.
+
+    OPENBLAS_NUM_THREADS=1 python benchmarks/bench_bo.py                  # everything
+    OPENBLAS_NUM_THREADS=1 python benchmarks/bench_bo.py --only quality --seeds 10
+
+Results go to ``benchmarks/results/bo_<part>.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+import warnings
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+
+import jaxhpo  # noqa: E402
+from benchmarks.common import iqr, log10_regret, write_results  # noqa: E402
+from benchmarks.functions import FUNCTIONS, HARTMANN6, BRANIN, BenchmarkFunction  # noqa: E402
+
+EVALS, INITIAL = 60, 10
+
+
+class Timed:
+    """Wraps a NumPy objective, accumulating the time spent inside it."""
+
+    def __init__(self, f: BenchmarkFunction) -> None:
+        self.f, self.seconds, self.best = f, 0.0, np.inf
+        self.np_fn = jax.jit(f.fn)
+
+    def __call__(self, x) -> float:
+        start = time.process_time()
+        value = float(self.np_fn(jnp.asarray(np.asarray(x, np.float32))))
+        self.seconds += time.process_time() - start
+        self.best = min(self.best, value)
+        return value
+
+
+# ------------------------------------------------------------------ runners
+def run_jaxhpo(f: BenchmarkFunction, seeds: int, strategy) -> tuple[list[float], list[float]]:
+    run = jax.jit(lambda k: jaxhpo.minimize(f.objective, f.space, strategy, num_rounds=EVALS, key=k).best_value)
+    jax.block_until_ready(run(jax.random.key(10_000)))  # compile
+    values, overhead = [], []
+    for seed in range(seeds):
+        start = time.process_time()
+        values.append(float(jax.block_until_ready(run(jax.random.key(seed)))))
+        overhead.append(time.process_time() - start)  # objective time is negligible inside the program
+    return values, overhead
+
+
+def run_optuna(f: BenchmarkFunction, seeds: int, kind: str) -> tuple[list[float], list[float]]:
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    values, overhead = [], []
+    for seed in range(seeds):
+        obj = Timed(f)
+        if kind == "tpe":
+            sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=INITIAL)
+        else:
+            sampler = optuna.samplers.GPSampler(seed=seed, n_startup_trials=INITIAL)
+        study = optuna.create_study(sampler=sampler)
+
+        def objective(trial):
+            return obj([trial.suggest_float(f"x{i}", lo, hi) for i, (lo, hi) in enumerate(f.bounds)])
+
+        start = time.process_time()
+        study.optimize(objective, n_trials=EVALS)
+        overhead.append(time.process_time() - start - obj.seconds)
+        values.append(obj.best)
+    return values, overhead
+
+
+def run_skopt(f: BenchmarkFunction, seeds: int) -> tuple[list[float], list[float]]:
+    from skopt import gp_minimize
+
+    values, overhead = [], []
+    for seed in range(seeds):
+        obj = Timed(f)
+        start = time.process_time()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            gp_minimize(obj, list(f.bounds), n_calls=EVALS, n_initial_points=INITIAL, random_state=seed)
+        overhead.append(time.process_time() - start - obj.seconds)
+        values.append(obj.best)
+    return values, overhead
+
+
+def run_bayes_opt(f: BenchmarkFunction, seeds: int) -> tuple[list[float], list[float]]:
+    from bayes_opt import BayesianOptimization
+
+    values, overhead = [], []
+    for seed in range(seeds):
+        obj = Timed(f)
+
+        def target(**kw):
+            return -obj([kw[f"x{i}"] for i in range(f.dim)])
+
+        bounds = {f"x{i}": b for i, b in enumerate(f.bounds)}
+        opt = BayesianOptimization(f=target, pbounds=bounds, random_state=seed, verbose=0)
+        start = time.process_time()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            opt.maximize(init_points=INITIAL, n_iter=EVALS - INITIAL)
+        overhead.append(time.process_time() - start - obj.seconds)
+        values.append(obj.best)
+    return values, overhead
+
+
+METHODS = {
+    "jaxhpo bayes": lambda f, s: run_jaxhpo(f, s, jaxhpo.strategies.bayes(num_initial=INITIAL)),
+    "random (jaxhpo)": lambda f, s: run_jaxhpo(f, s, jaxhpo.strategies.random()),
+    "optuna TPE": lambda f, s: run_optuna(f, s, "tpe"),
+    "optuna GP": lambda f, s: run_optuna(f, s, "gp"),
+    "skopt gp_minimize": run_skopt,
+    "bayes_opt": run_bayes_opt,
+}
+
+
+def quality(seeds: int, functions: list[str], methods: list[str]) -> dict:
+    rows = []
+    print(f"\n## Quality: final log10 regret after {EVALS} evaluations ({INITIAL} initial), {seeds} seeds")
+    print(f"{'function':<12} {'method':<18} {'median':>8} {'IQR':>16} {'overhead s/run':>15}")
+    for name in functions:
+        f = FUNCTIONS[name]
+        for method in methods:
+            try:
+                values, overhead = METHODS[method](f, seeds)
+            except ImportError as e:
+                print(f"{name:<12} {method:<18} skipped ({e})")
+                continue
+            regret = log10_regret(np.asarray(values) - f.optimum_value)
+            q1, q3 = iqr(regret)
+            row = {"function": name, "method": method, "median_log10_regret": float(np.median(regret)),
+                   "iqr": [q1, q3], "log10_regret": regret.tolist(), "overhead_cpu_s": float(np.median(overhead))}
+            rows.append(row)
+            print(f"{name:<12} {method:<18} {row['median_log10_regret']:>8.2f} {f'[{q1:.2f}, {q3:.2f}]':>16} "
+                  f"{row['overhead_cpu_s']:>15.2f}", flush=True)
+            write_results("bo_quality", {"seeds": seeds, "evaluations": EVALS, "initial": INITIAL, "rows": rows})
+    return {"seeds": seeds, "evaluations": EVALS, "initial": INITIAL, "rows": rows}
+
+
+# -------------------------------------------------------------------- speed
+def _jaxhpo_ask_time(n: int, strategy, repeats: int = 5) -> float:
+    from jaxhpo.strategies.base import next_capacity
+
+    f = HARTMANN6
+    state = strategy.init(jax.random.key(0), f.space, next_capacity(n + repeats))
+    x = jax.random.uniform(jax.random.key(1), (n, f.dim))
+    state = strategy.tell(state, x, f.fn(x))
+    ask = jax.jit(strategy.ask, static_argnums=2)
+    tell = jax.jit(strategy.tell)
+    jax.block_until_ready(ask(jax.random.key(2), state, 1))  # compile
+    times = []
+    for i in range(repeats):  # consecutive suggestions, each told before the next
+        start = time.perf_counter()
+        xq, state = jax.block_until_ready(ask(jax.random.key(3 + i), state, 1))
+        times.append(time.perf_counter() - start)
+        state = tell(state, xq, f.fn(xq))
+    return float(np.median(times))
+
+
+def _optuna_ask_time(n: int, repeats: int = 3) -> float:
+    import optuna
+    from optuna.distributions import FloatDistribution
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    f = HARTMANN6
+    dist = {f"x{i}": FloatDistribution(0.0, 1.0) for i in range(f.dim)}
+    study = optuna.create_study(sampler=optuna.samplers.GPSampler(seed=0))
+    rng = np.random.default_rng(0)
+    xs = rng.uniform(size=(n, f.dim))
+    ys = np.asarray(f.fn(jnp.asarray(xs)))
+    study.add_trials([optuna.trial.create_trial(params={k: float(v) for k, v in zip(dist, x)}, distributions=dist,
+                                                value=float(y)) for x, y in zip(xs, ys)])
+    times = []
+    for _ in range(repeats + 1):
+        start = time.perf_counter()
+        trial = study.ask(dist)
+        times.append(time.perf_counter() - start)
+        study.tell(trial, float(f.fn(jnp.asarray([trial.params[k] for k in dist]))))
+    return float(np.median(times[1:]))
+
+
+def speed(sizes: list[int], with_optuna: bool) -> dict:
+    print("\n## Speed: seconds per suggestion (fit + acquisition, after compile), 6-d, median of 5 consecutive")
+    print(f"{'n':>6} {'jaxhpo bayes()':>15} {'refit_every=8':>14} {'optuna GPSampler':>17} {'optuna/jaxhpo':>14}")
+    rows = []
+    for n in sizes:
+        ours = _jaxhpo_ask_time(n, jaxhpo.strategies.bayes())
+        fast = _jaxhpo_ask_time(n, jaxhpo.strategies.bayes(refit_every=8))
+        theirs = _optuna_ask_time(n) if with_optuna else float("nan")
+        rows.append({"n": n, "jaxhpo_s": ours, "jaxhpo_refit8_s": fast, "optuna_gp_s": theirs})
+        print(f"{n:>6} {ours:>15.4f} {fast:>14.4f} {theirs:>17.4f} {theirs / ours:>14.1f}", flush=True)
+    return {"rows": rows}
+
+
+# ------------------------------------------------------------- many studies
+def many_studies(count: int = 16) -> dict:
+    f = BRANIN
+    strategy = jaxhpo.strategies.bayes(num_initial=INITIAL)
+    keys = jax.random.split(jax.random.key(0), count)
+    one = jax.jit(lambda k: jaxhpo.minimize(f.objective, f.space, strategy, num_rounds=EVALS, key=k).best_value)
+    many = jax.jit(jax.vmap(lambda k: jaxhpo.minimize(f.objective, f.space, strategy, num_rounds=EVALS,
+                                                      key=k).best_value))
+    jax.block_until_ready(one(keys[0])), jax.block_until_ready(many(keys))
+    start = time.perf_counter()
+    batched = jax.block_until_ready(many(keys))
+    t_vmap = time.perf_counter() - start
+    start = time.perf_counter()
+    sequential = [float(jax.block_until_ready(one(k))) for k in keys]
+    t_seq = time.perf_counter() - start
+    same = bool(np.allclose(np.asarray(batched), sequential, rtol=1e-4, atol=1e-6))
+    print(f"\n## Many studies: {count} BO studies on Branin ({EVALS} evaluations each)")
+    print(f"vmapped in one call: {t_vmap:.2f} s; {count} sequential calls: {t_seq:.2f} s; "
+          f"ratio sequential/vmapped {t_seq / t_vmap:.2f}; same results: {same}")
+    return {"studies": count, "vmapped_s": t_vmap, "sequential_s": t_seq, "ratio": t_seq / t_vmap, "same_results": same}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--only", choices=["quality", "speed", "many"], action="append")
+    parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument("--functions", default=",".join(FUNCTIONS))
+    parser.add_argument("--methods", default=",".join(METHODS))
+    parser.add_argument("--sizes", default="50,100,200,500,1000")
+    parser.add_argument("--no-optuna-speed", action="store_true")
+    args = parser.parse_args()
+    parts = args.only or ["quality", "speed", "many"]
+    if "quality" in parts:
+        result = quality(args.seeds, args.functions.split(","), args.methods.split(","))
+        print("wrote", write_results("bo_quality", result))
+    if "speed" in parts:
+        result = speed([int(n) for n in args.sizes.split(",")], not args.no_optuna_speed)
+        print("wrote", write_results("bo_speed", result))
+    if "many" in parts:
+        print("wrote", write_results("bo_many", many_studies()))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,128 @@
+"""Tests for jaxhpo.gp: linear algebra, kernels, GP posterior and likelihood against NumPy float64."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxhpo.gp import gp, kernels, linalg
+
+LAYOUT3 = kernels.Layout.from_space_info([False, False, False], [0, 0, 0])
+
+
+def matern52_np(x1, x2, ls, amp):
+    r = np.sqrt(((x1[:, None, :] - x2[None, :, :]) ** 2 / ls**2).sum(-1))
+    s = np.sqrt(5.0) * r
+    return amp * (1 + s + s * s / 3) * np.exp(-s)
+
+
+def test_cholesky_and_inverse_match_numpy_and_batch_under_vmap():
+    rng = np.random.default_rng(0)
+    with jax.enable_x64(True):
+        for n in (3, 32, 70, 130):
+            a = rng.normal(size=(n, n))
+            a = a @ a.T + n * np.eye(n)
+            chol, inv = jax.jit(linalg.cholesky_and_inverse)(jnp.asarray(a))
+            np.testing.assert_allclose(chol, np.linalg.cholesky(a), atol=1e-10)
+            np.testing.assert_allclose(np.asarray(inv) @ np.asarray(chol), np.eye(n), atol=1e-10)
+        batch = jnp.asarray(np.stack([a, 2 * a]))
+        chols, _ = jax.jit(jax.vmap(linalg.cholesky_and_inverse))(batch)
+        np.testing.assert_allclose(chols[1], np.linalg.cholesky(2 * a), atol=1e-10)
+        bad = -jnp.eye(40)
+        assert not bool(jnp.all(jnp.isfinite(jax.jit(linalg.cholesky_and_inverse)(bad)[0])))
+
+
+def test_nll_gradient_matches_finite_differences():
+    rng = np.random.default_rng(1)
+    with jax.enable_x64(True):
+        x = jnp.asarray(rng.uniform(size=(20, 3)))
+        data = gp.GPData(x, jnp.sin(5 * x[:, 0]) + x[:, 1], jnp.arange(20) < 15)
+        raw = jnp.asarray(rng.normal(size=5))
+        nll = jax.jit(lambda r: gp.neg_log_marginal_likelihood(r, data, LAYOUT3))
+        grad = jax.jit(jax.grad(nll))(raw)
+        eps = 1e-6
+        for i in range(5):
+            step = jnp.zeros(5).at[i].set(eps)
+            fd = (nll(raw + step) - nll(raw - step)) / (2 * eps)
+            assert float(grad[i]) == pytest.approx(float(fd), rel=1e-4, abs=1e-7)
+
+
+def test_posterior_and_likelihood_match_numpy_reference():
+    rng = np.random.default_rng(2)
+    n, m = 12, 16  # 12 real rows in a buffer of 16
+    x = rng.uniform(size=(m, 3))
+    y = np.sin(4 * x[:, 0]) + x[:, 2] ** 2
+    mask = np.arange(m) < n
+    xq = rng.uniform(size=(5, 3))
+    ls, amp, noise = np.array([0.3, 0.5, 0.8]), 1.7, 1e-3
+    with jax.enable_x64(True):
+        raw = gp.pack(jnp.asarray(ls), jnp.asarray(amp), jnp.asarray(noise))
+        data = gp.GPData(jnp.asarray(x), jnp.asarray(y), jnp.asarray(mask))
+        post = gp.posterior(raw, data, LAYOUT3)
+        mean, var = gp.predict(post, jnp.asarray(xq), LAYOUT3)
+        nll = gp.neg_log_marginal_likelihood(raw, data, LAYOUT3)
+        h = gp.unpack(raw)
+        prior = float(gp.log_prior(h))
+    xo, yo = x[:n], y[:n]
+    k = matern52_np(xo, xo, ls, amp) + (noise + gp.JITTER * amp) * np.eye(n)
+    ks = matern52_np(xq, xo, ls, amp)
+    ref_mean = ks @ np.linalg.solve(k, yo)
+    ref_var = amp - np.einsum("ij,ji->i", ks, np.linalg.solve(k, ks.T))
+    np.testing.assert_allclose(mean, ref_mean, rtol=1e-7, atol=1e-9)
+    np.testing.assert_allclose(var, ref_var, rtol=1e-6, atol=1e-9)
+    sign, logdet = np.linalg.slogdet(k)
+    ref_nll = 0.5 * yo @ np.linalg.solve(k, yo) + 0.5 * logdet + 0.5 * n * np.log(2 * np.pi)
+    assert float(nll) == pytest.approx((ref_nll - prior) / n, rel=1e-9)
+
+
+def test_categorical_overlap_kernel():
+    layout = kernels.Layout.from_space_info([False, True], [0, 4])
+    with jax.enable_x64(True):
+        x = jnp.array([[0.2, 0.1], [0.2, 0.2], [0.2, 0.9]])  # categories 0, 0, 3
+        f = kernels.features(x, jnp.array([1.0, 0.5]), layout)
+        d2 = kernels.sqdist(f, f)
+    assert float(d2[0, 1]) == pytest.approx(0.0, abs=1e-12)  # same category: no distance
+    assert float(d2[0, 2]) == pytest.approx(1.0 / 0.5**2)  # different: 1 / lengthscale^2
+    snapped = kernels.snap(jnp.array([[0.33, 0.6]]), kernels.Layout((False, True), (0, 4), (0, 4)))
+    assert float(snapped[0, 1]) == pytest.approx(0.625)
+
+
+@jax.jit
+def _fit_and_predict(x, y, xq):
+    yt, mask = gp.standardize_outputs(y, jnp.ones(y.shape[0], bool))
+    data = gp.GPData(x, yt, mask)
+    raw = gp.fit(gp.initial_raw(jax.random.key(0), x.shape[1], 2), data, LAYOUT3, steps=10)
+    return yt, raw, *gp.predict(gp.posterior(raw, data, LAYOUT3), xq, LAYOUT3)
+
+
+@pytest.mark.parametrize("case", ["duplicates", "constant", "huge", "near_duplicates", "all_failed"])
+def test_no_nan_on_degenerate_data(case):
+    rng = np.random.default_rng(3)
+    x = rng.uniform(size=(16, 3))
+    y = np.sin(3 * x.sum(1))
+    if case == "duplicates":
+        x[8:] = x[:8]
+        y[8:] = y[:8]
+    elif case == "constant":
+        y[:] = 3.0
+    elif case == "huge":
+        y = 1e9 * y + 1e9 * (rng.uniform(size=16) > 0.8)
+    elif case == "near_duplicates":
+        x[8:] = x[:8] + 1e-12
+    elif case == "all_failed":
+        y[:] = np.nan
+    with jax.enable_x64(True):
+        yt, raw, mean, var = _fit_and_predict(jnp.asarray(x), jnp.asarray(y), jnp.asarray(rng.uniform(size=(8, 3))))
+    assert bool(jnp.all(jnp.isfinite(yt)))
+    assert bool(jnp.all(jnp.isfinite(raw)))
+    assert bool(jnp.all(jnp.isfinite(mean))) and bool(jnp.all(jnp.isfinite(var))) and bool(jnp.all(var > 0))
+
+
+def test_standardize_is_robust_to_outliers():
+    y = np.concatenate([np.linspace(0.0, 1.0, 19), [1e9]])
+    with jax.enable_x64(True):
+        yt, mask = gp.standardize_outputs(jnp.asarray(y), jnp.ones(20, bool))
+    yt = np.asarray(yt)
+    assert np.all(np.diff(yt) > 0)  # order kept
+    assert yt[-1] < 10  # the outlier is compressed, the rest keeps its spread
+    assert np.std(yt[:19]) > 0.3

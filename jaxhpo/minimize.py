@@ -27,7 +27,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxhpo.space import Space
-from jaxhpo.strategies.base import Strategy
+from jaxhpo.strategies.base import Strategy, history_best
 from jaxhpo.strategies.grid import GridState
 
 Array = jax.Array
@@ -143,7 +143,7 @@ def _run(
     best_so_far = jax.lax.cummin(per_round)
     best_so_far = jnp.where(jnp.isfinite(best_so_far), best_so_far, jnp.nan)
     params = space.decode(x)
-    best_index = _argmin_finite(y)
+    best_index, _, _ = history_best(state.history)  # the history holds exactly x, y in order
     best_value = jnp.where(best_index >= 0, y[jnp.maximum(best_index, 0)], jnp.nan)
     best_params = jax.tree.map(lambda v: v[jnp.maximum(best_index, 0)], params)
     return MinimizeResult(
@@ -157,10 +157,4 @@ def _run(
         best_so_far=best_so_far,
         state=state,
     )
-
-
-def _argmin_finite(y: Array) -> Array:
-    masked = jnp.where(jnp.isfinite(y), y, jnp.inf)
-    index = jax.lax.top_k(-masked, 1)[1][0]  # not argmin: see jaxhpo.gp.gp.argmax
-    return jnp.where(jnp.isfinite(masked[index]), index, -1).astype(jnp.int32)
 

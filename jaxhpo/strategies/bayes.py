@@ -38,7 +38,7 @@ from jaxhpo.gp import gp
 from jaxhpo.gp.kernels import KERNELS, Layout, snap
 from jaxhpo.gp.linalg import cholesky_and_inverse
 from jaxhpo.space import Space
-from jaxhpo.strategies.base import History, Static, Strategy, history_add, history_init
+from jaxhpo.strategies.base import History, Static, Strategy, history_init, tell_history
 from jaxhpo.strategies.sampling import _scramble_directions, sobol_directions, sobol_points
 
 Array = jax.Array
@@ -281,10 +281,7 @@ def bayes(
         _, picks = jax.lax.scan(take, jnp.zeros(n, bool), draws)
         return cands[picks]
 
-    def tell(state: BayesState, x: Array, y: Array) -> BayesState:
-        return state._replace(history=history_add(state.history, x, y))
-
-    return Strategy(init, ask, tell)
+    return Strategy(init, ask, tell_history)
 
 
 def _perturb(key: Array, top: Array, top_ok: Array, layout: Layout, count: int) -> Array:

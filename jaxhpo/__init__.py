@@ -7,11 +7,11 @@ Example:
     ...                          num_rounds=16, key=jax.random.key(0))
 """
 
-from jaxhpo import strategies
+from jaxhpo import metrics, population, pruners, strategies
 from jaxhpo.minimize import MinimizeResult, minimize
 from jaxhpo.space import Categorical, Float, Int, Space
 from jaxhpo.strategies import Strategy
-from jaxhpo.study import Study, Trial, TrialState
+from jaxhpo.study import Study, Trial, TrialPruned, TrialState
 
 __version__ = "0.1.0"
 
@@ -24,7 +24,11 @@ __all__ = [
     "Strategy",
     "Study",
     "Trial",
+    "TrialPruned",
     "TrialState",
+    "metrics",
+    "population",
+    "pruners",
     "minimize",
     "strategies",
 ]

@@ -43,6 +43,11 @@ class TrialState(str, enum.Enum):
     RUNNING = "running"
     COMPLETE = "complete"
     FAILED = "failed"
+    PRUNED = "pruned"
+
+
+class TrialPruned(Exception):
+    """Raise it from an objective (after ``trial.should_prune()``) to stop the trial as pruned."""
 
 
 @dataclass
@@ -56,6 +61,7 @@ class Trial:
         state: ``running``, ``complete`` or ``failed``.
         value: the told value (``None`` until told; NaN/inf kept for failed trials).
         error: the exception text for failed trials that raised.
+        intermediate_values: ``{step: value}`` reported with ``report``.
     """
 
     number: int
@@ -66,6 +72,36 @@ class Trial:
     error: Optional[str] = None
     datetime_start: float = field(default_factory=time.time, repr=False)
     datetime_complete: Optional[float] = field(default=None, repr=False)
+    intermediate_values: dict = field(default_factory=dict, repr=False)
+    _study: Any = field(default=None, repr=False, compare=False)
+
+    def report(self, step: int, value: float) -> None:
+        """Records an intermediate value (a validation loss after ``step`` epochs, say).
+
+        Raises:
+            ValueError: for a non-integer step, a non-numeric value, or a trial already told.
+        """
+        if not isinstance(step, (int, np.integer)) or isinstance(step, bool) or step < 0:
+            raise ValueError(f"Trial.report: step must be a non-negative int, got step={step!r}")
+        try:
+            value = float(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"Trial.report: value must be a number, got value={value!r}") from None
+        if self.state is not TrialState.RUNNING:
+            raise ValueError(f"Trial.report: trial {self.number} is already {self.state.value}")
+        self.intermediate_values[int(step)] = value
+        if self._study is not None:
+            self._study._log({"op": "report", "number": self.number, "step": int(step), "value": value})
+
+    def should_prune(self) -> bool:
+        """Whether the study's pruner says to stop this trial now (False without a pruner)."""
+        if self._study is None or self._study.pruner is None or not self.intermediate_values:
+            return False
+        return bool(self._study.pruner.prune(self._study, self))
+
+    @property
+    def last_step(self) -> Optional[int]:
+        return max(self.intermediate_values) if self.intermediate_values else None
 
     @property
     def duration(self) -> Optional[float]:
@@ -88,6 +124,8 @@ class Study:
         strategy: any ``Strategy``; defaults to ``jaxhpo.strategies.default()``.
         direction: ``"minimize"`` or ``"maximize"``.
         storage: path of a JSON-lines journal, or ``None`` to keep nothing on disk.
+        pruner: stops unpromising trials early (``jaxhpo.pruners.MedianPruner()``,
+            ``SuccessiveHalvingPruner()``); objectives report with ``trial.report``.
             The file must not hold a study already; use ``Study.load`` to resume.
         seed: seed of the study's PRNG key.
 
@@ -107,6 +145,7 @@ class Study:
         direction: str = "minimize",
         storage: Optional[str] = None,
         seed: int = 0,
+        pruner: Any = None,
     ) -> None:
         if not isinstance(space, Space):
             raise ValueError(f"Study: space must be a jaxhpo.Space, got space={space!r}")
@@ -116,6 +155,9 @@ class Study:
             raise ValueError(f"Study: seed must be an int, got seed={seed!r}")
         if strategy is not None and not isinstance(strategy, Strategy):
             raise ValueError(f"Study: strategy must be a jaxhpo Strategy, got strategy={strategy!r}")
+        if pruner is not None and not callable(getattr(pruner, "prune", None)):
+            raise ValueError(f"Study: pruner must have a prune(study, trial) method, got pruner={pruner!r}")
+        self.pruner = pruner
         self.space = space
         self.strategy = strategy or _default_strategy()
         self.direction = direction
@@ -147,7 +189,7 @@ class Study:
 
     # ------------------------------------------------------------ resume
     @classmethod
-    def load(cls, path: str, strategy: Optional[Strategy] = None) -> "Study":
+    def load(cls, path: str, strategy: Optional[Strategy] = None, pruner: Any = None) -> "Study":
         """Resumes the study journaled at ``path``.
 
         Told trials come back as they were; trials asked but never told (running
@@ -161,7 +203,7 @@ class Study:
         head = records[0]
         if head.get("version") != _JOURNAL_VERSION:
             raise ValueError(f"Study.load: unsupported journal version {head.get('version')!r} in {path!r}")
-        study = cls(Space.from_dict(head["space"]), strategy, head["direction"], None, head["seed"])
+        study = cls(Space.from_dict(head["space"]), strategy, head["direction"], None, head["seed"], pruner)
         for record in records[1:]:
             study._replay(record)
         study._requeued = [t for t in study.trials if t.state is TrialState.RUNNING]
@@ -181,13 +223,16 @@ class Study:
             for item in record["trials"]:
                 x = np.asarray(item["x"], dtype=np.float64)
                 self.trials.append(self._make_trial(item["number"], x, item.get("time")))
+        elif op == "report":
+            self.trials[record["number"]].intermediate_values[int(record["step"])] = float(record["value"])
         elif op == "tell":
             trial = self.trials[record["number"]]
             value = record["value"]
             value = float("nan") if value is None else float(value)
             if record["state"] == TrialState.FAILED.value and math.isfinite(value):
                 value = float("nan")
-            self._record_tell(trial, value, record.get("error"), record.get("time"))
+            pruned = record["state"] == TrialState.PRUNED.value
+            self._record_tell(trial, value, record.get("error"), record.get("time"), pruned)
         else:
             raise ValueError(f"Study.load: unknown journal record {record!r}")
 
@@ -229,6 +274,8 @@ class Study:
             trial: the ``Trial`` (or its number).
             value: a number, or an exception the objective raised. NaN, inf
                 and exceptions mark the trial failed; the search goes on.
+                ``TrialPruned()`` marks it pruned: its last reported value is
+                kept (and given to the strategy), or NaN if it reported none.
         """
         number = trial.number if isinstance(trial, Trial) else trial
         if not isinstance(number, (int, np.integer)) or not 0 <= number < len(self.trials):
@@ -239,7 +286,11 @@ class Study:
         if record in self._requeued:
             self._requeued.remove(record)
         error = None
-        if isinstance(value, BaseException):
+        pruned = isinstance(value, TrialPruned)
+        if pruned:
+            last = record.last_step
+            value = record.intermediate_values[last] if last is not None else float("nan")
+        elif isinstance(value, BaseException):
             error = f"{type(value).__name__}: {value}"
             value = float("nan")
         else:
@@ -248,15 +299,20 @@ class Study:
             except (TypeError, ValueError):
                 raise ValueError(f"Study.tell: value must be a number or an exception, got value={value!r}") from None
         now = time.time()
-        self._record_tell(record, value, error, now)
+        self._record_tell(record, value, error, now, pruned)
         self._log({"op": "tell", "number": number, "value": value, "state": record.state.value, "error": error, "time": now})
         if record.state is TrialState.FAILED:
             logger.warning("trial %d failed: %s", number, error or f"value {value}")
 
-    def _record_tell(self, trial: Trial, value: float, error: Optional[str], when: Optional[float]) -> None:
+    def _record_tell(
+        self, trial: Trial, value: float, error: Optional[str], when: Optional[float], pruned: bool = False
+    ) -> None:
         trial.value = value
         trial.error = error
-        trial.state = TrialState.COMPLETE if math.isfinite(value) else TrialState.FAILED
+        if pruned:
+            trial.state = TrialState.PRUNED
+        else:
+            trial.state = TrialState.COMPLETE if math.isfinite(value) else TrialState.FAILED
         trial.datetime_complete = when if when is not None else time.time()
         history = self._state.history
         if int(history.count) + 1 > history.capacity:
@@ -280,7 +336,7 @@ class Study:
 
     def _make_trial(self, number: int, x: np.ndarray, when: Optional[float]) -> Trial:
         params = self.space.to_python(self.space.decode(jnp.asarray(x)))
-        return Trial(number=number, params=params, x=np.asarray(x), datetime_start=when or time.time())
+        return Trial(number=number, params=params, x=np.asarray(x), datetime_start=when or time.time(), _study=self)
 
     def _log(self, record: dict) -> None:
         if self._journal is not None:
@@ -299,8 +355,11 @@ class Study:
         """Runs ``n_trials`` more trials of ``fn(params) -> value``.
 
         Args:
-            fn: the objective; gets a dict of parameter values. It must be
-                picklable when ``executor`` is a process pool.
+            fn: the objective; gets a dict of parameter values, and the ``Trial``
+                too if it takes two arguments (``fn(params, trial)``: report
+                intermediate values and raise ``TrialPruned`` when
+                ``trial.should_prune()``; in-process or thread executors only).
+                It must be picklable when ``executor`` is a process pool.
             n_trials: number of trials to run.
             batch_size: trials asked, and evaluated concurrently, per round.
             executor: any ``concurrent.futures.Executor`` (a process pool, or
@@ -313,6 +372,9 @@ class Study:
             raise ValueError(f"Study.optimize: n_trials must be a positive int, got n_trials={n_trials!r}")
         if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
             raise ValueError(f"Study.optimize: batch_size must be a positive int, got batch_size={batch_size!r}")
+        with_trial = _takes_trial(fn)
+        if with_trial and isinstance(executor, cf.ProcessPoolExecutor):
+            raise ValueError("Study.optimize: fn(params, trial) needs the trial in this process; use threads, not processes")
         planned = int(self._state.history.count) + len(self._requeued) + n_trials
         if planned > self._state.history.capacity:
             self._grow(next_capacity(planned))
@@ -325,7 +387,7 @@ class Study:
                 except GridExhausted as e:
                     logger.info("stopping: %s", e)
                     break
-                for trial, outcome in _evaluate(fn, batch, executor, catch):
+                for trial, outcome in _evaluate(fn, batch, executor, catch, with_trial):
                     self.tell(trial, outcome)
                     done += 1
                     if bar is not None:
@@ -382,21 +444,36 @@ class Study:
             self._journal = None
 
 
+def _takes_trial(fn: Callable) -> bool:
+    import inspect
+
+    try:
+        params = [
+            p for p in inspect.signature(fn).parameters.values()
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty
+        ]
+    except (TypeError, ValueError):
+        return False
+    return len(params) == 2
+
+
 def _evaluate(
-    fn: Callable, batch: list[Trial], executor: Optional[cf.Executor], catch: tuple
+    fn: Callable, batch: list[Trial], executor: Optional[cf.Executor], catch: tuple, with_trial: bool = False
 ) -> Iterable[tuple[Trial, Any]]:
     """Yields ``(trial, value or exception)`` as evaluations finish."""
     if executor is None:
         for trial in batch:
             try:
-                yield trial, fn(dict(trial.params))
+                yield trial, (fn(dict(trial.params), trial) if with_trial else fn(dict(trial.params)))
+            except TrialPruned as e:
+                yield trial, e
             except catch as e:  # noqa: PERF203 - one objective call per iteration
                 yield trial, e
         return
-    futures = {executor.submit(fn, dict(t.params)): t for t in batch}
+    futures = {executor.submit(fn, dict(t.params), *((t,) if with_trial else ())): t for t in batch}
     for future in cf.as_completed(futures):
         error = future.exception()
-        if error is not None and not isinstance(error, catch):
+        if error is not None and not isinstance(error, (catch, TrialPruned)):
             raise error
         yield futures[future], error if error is not None else future.result()
 

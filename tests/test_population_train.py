@@ -1,0 +1,144 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from jaxhpo import population
+
+N_TRAIN, N_VAL, D, C = 48, 24, 5, 3
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.default_rng(0)
+    w = rng.normal(size=(D, C))
+    x = rng.normal(size=(N_TRAIN + N_VAL, D)).astype(np.float32)
+    y = np.argmax(x @ w + 0.3 * rng.normal(size=(N_TRAIN + N_VAL, C)), axis=1).astype(np.int32)
+    return x[:N_TRAIN], y[:N_TRAIN], x[N_TRAIN:], y[N_TRAIN:]
+
+
+def mlp(h):
+    return population.MLP(hidden=(8,), outputs=C, activations=(jax.nn.relu,))
+
+
+HP = {"learning_rate": np.array([3e-3, 1e-2, 3e-2], np.float32), "weight_decay": np.array([0.0, 1e-3, 1e-2], np.float32)}
+
+
+def one(hp, i):
+    return {k: v[i : i + 1] for k, v in hp.items()}
+
+
+@pytest.mark.parametrize("mode", ["vmap", "map", "chunks"])
+def test_population_equals_members_trained_alone(data, mode):
+    res = population.train(mlp, HP, *data, key=jax.random.key(0), epochs=3, batch_size=16, mode=mode,
+                           chunk_size=2, mesh=None)
+    assert res.val_loss.shape == (3, 3) and res.val_predictions.shape == (3, N_VAL, C)
+    np.testing.assert_allclose(res.val_predictions.sum(-1), 1.0, rtol=1e-5)
+    # each member alone (a population of one, run sequentially) from the same initial state
+    pop = population.Population(mlp, *data, batch_size=16, mode="map", mesh=None)
+    start = pop.init(HP, jax.random.key(0))
+    for i in range(3):
+        st, (tl, vl, va), preds = pop.run(population.select(start, [i]), 3)
+        np.testing.assert_allclose(vl[0], res.val_loss[i], rtol=2e-5, atol=1e-6)
+        np.testing.assert_allclose(preds[0], res.val_predictions[i], rtol=1e-4, atol=1e-6)
+
+
+def test_full_batch_training_matches_plain_optax_loop(data):
+    x, y, xv, yv = data
+    pop = population.Population(mlp, *data, batch_size=N_TRAIN, mode="vmap", mesh=None)
+    state = pop.init(HP, jax.random.key(1))
+    params0 = jax.tree.map(lambda a: a[2], state.params)
+    state, (tl, vl, _), _ = pop.run(state, 5)
+    module = mlp({})
+    opt = optax.adamw(learning_rate=3e-2, weight_decay=1e-2)
+    p, o = params0, opt.init(params0)
+
+    def loss(p, x, y):
+        return optax.softmax_cross_entropy_with_integer_labels(module.apply({"params": p}, x), y).mean()
+
+    for _ in range(5):  # one step per epoch: the whole batch, order irrelevant
+        g = jax.grad(loss)(p, x, y)
+        u, o = opt.update(g, o, p)
+        p = optax.apply_updates(p, u)
+    np.testing.assert_allclose(vl[2, -1], loss(p, xv, yv), rtol=1e-5)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a[2], b, rtol=1e-4, atol=1e-6), state.params, p)
+
+
+def test_member_epochs_and_batch_size_are_respected(data):
+    hp = {"learning_rate": np.array([1e-2, 1e-2], np.float32), "epochs": np.array([2, 4]),
+          "batch_size": np.array([8, 24])}
+    res = population.train(mlp, hp, *data, key=jax.random.key(2), mode="vmap", mesh=None)
+    assert res.train_loss.shape == (2, 4)
+    assert np.all(np.isnan(res.train_loss[0, 2:])) and np.all(np.isfinite(res.train_loss[1]))
+    # the stopped member's validation loss stays where it stopped
+    np.testing.assert_allclose(res.val_loss[0, 1:], res.val_loss[0, 1], rtol=1e-6)
+    np.testing.assert_array_equal(res.state.epoch, [2, 4])
+    # member 0 inside the padded population (batch 24 lanes) equals member 0 trained alone (8 lanes, 2 epochs)
+    alone = population.Population(mlp, *data, mode="vmap", mesh=None)
+    st = alone.init(one(hp, 0) | {"epochs": np.array([2]), "batch_size": np.array([8])}, jax.random.key(0))
+    full = population.Population(mlp, *data, mode="vmap", mesh=None).init(hp, jax.random.key(2))
+    st = population.select(full, [0])
+    st, (tl, vl, _), _ = alone.run(st, 2)
+    np.testing.assert_allclose(vl[0], res.val_loss[0, :2], rtol=1e-5)
+    np.testing.assert_allclose(tl[0], res.train_loss[0, :2], rtol=1e-5)
+
+
+def test_mlp_width_mask_activation_switch_and_dropout():
+    x = jax.random.normal(jax.random.key(0), (4, 3))
+    masked = population.MLP(hidden=(8,), outputs=2, width=jnp.array(3))
+    v = masked.init(jax.random.key(1), x)
+    out = masked.apply(v, x)
+    # weights of units past the width do not matter
+    k = v["params"]["Dense_0"]["kernel"]
+    v2 = {"params": {**v["params"], "Dense_0": {**v["params"]["Dense_0"], "kernel": k.at[:, 3:].set(7.0)}}}
+    np.testing.assert_allclose(masked.apply(v2, x), out, rtol=1e-6)
+    # activation index 1 of (relu, gelu) is gelu
+    switch = population.MLP(hidden=(8,), outputs=2, activations=(jax.nn.relu, jax.nn.gelu), activation=jnp.array(1))
+    only = population.MLP(hidden=(8,), outputs=2, activations=(jax.nn.gelu,))
+    np.testing.assert_allclose(switch.apply(v, x), only.apply(v, x), rtol=1e-6)
+    drop = population.MLP(hidden=(8,), outputs=2, dropout=jnp.array(0.5))
+    a = drop.apply(v, x, train=True, rngs={"dropout": jax.random.key(0)})
+    b = drop.apply(v, x, train=True, rngs={"dropout": jax.random.key(1)})
+    assert not np.allclose(a, b)
+    np.testing.assert_allclose(drop.apply(v, x), population.MLP(hidden=(8,), outputs=2).apply(v, x), rtol=1e-6)
+
+
+def test_regression_and_custom_loss(data):
+    x, y, xv, yv = data
+    t, tv = x[:, 0] * 2.0, xv[:, 0] * 2.0
+    hp = {"learning_rate": np.array([1e-2, 3e-2], np.float32)}
+    res = population.train(lambda h: population.MLP(hidden=(8,), outputs=1), hp, x, t, xv, tv, loss="mse",
+                           key=jax.random.key(0), epochs=30, batch_size=16, mesh=None)
+    assert res.val_predictions.shape == (2, N_VAL, 1)
+    assert np.all(np.isnan(res.val_accuracy))
+    assert float(res.val_loss[:, -1].min()) < 0.5 * float(np.var(tv))
+    np.testing.assert_allclose(res.val_loss[:, -1], ((res.val_predictions[..., 0] - tv) ** 2).mean(1), rtol=1e-4)
+
+
+def test_label_smoothing_and_inject_hyperparams_state(data):
+    hp = {"learning_rate": np.array([1e-2, 1e-2], np.float32), "label_smoothing": np.array([0.0, 0.3], np.float32)}
+    res = population.train(mlp, hp, *data, key=jax.random.key(0), epochs=2, batch_size=16, optimizer=optax.sgd,
+                           mesh=None)
+    assert not np.allclose(res.train_loss[0], res.train_loss[1])
+    np.testing.assert_allclose(res.state.opt_state.hyperparams["learning_rate"], [1e-2, 1e-2])
+
+
+def test_bad_inputs(data):
+    x, y, xv, yv = data
+    with pytest.raises(ValueError, match="differ in length"):
+        population.train(mlp, HP, x, y[:-1], xv, yv, key=jax.random.key(0))
+    with pytest.raises(ValueError, match="same length"):
+        population.train(mlp, {"learning_rate": np.ones(2), "weight_decay": np.ones(3)}, *data, key=jax.random.key(0))
+    with pytest.raises(ValueError, match="1-d"):
+        population.train(mlp, {"learning_rate": np.ones((2, 2))}, *data, key=jax.random.key(0))
+    with pytest.raises(ValueError, match="mode"):
+        population.train(mlp, HP, *data, key=jax.random.key(0), mode="threads")
+    with pytest.raises(ValueError, match="loss"):
+        population.train(mlp, HP, *data, key=jax.random.key(0), loss="hinge")
+    with pytest.raises(ValueError, match="batch_size"):
+        population.train(mlp, HP, *data, key=jax.random.key(0), batch_size=0)
+    with pytest.raises(ValueError, match="'epochs'"):
+        population.train(mlp, {"learning_rate": np.ones(2), "epochs": np.array([0, 2])}, *data, key=jax.random.key(0))
+    with pytest.raises(ValueError, match="optimizer_args"):
+        population.train(mlp, HP, *data, key=jax.random.key(0), optimizer_args={"lr": "learning_rate"})

@@ -32,6 +32,8 @@ import optax  # noqa: E402
 from benchmarks.common import write_results  # noqa: E402
 from jaxhpo import population  # noqa: E402
 
+CORES = population.use_cpu_cores() if "--one-device" not in sys.argv else 1  # before JAX first runs
+
 EPOCHS, BATCH, HIDDEN = 20, 64, (128, 128)
 
 
@@ -136,17 +138,20 @@ def make_baselines(xtr, ytr, xva, yva):
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", type=int, nargs="+", default=[8, 32, 128, 512])
-    parser.add_argument("--modes", nargs="+", default=["auto", "vmap"])
+    parser.add_argument("--modes", nargs="+", default=["auto", "map@1", "vmap"],
+                        help="execution modes; '@1' trains on one device (no mesh)")
+    parser.add_argument("--one-device", action="store_true", help="do not expose CPU cores as devices")
     parser.add_argument("--loop-max", type=int, default=128, help="largest N for the slow Python loop")
     parser.add_argument("--no-baselines", action="store_true")
     parser.add_argument("--name", default="population")
     args = parser.parse_args()
     data = digits()
     run_loop, run_scan = make_baselines(*data)
-    print(f"backend {jax.default_backend()}, devices {jax.device_count()}, auto mode = {population.resolve_mode('auto')}")
+    print(f"backend {jax.default_backend()}, devices {jax.device_count()} (CPU cores exposed: {CORES}), "
+          f"auto mode = {population.resolve_mode('auto')} over all devices")
     print(f"digits: {data[0].shape[0]} train / {data[2].shape[0]} val; MLP 64-{'-'.join(map(str, HIDDEN))}-10, "
           f"AdamW, {EPOCHS} epochs, batch {BATCH}\n")
-    head = f"{'N':>5} {'method':<14} {'seconds':>9} {'models/s':>9} {'vs loop':>8} {'vs scan':>8} {'best acc':>9}"
+    head = f"{'N':>5} {'method':<20} {'seconds':>9} {'models/s':>9} {'vs loop':>8} {'vs scan':>8} {'best acc':>9}"
     print(head)
     rows = []
     for n in args.sizes:
@@ -160,14 +165,15 @@ def main() -> None:
                 run_loop(hparams(1), keys[:1])
                 t = time.perf_counter(); run_loop(hp, keys); times["loop"] = time.perf_counter() - t
         accs = {}
-        for mode in args.modes:
-            name = f"jaxhpo:{population.resolve_mode(mode)}" if mode == "auto" else f"jaxhpo:{mode}"
-            if name in times:
-                continue
+        for spec in args.modes:
+            mode, _, one = spec.partition("@")
+            mesh = None if one else "auto"
+            devices = 1 if one else jax.device_count()
+            name = f"jaxhpo:{population.resolve_mode(mode)}" + ("(auto)" if mode == "auto" else "") + f"/{devices}dev"
 
             def go():
                 r = population.train(model_fn, hp, *data, key=jax.random.key(0), epochs=EPOCHS,
-                                     batch_size=BATCH, optimizer=optax.adamw, mode=mode)
+                                     batch_size=BATCH, optimizer=optax.adamw, mode=mode, mesh=mesh)
                 return jax.block_until_ready(r)
 
             go()  # compile
@@ -181,7 +187,7 @@ def main() -> None:
             rows.append(row)
             fmt = lambda v: f"{v:8.2f}x" if v else f"{'-':>9}"  # noqa: E731
             acc = f"{row['best_val_accuracy']:9.4f}" if row["best_val_accuracy"] else f"{'-':>9}"
-            print(f"{n:5d} {method:<14} {sec:9.2f} {n / sec:9.1f} {fmt(row['vs_loop'])}{fmt(row['vs_scan'])} {acc}",
+            print(f"{n:5d} {method:<20} {sec:9.2f} {n / sec:9.1f} {fmt(row['vs_loop'])}{fmt(row['vs_scan'])} {acc}",
                   flush=True)
     path = write_results(args.name, {"epochs": EPOCHS, "batch": BATCH, "hidden": HIDDEN, "rows": rows})
     print(f"\nwrote {path}")

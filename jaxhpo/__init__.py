@@ -7,7 +7,7 @@ Example:
     ...                          num_rounds=16, key=jax.random.key(0))
 """
 
-from jaxhpo import metrics, population, pruners, strategies
+from jaxhpo import ensemble, metrics, population, pruners, strategies
 from jaxhpo.minimize import MinimizeResult, minimize
 from jaxhpo.space import Categorical, Float, Int, Space
 from jaxhpo.strategies import Strategy
@@ -26,6 +26,7 @@ __all__ = [
     "Trial",
     "TrialPruned",
     "TrialState",
+    "ensemble",
     "metrics",
     "population",
     "pruners",

@@ -1,0 +1,66 @@
+"""Validation and normalization of stacked member predictions."""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+Array = jax.Array
+
+INPUTS = ("probs", "logits")
+TASKS = ("classification", "regression")
+
+
+def check_predictions(preds: Any, y: Optional[Any] = None, *, name: str = "preds") -> tuple[Array, str]:
+    """Checks ``[members, examples, classes]`` or ``[members, examples]`` predictions (and labels).
+
+    Returns:
+        ``(preds as float32 array, task)``: 3-d means classification, 2-d regression.
+    """
+    arr = np.asarray(preds)
+    if arr.ndim not in (2, 3):
+        raise ValueError(
+            f"{name} must be [members, examples, classes] (classification) or [members, examples] "
+            f"(regression), got shape {arr.shape}"
+        )
+    if arr.shape[0] < 1 or arr.shape[1] < 1:
+        raise ValueError(f"{name} must have at least one member and one example, got shape {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        bad = np.argwhere(~np.isfinite(arr.reshape(arr.shape[0], -1)).all(axis=1)).ravel()
+        raise ValueError(f"{name} has non-finite values (members {bad.tolist()[:10]})")
+    task = "classification" if arr.ndim == 3 else "regression"
+    if y is not None:
+        y_arr = np.asarray(y)
+        if y_arr.ndim != 1 or y_arr.shape[0] != arr.shape[1]:
+            raise ValueError(f"labels must be [examples]={arr.shape[1]}, got shape {y_arr.shape}")
+        if task == "classification":
+            if not np.issubdtype(y_arr.dtype, np.integer):
+                if not np.all(np.equal(np.mod(y_arr, 1), 0)):
+                    raise ValueError(f"classification labels must be integers 0..{arr.shape[2] - 1}, got {y_arr[:5]}...")
+            if y_arr.min() < 0 or y_arr.max() >= arr.shape[2]:
+                raise ValueError(
+                    f"labels must lie in [0, classes={arr.shape[2]}), got min {y_arr.min()} and max {y_arr.max()}"
+                )
+    return jnp.asarray(arr, jnp.float32), task
+
+
+def log_probs(preds: Array, inputs: str) -> Array:
+    """Log-probabilities from probabilities (clipped, renormalized) or logits."""
+    if inputs not in INPUTS:
+        raise ValueError(f"inputs must be one of {INPUTS}, got {inputs!r}")
+    if inputs == "logits":
+        return jax.nn.log_softmax(preds, axis=-1)
+    p = jnp.clip(preds, 1e-12, None)
+    return jnp.log(p / jnp.sum(p, axis=-1, keepdims=True))
+
+
+def check_inputs_look_right(preds: np.ndarray, inputs: str) -> None:
+    """Catches probabilities passed as logits and the reverse."""
+    if inputs == "probs":
+        arr = np.asarray(preds)
+        if arr.min() < -1e-6 or np.abs(arr.sum(-1) - 1.0).max() > 1e-3:
+            raise ValueError("inputs='probs' but the predictions are not probabilities (rows must be >= 0 and sum "
+                             "to 1); pass inputs='logits'")

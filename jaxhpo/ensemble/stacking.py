@@ -1,0 +1,195 @@
+"""Stacking: a meta-learner trained with Optax on out-of-fold member predictions.
+
+The meta-learner must never see a prediction made by a model that trained
+on the same row, or it learns to trust memorization. Give ``fit_stacking``
+out-of-fold predictions: ``population.cross_validate(...).oof_predictions``
+or ``jaxhpo.ensemble.cross_val_predictions(estimators, X, y)`` for
+scikit-learn models; at prediction time give it the predictions of the
+members refit on all the training data.
+
+Meta-learners: ``"logistic"`` (multinomial logistic regression, L2, fit by
+``optax.lbfgs``), ``"ridge"`` (least squares with L2 on one-hot targets or
+regression targets, ``optax.lbfgs``), ``"mlp"`` (one hidden layer, weight
+decay, ``optax.adamw``). Features are the members' log-probabilities
+(classification) or predictions (regression), standardized.
+
+Example:
+    >>> import jax, jax.numpy as jnp
+    >>> from jaxhpo import ensemble
+    >>> logits = jax.random.normal(jax.random.key(0), (3, 200, 2)); y = jnp.argmax(logits[1], -1)
+    >>> meta = ensemble.fit_stacking(jax.nn.softmax(logits, -1), y)
+    >>> float((meta.predict(jax.nn.softmax(logits, -1)) == y).mean()) > 0.95
+    True
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import struct
+
+from jaxhpo.ensemble._inputs import check_inputs_look_right, check_predictions, log_probs
+
+Array = jax.Array
+
+META = ("logistic", "ridge", "mlp")
+
+
+@struct.dataclass
+class StackingEnsemble:
+    """A fitted meta-learner over member predictions, as a pytree.
+
+    Attributes:
+        params: the meta-learner's parameters.
+        mu, sigma: feature standardization.
+        meta: ``"logistic"``, ``"ridge"`` or ``"mlp"`` (static).
+        task: ``"classification"`` or ``"regression"`` (static).
+        inputs: ``"probs"`` or ``"logits"`` (static).
+    """
+
+    params: Any
+    mu: Array
+    sigma: Array
+    meta: str = struct.field(pytree_node=False, default="logistic")
+    task: str = struct.field(pytree_node=False, default="classification")
+    inputs: str = struct.field(pytree_node=False, default="probs")
+
+    def features(self, preds: Array) -> Array:
+        return (_raw_features(jnp.asarray(preds, jnp.float32), self.task, self.inputs) - self.mu) / self.sigma
+
+    def decision(self, preds: Array) -> Array:
+        return _forward(self.meta, self.params, self.features(preds))
+
+    def predict_proba(self, preds: Array) -> Array:
+        if self.task != "classification":
+            raise ValueError("predict_proba is for classification ensembles; use predict")
+        out = self.decision(preds)
+        if self.meta == "ridge":  # least squares on one-hot targets: scores, not probabilities
+            return jax.nn.softmax(out * 4.0, axis=-1)
+        return jax.nn.softmax(out, axis=-1)
+
+    def predict(self, preds: Array) -> Array:
+        if self.task == "classification":
+            return jnp.argmax(self.decision(preds), axis=-1)
+        return self.decision(preds)[:, 0] * self.params["y_scale"] + self.params["y_shift"]
+
+
+def _raw_features(preds: Array, task: str, inputs: str) -> Array:
+    if task == "classification":
+        f = log_probs(preds, inputs)  # [m, n, c]
+        return jnp.transpose(f, (1, 0, 2)).reshape(f.shape[1], -1)
+    return preds.T
+
+
+def _forward(meta: str, params: Any, x: Array) -> Array:
+    if meta == "mlp":
+        h = jax.nn.relu(x @ params["w1"] + params["b1"])
+        return h @ params["w2"] + params["b2"]
+    return x @ params["w"] + params["b"]
+
+
+def _penalty(meta: str, params: Any) -> Array:
+    if meta == "mlp":
+        return jnp.sum(params["w1"] ** 2) + jnp.sum(params["w2"] ** 2)
+    return jnp.sum(params["w"] ** 2)
+
+
+def _fit(meta, x, targets, y_int, l2, steps, hidden, key, classification):
+    n, f = x.shape
+    out = targets.shape[1]
+    if meta == "mlp":
+        k1, k2 = jax.random.split(key)
+        params = {"w1": jax.random.normal(k1, (f, hidden)) / jnp.sqrt(f), "b1": jnp.zeros(hidden),
+                  "w2": jax.random.normal(k2, (hidden, out)) / jnp.sqrt(hidden), "b2": jnp.zeros(out)}
+    else:
+        params = {"w": jnp.zeros((f, out)), "b": jnp.zeros(out)}
+
+    def loss(p):
+        z = _forward(meta, p, x)
+        if meta == "ridge" or not classification:
+            data = jnp.mean(jnp.sum((z - targets) ** 2, axis=-1))
+        else:
+            data = jnp.mean(optax.softmax_cross_entropy_with_integer_labels(z, y_int))
+        return data + l2 * _penalty(meta, p)
+
+    if meta == "mlp":
+        opt = optax.adam(0.01)
+
+        def step(carry, _):
+            p, s = carry
+            value, g = jax.value_and_grad(loss)(p)
+            u, s = opt.update(g, s, p)
+            return (optax.apply_updates(p, u), s), value
+    else:
+        opt = optax.lbfgs()
+        value_and_grad = optax.value_and_grad_from_state(loss)
+
+        def step(carry, _):
+            p, s = carry
+            value, g = value_and_grad(p, state=s)
+            u, s = opt.update(g, s, p, value=value, grad=g, value_fn=loss)
+            return (optax.apply_updates(p, u), s), value
+
+    (params, _), trace = jax.lax.scan(step, (params, opt.init(params)), None, length=steps)
+    return params, trace
+
+
+_fit_jit = jax.jit(_fit, static_argnums=(0, 5, 6, 8))
+
+
+def fit_stacking(
+    oof_preds: Any,
+    y: Any,
+    *,
+    meta: str = "logistic",
+    l2: float = 1e-3,
+    inputs: str = "probs",
+    steps: int | None = None,
+    hidden: int = 32,
+    seed: int = 0,
+) -> StackingEnsemble:
+    """Fits a meta-learner on out-of-fold predictions.
+
+    Args:
+        oof_preds: ``[members, examples, classes]`` or ``[members, examples]``
+            out-of-fold predictions on the training rows.
+        y: ``[examples]`` labels or targets.
+        meta: ``"logistic"`` (classification), ``"ridge"`` or ``"mlp"``.
+        l2: L2 penalty on the meta-learner's weights.
+        inputs: ``"probs"`` or ``"logits"``.
+        steps: optimizer steps (default 200 L-BFGS, 1000 Adam for the MLP).
+        hidden: hidden units of the ``"mlp"`` meta-learner.
+        seed: initialization seed of the ``"mlp"``.
+    """
+    arr, task = check_predictions(oof_preds, y, name="oof_preds")
+    if meta not in META:
+        raise ValueError(f"meta must be one of {META}, got meta={meta!r}")
+    if task == "regression" and meta == "logistic":
+        raise ValueError("meta='logistic' needs classification predictions; use 'ridge' or 'mlp' for regression")
+    if not np.isfinite(l2) or l2 < 0:
+        raise ValueError(f"l2 must be a finite number >= 0, got l2={l2!r}")
+    if task == "classification":
+        check_inputs_look_right(arr, inputs)
+    raw = _raw_features(arr, task, inputs)
+    mu, sigma = jnp.mean(raw, axis=0), jnp.maximum(jnp.std(raw, axis=0), 1e-6)
+    x = (raw - mu) / sigma
+    y = jnp.asarray(y)
+    classification = task == "classification"
+    if classification:
+        y_int = y.astype(jnp.int32)
+        targets = jax.nn.one_hot(y_int, arr.shape[2])
+        shift, scale = jnp.zeros(()), jnp.ones(())
+    else:
+        y_int = jnp.zeros(y.shape, jnp.int32)
+        shift, scale = jnp.mean(y), jnp.maximum(jnp.std(y), 1e-12)
+        targets = ((y - shift) / scale)[:, None].astype(jnp.float32)
+    default_steps = 1000 if meta == "mlp" else 200
+    params, _ = _fit_jit(meta, x, targets, y_int, jnp.float32(l2), int(steps or default_steps), int(hidden),
+                         jax.random.key(seed), classification)
+    if not classification:
+        params = {**params, "y_shift": shift, "y_scale": scale}
+    return StackingEnsemble(params, mu, sigma, meta, task, inputs)

@@ -1,0 +1,205 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.linear_model import LogisticRegression
+
+from jaxhpo import ensemble
+
+
+def random_probs(key, m, n, c, scale=1.0):
+    return np.asarray(jax.nn.softmax(scale * jax.random.normal(jax.random.key(key), (m, n, c)), -1))
+
+
+def test_learned_weights_recover_a_true_mixture():
+    probs = random_probs(0, 3, 20000, 4, scale=2.0)
+    true_w = np.array([0.6, 0.3, 0.1])
+    mix = np.einsum("m,mnc->nc", true_w, probs)
+    rng = np.random.default_rng(0)
+    y = (rng.random((20000, 1)) > np.cumsum(mix, 1)).sum(1)
+    ens = ensemble.fit_weights(probs, y, steps=500)
+    w = np.asarray(ens.weights)
+    assert np.all(w >= 0) and abs(w.sum() - 1) < 1e-5
+    np.testing.assert_allclose(w, true_w, atol=0.04)
+    # the learned mixture has a lower log loss than any member and than the plain mean
+    def nll(p):
+        return -np.mean(np.log(p[np.arange(len(y)), y]))
+    fused = nll(np.asarray(ens.predict_proba(probs)))
+    assert fused < min(nll(p) for p in probs) and fused <= nll(probs.mean(0)) + 1e-6
+
+
+def test_regularization_sparsity_and_temperature():
+    probs = random_probs(1, 6, 500, 3)
+    y = np.argmax(probs[0] + 0.5 * probs[1], -1)
+    free = np.asarray(ensemble.fit_weights(probs, y).weights)
+    flat = np.asarray(ensemble.fit_weights(probs, y, l2_uniform=100.0).weights)
+    sparse = np.asarray(ensemble.fit_weights(probs, y, sparsity=0.5, steps=600).weights)
+    assert np.abs(flat - 1 / 6).max() < np.abs(free - 1 / 6).max() and np.abs(flat - 1 / 6).max() < 0.02
+    entropy = lambda w: -np.sum(w * np.log(w + 1e-12))  # noqa: E731
+    assert entropy(sparse) < entropy(free)
+    # an overconfident member (calibrated logits times 4): its fitted temperature undoes the 4
+    calibrated = random_probs(9, 2, 5000, 3)
+    rng = np.random.default_rng(1)
+    labels = (rng.random((5000, 1)) > np.cumsum(calibrated[0], 1)).sum(1)
+    logits = np.log(calibrated) * 4.0
+    plain = ensemble.fit_weights(logits, labels, inputs="logits")
+    warm = ensemble.fit_weights(logits, labels, inputs="logits", temperature=True, steps=600)
+    nll = lambda e: -np.mean(np.log(np.asarray(e.predict_proba(logits))[np.arange(5000), labels]))  # noqa: E731
+    assert nll(warm) < nll(plain) - 0.1
+    assert float(warm.weights[0]) > 0.9 and 3.2 < float(warm.temperature[0]) < 4.8
+
+
+def test_linear_fusion_of_regressors():
+    rng = np.random.default_rng(0)
+    target = rng.normal(size=400)
+    f = np.stack([target + 0.3 * rng.normal(size=400), target + 0.6 * rng.normal(size=400),
+                  rng.normal(size=400)]).astype(np.float32)
+    ens = ensemble.fit_weights(f, target, constraint="nonneg", intercept=True)
+    w = np.asarray(ens.weights)
+    # least squares with the same constraint, closed form for the unconstrained active set
+    a = np.c_[f[:2].T, np.ones(400)]
+    ref = np.linalg.lstsq(a, target, rcond=None)[0]
+    np.testing.assert_allclose(w[:2], ref[:2], atol=2e-3)
+    assert w[2] < 5e-3 and abs(float(ens.intercept) - ref[2]) < 2e-3
+    simplex = np.asarray(ensemble.fit_weights(f, target).weights)
+    assert abs(simplex.sum() - 1) < 1e-5 and simplex[0] > simplex[1] > simplex[2]
+    np.testing.assert_allclose(ens.predict(f), w @ f + float(ens.intercept), rtol=1e-5)
+
+
+def greedy_reference(probs, y, size, init_size, metric):
+    """Caruana's selection as one would write it in plain Python."""
+    m = probs.shape[0]
+
+    def score(p):
+        if metric == "log_loss":
+            return -np.mean(np.log(np.maximum(p[np.arange(len(y)), y], 1e-15)))
+        if metric == "accuracy":
+            return -np.mean(np.argmax(p, -1) == y)
+        return np.mean((p - y) ** 2)
+
+    single = [score(probs[i]) for i in range(m)]
+    chosen = list(np.argsort(single, kind="stable")[:init_size])
+    for _ in range(size):
+        scores = [score(np.mean(probs[chosen + [i]], axis=0)) for i in range(m)]
+        chosen.append(int(np.argmin(scores)))
+    return np.bincount(chosen, minlength=m)
+
+
+@pytest.mark.parametrize("metric", ["log_loss", "accuracy"])
+def test_greedy_equals_reference(metric):
+    probs = random_probs(2, 7, 60, 3).astype(np.float64)
+    y = np.argmax(probs[1] + probs[4] + 0.3 * random_probs(3, 1, 60, 3)[0], -1)
+    ens = ensemble.greedy_selection(probs, y, size=12, init_size=2, metric=metric)
+    np.testing.assert_array_equal(ens.counts, greedy_reference(probs, y, 12, 2, metric))
+    np.testing.assert_allclose(ens.weights, ens.counts / ens.counts.sum(), rtol=1e-6)
+
+
+def test_greedy_regression_equals_reference():
+    rng = np.random.default_rng(1)
+    y = rng.normal(size=50)
+    preds = np.stack([y + s * rng.normal(size=50) for s in (0.2, 0.5, 1.0, 0.4)])
+    ens = ensemble.greedy_selection(preds, y, size=8, init_size=1, metric="mse")
+    np.testing.assert_array_equal(ens.counts, greedy_reference(preds, y, 8, 1, "mse"))
+
+
+def test_stacking_logistic_matches_sklearn():
+    probs = random_probs(4, 3, 300, 3)
+    y = np.argmax(probs[0] + 0.7 * probs[2] + 0.2 * random_probs(5, 1, 300, 3)[0], -1)
+    l2 = 1e-2
+    meta = ensemble.fit_stacking(probs, y, l2=l2, steps=300)
+    feats = np.asarray(meta.features(probs))
+    ref = LogisticRegression(C=1.0 / (2 * l2 * 300), max_iter=5000, tol=1e-10).fit(feats, y)
+    np.testing.assert_allclose(meta.predict_proba(probs), ref.predict_proba(feats), atol=2e-3)
+    for kind in ("ridge", "mlp"):
+        other = ensemble.fit_stacking(probs, y, meta=kind)
+        assert float(np.mean(np.asarray(other.predict(probs)) == y)) > 0.8
+        np.testing.assert_allclose(np.asarray(other.predict_proba(probs)).sum(-1), 1.0, rtol=1e-5)
+
+
+class Spy(ClassifierMixin, BaseEstimator):
+    """Remembers which rows (id in column 0) it trained on and which it predicted."""
+
+    log: list = []
+
+    def fit(self, X, y):
+        self.classes_ = np.unique(y)
+        self.trained_ = set(X[:, 0].astype(int).tolist())
+        self.majority_ = np.bincount(y).argmax()
+        return self
+
+    def predict_proba(self, X):
+        Spy.log.append((self.trained_, set(X[:, 0].astype(int).tolist())))
+        p = np.full((X.shape[0], len(self.classes_)), 0.1)
+        p[:, self.majority_] = 1.0
+        return p / p.sum(1, keepdims=True)
+
+
+def test_stacking_inputs_are_out_of_fold_only():
+    Spy.log = []
+    X = np.c_[np.arange(60), np.random.default_rng(0).normal(size=(60, 2))]
+    y = np.arange(60) % 2
+    oof, fitted = ensemble.cross_val_predictions([Spy(), LogisticRegression()], X, y, cv=4)
+    assert oof.shape == (2, 60, 2)
+    assert len(Spy.log) == 4
+    predicted = set()
+    for trained, rows in Spy.log:
+        assert not trained & rows  # no row predicted by a model that trained on it
+        predicted |= rows
+    assert predicted == set(range(60))
+    assert fitted[0].trained_ == set(range(60))  # refit on everything for test-time predictions
+    # serial fusion passes on out-of-fold outputs too
+    Spy.log = []
+    ensemble.SerialFusion([Spy(), LogisticRegression()], cv=3).fit(X, y)
+    assert len(Spy.log) == 3 and all(not t & r for t, r in Spy.log)
+
+
+def test_voting_mean_median():
+    probs = random_probs(6, 5, 30, 3)
+    np.testing.assert_allclose(ensemble.vote(probs), probs.mean(0), rtol=1e-5)
+    hard = np.asarray(ensemble.vote(probs, kind="hard"))
+    labels = probs.argmax(-1)
+    np.testing.assert_allclose(hard, np.stack([np.bincount(labels[:, i], minlength=3) / 5 for i in range(30)]))
+    w = np.array([5.0, 0, 0, 0, 0])
+    np.testing.assert_allclose(ensemble.vote(probs, kind="hard", weights=w).argmax(-1), labels[0])
+    np.testing.assert_allclose(np.asarray(ensemble.median(probs)).sum(-1), 1.0, rtol=1e-5)
+    np.testing.assert_allclose(ensemble.mean(probs), probs.mean(0), rtol=1e-6)
+    top = ensemble.top_k(probs, labels[3], 2)
+    assert 3 in top.selected and len(top.selected) == 2
+
+
+def test_save_load_every_kind(tmp_path):
+    probs = random_probs(7, 4, 50, 3)
+    y = probs[0].argmax(-1)
+    for i, model in enumerate([ensemble.fit_weights(probs, y, temperature=True),
+                               ensemble.greedy_selection(probs, y, size=4),
+                               ensemble.fit_stacking(probs, y, meta="mlp", steps=50)]):
+        path = str(tmp_path / f"m{i}.npz")
+        ensemble.save(path, model)
+        back = ensemble.load(path)
+        assert type(back) is type(model)
+        np.testing.assert_allclose(back.predict_proba(probs), model.predict_proba(probs), rtol=1e-6)
+    # fitted ensembles are pytrees: jit over them
+    ens = ensemble.fit_weights(probs, y)
+    np.testing.assert_allclose(jax.jit(lambda e, p: e.predict_proba(p))(ens, probs), ens.predict_proba(probs),
+                               rtol=1e-6)
+
+
+def test_bad_shapes_and_labels():
+    probs = random_probs(8, 3, 20, 2)
+    with pytest.raises(ValueError, match="members, examples"):
+        ensemble.fit_weights(probs[0, :, 0], np.zeros(20, int))
+    with pytest.raises(ValueError, match=r"labels must be \[examples\]=20"):
+        ensemble.fit_weights(probs, np.zeros(19, int))
+    with pytest.raises(ValueError, match="labels must lie in"):
+        ensemble.greedy_selection(probs, np.full(20, 2))
+    with pytest.raises(ValueError, match="not probabilities"):
+        ensemble.fit_weights(np.log(probs), np.zeros(20, int))
+    with pytest.raises(ValueError, match="non-finite"):
+        ensemble.fit_stacking(np.where(probs > 0.5, np.nan, probs), np.zeros(20, int))
+    with pytest.raises(ValueError, match="init_size"):
+        ensemble.greedy_selection(probs, np.zeros(20, int), init_size=4)
+    with pytest.raises(ValueError, match="meta"):
+        ensemble.fit_stacking(probs, np.zeros(20, int), meta="forest")
+    with pytest.raises(ValueError, match="metric"):
+        ensemble.greedy_selection(probs, np.zeros(20, int), metric="mse")

@@ -142,6 +142,7 @@ def main() -> None:
                         help="execution modes; '@1' trains on one device (no mesh)")
     parser.add_argument("--one-device", action="store_true", help="do not expose CPU cores as devices")
     parser.add_argument("--loop-max", type=int, default=128, help="largest N for the slow Python loop")
+    parser.add_argument("--scan-max", type=int, default=1 << 30, help="largest N for the per-model scan")
     parser.add_argument("--no-baselines", action="store_true")
     parser.add_argument("--name", default="population")
     args = parser.parse_args()
@@ -159,8 +160,9 @@ def main() -> None:
         keys = jax.random.split(jax.random.key(0), n)
         times = {}
         if not args.no_baselines:
-            run_scan(hparams(1), keys[:1])  # compile
-            t = time.perf_counter(); run_scan(hp, keys); times["scan"] = time.perf_counter() - t
+            if n <= args.scan_max:
+                run_scan(hparams(1), keys[:1])  # compile
+                t = time.perf_counter(); run_scan(hp, keys); times["scan"] = time.perf_counter() - t
             if n <= args.loop_max:
                 run_loop(hparams(1), keys[:1])
                 t = time.perf_counter(); run_loop(hp, keys); times["loop"] = time.perf_counter() - t

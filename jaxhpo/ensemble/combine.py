@@ -27,7 +27,7 @@ import numpy as np
 import optax
 from flax import struct
 
-from jaxhpo.ensemble._inputs import check_inputs_look_right, check_predictions, log_probs
+from jaxhpo.ensemble._inputs import check_inputs_look_right, check_predictions, log_probs, true_class_probs
 
 Array = jax.Array
 
@@ -153,9 +153,12 @@ def _constrain(raw: Array, constraint: str) -> Array:
     return raw
 
 
-def _fit_classification(logp, y, l2_uniform, sparsity, temperature, steps, learning_rate):
-    m = logp.shape[0]
-    py = jnp.exp(jnp.take_along_axis(logp, y[None, :, None], axis=-1)[..., 0])  # [m, n]
+def _fit_classification(preds, y, l2_uniform, sparsity, temperature, steps, learning_rate, inputs):
+    m = preds.shape[0]
+    if temperature:
+        logp = log_probs(preds, inputs)
+    else:
+        py = true_class_probs(preds, y, inputs)  # [m, n]: all the mixture's log loss needs
 
     def loss(params):
         w = jax.nn.softmax(params["raw"])
@@ -209,7 +212,7 @@ def _fit_regression(preds, y, l2_uniform, constraint, intercept, steps):
     return _constrain(params["raw"], constraint), jnp.ones(m), b, trace
 
 
-_fit_classification_jit = jax.jit(_fit_classification, static_argnums=(4, 5))
+_fit_classification_jit = jax.jit(_fit_classification, static_argnums=(4, 5, 7))
 _fit_regression_jit = jax.jit(_fit_regression, static_argnums=(3, 4, 5))
 
 
@@ -258,10 +261,9 @@ def fit_weights(
         raise ValueError(f"steps must be a positive int, got steps={steps!r}")
     if task == "classification":
         check_inputs_look_right(arr, inputs)
-        logp = log_probs(arr, inputs)
-        w, t, b, _ = _fit_classification_jit(logp, jnp.asarray(y, jnp.int32), jnp.float32(l2_uniform),
+        w, t, b, _ = _fit_classification_jit(arr, jnp.asarray(y, jnp.int32), jnp.float32(l2_uniform),
                                              jnp.float32(sparsity), bool(temperature), int(steps or 300),
-                                             jnp.float32(learning_rate))
+                                             jnp.float32(learning_rate), inputs)
     else:
         w, t, b, _ = _fit_regression_jit(arr, jnp.asarray(y, jnp.float32), jnp.float32(l2_uniform), constraint,
                                          bool(intercept), int(steps or 100))

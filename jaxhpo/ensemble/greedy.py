@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from jaxhpo.ensemble._inputs import check_inputs_look_right, check_predictions, log_probs
+from jaxhpo.ensemble._inputs import check_inputs_look_right, check_predictions, log_probs, true_class_probs
 from jaxhpo.ensemble.combine import WeightedEnsemble
 
 Array = jax.Array
@@ -56,7 +56,13 @@ def _scores(metric: str, total: Array, k: Array, cand: Array, y: Array) -> Array
     return jnp.mean((mix - y[None]) ** 2, axis=1)
 
 
-def _greedy(cand: Array, y: Array, init_size: int, size: int, metric: str):
+def _greedy(preds: Array, y: Array, init_size: int, size: int, metric: str, inputs: str):
+    if metric == "log_loss":
+        cand = true_class_probs(preds, y, inputs)
+    elif metric == "accuracy":
+        cand = jnp.exp(log_probs(preds, inputs))
+    else:
+        cand = preds
     m = cand.shape[0]
     zero = jnp.zeros(cand.shape[1:], cand.dtype)
     single = _scores(metric, zero, jnp.float32(0.0), cand, y)
@@ -75,7 +81,7 @@ def _greedy(cand: Array, y: Array, init_size: int, size: int, metric: str):
     return counts, trace
 
 
-_greedy_jit = jax.jit(_greedy, static_argnums=(2, 3, 4))
+_greedy_jit = jax.jit(_greedy, static_argnums=(2, 3, 4, 5))
 
 
 def greedy_selection(
@@ -112,12 +118,10 @@ def greedy_selection(
     y = jnp.asarray(y)
     if task == "classification":
         check_inputs_look_right(arr, inputs)
-        probs = jnp.exp(log_probs(arr, inputs))
         y = y.astype(jnp.int32)
-        cand = jnp.take_along_axis(probs, y[None, :, None], axis=-1)[..., 0] if metric == "log_loss" else probs
     else:
-        cand, y = arr, y.astype(jnp.float32)
-    counts, trace = _greedy_jit(cand, y, int(init_size), int(size), metric)
+        y = y.astype(jnp.float32)
+    counts, trace = _greedy_jit(arr, y, int(init_size), int(size), metric, inputs)
     if size == 0:
         trace = jnp.zeros((0,), jnp.float32)
     weights = counts.astype(jnp.float32) / jnp.sum(counts)

@@ -7,7 +7,10 @@ Example:
 
 from jaxhpo.strategies.base import History, Strategy, history_add, history_best, history_init
 from jaxhpo.strategies.bayes import bayes
+from jaxhpo.strategies.cma import CMAState, cma_es
+from jaxhpo.strategies.genetic import GeneticState, genetic
 from jaxhpo.strategies.grid import GridExhausted, grid
+from jaxhpo.strategies.policy import PolicyState, policy_gradient, policy_probabilities
 from jaxhpo.strategies.sampling import lhs, random, sobol
 
 
@@ -17,6 +20,13 @@ def default() -> Strategy:
 
 
 __all__ = [
+    "CMAState",
+    "GeneticState",
+    "PolicyState",
+    "cma_es",
+    "genetic",
+    "policy_gradient",
+    "policy_probabilities",
     "GridExhausted",
     "bayes",
     "History",

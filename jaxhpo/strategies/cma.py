@@ -1,0 +1,237 @@
+"""CMA-ES (Hansen's default settings) in the unit cube, with optional IPOP restarts.
+
+The search distribution lives in an unbounded internal space; a point is
+evaluated at its mirror image in ``[0, 1]^d`` (reflection at the bounds, a
+standard bound handling), and the distribution is updated with the internal
+points, so the bounds never distort the covariance update. One generation is
+``popsize`` points: ``ask`` hands them out in any batch sizes (one batch of
+``popsize`` is the natural use), ``tell`` fills the generation in order and
+the update runs when it is complete. Restarts (IPOP) double the population
+inside fixed buffers of the largest size, so nothing recompiles.
+
+Example:
+    >>> import jax, jaxhpo
+    >>> space = jaxhpo.Space({f"x{i}": jaxhpo.Float(-5.0, 5.0) for i in range(3)})
+    >>> sphere = lambda p: sum((p[f"x{i}"] - 1.0) ** 2 for i in range(3))
+    >>> s = jaxhpo.strategies.cma_es()
+    >>> res = jaxhpo.minimize(sphere, space, s, num_rounds=40, batch_size=7, key=jax.random.key(0))
+    >>> bool(res.best_value < 1e-3)
+    True
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple, Optional
+
+import jax
+import jax.numpy as jnp
+
+from jaxhpo.space import Space
+from jaxhpo.strategies.base import History, Static, Strategy, history_add, history_init
+
+Array = jax.Array
+
+
+class CMAState(NamedTuple):
+    """CMA-ES state.
+
+    Attributes:
+        history: every told point (phenotypes in the unit cube).
+        mean, sigma, cov, p_sigma, p_c: the search distribution and its paths.
+        eigvecs, eigvals: ``cov = eigvecs diag(eigvals) eigvecs^T`` (refreshed per generation).
+        genotypes: ``[max_popsize, d]`` internal points of the current generation.
+        fitness: ``[max_popsize]`` their values (filled by ``tell``).
+        asked, told: cursors into the generation.
+        popsize: the current population size (doubles on an IPOP restart).
+        generation: generations completed since the last restart.
+        restarts: restarts so far.
+        best_recent: ``[window]`` best value of recent generations (stagnation test).
+        key: PRNG key for restart means.
+        static: the initial population size and whether restarts are on.
+    """
+
+    history: History
+    mean: Array
+    sigma: Array
+    cov: Array
+    p_sigma: Array
+    p_c: Array
+    eigvecs: Array
+    eigvals: Array
+    genotypes: Array
+    fitness: Array
+    asked: Array
+    told: Array
+    popsize: Array
+    generation: Array
+    restarts: Array
+    best_recent: Array
+    key: Array
+    static: Static
+
+
+def mirror(x: Array) -> Array:
+    """Reflects any real point into ``[0, 1]`` (period 2, identity inside the cube)."""
+    r = jnp.mod(x, 2.0)
+    return jnp.where(r > 1.0, 2.0 - r, r)
+
+
+def default_popsize(dim: int) -> int:
+    """Hansen's default ``4 + floor(3 ln d)``."""
+    return 4 + int(math.floor(3 * math.log(max(dim, 1))))
+
+
+def _weights(lam: Array, size: int) -> tuple[Array, Array]:
+    """Positive recombination weights for the dynamic population ``lam`` inside ``size`` slots."""
+    mu = jnp.floor(lam / 2.0)
+    i = jnp.arange(size, dtype=jnp.float32)
+    raw = jnp.log((lam + 1.0) / 2.0) - jnp.log(i + 1.0)
+    w = jnp.where(i < mu, raw, 0.0)
+    w = w / jnp.sum(w)
+    return w, 1.0 / jnp.sum(w**2)
+
+
+def cma_es(
+    sigma0: float = 0.3,
+    popsize: Optional[int] = None,
+    restarts: int = 0,
+    tol_x: float = 1e-7,
+    tol_fun: float = 1e-10,
+) -> Strategy:
+    """CMA-ES with Hansen's default learning rates, mirrored bounds and optional IPOP restarts.
+
+    Args:
+        sigma0: initial step size (the cube has side 1).
+        popsize: points per generation (default ``4 + floor(3 ln d)``).
+        restarts: IPOP restarts allowed (each doubles the population, from a
+            new random mean); 0 runs one CMA-ES.
+        tol_x: restart when ``sigma * sqrt(max eigenvalue)`` falls below this.
+        tol_fun: restart when recent generations' best values span less than this.
+
+    Returns:
+        A ``Strategy``; ``ask(key, state, num)`` gives ``num`` points of the current generation.
+    """
+    if not (isinstance(sigma0, (int, float)) and 0 < sigma0 <= 1):
+        raise ValueError(f"cma_es: sigma0 must be in (0, 1], got sigma0={sigma0!r}")
+    if popsize is not None and (not isinstance(popsize, int) or popsize < 2):
+        raise ValueError(f"cma_es: popsize must be an int >= 2, got popsize={popsize!r}")
+    if not isinstance(restarts, int) or restarts < 0:
+        raise ValueError(f"cma_es: restarts must be an int >= 0, got restarts={restarts!r}")
+
+    def init(key: Array, space: Space, capacity: int) -> CMAState:
+        d = space.dim
+        lam0 = popsize or default_popsize(d)
+        size = lam0 * 2**restarts
+        window = 10 + int(math.ceil(30 * d / lam0))
+        return _fresh(key, d, capacity, size, window, jnp.float32(lam0), jnp.zeros((), jnp.int32),
+                      Static((lam0, restarts)))
+
+    def _fresh(key, d, capacity, size, window, lam, n_restarts, static, history=None, mean=None):
+        if mean is None:
+            mean = jnp.full((d,), 0.5, jnp.float32)
+        return CMAState(
+            history=history_init(capacity, d) if history is None else history,
+            mean=mean,
+            sigma=jnp.float32(sigma0),
+            cov=jnp.eye(d, dtype=jnp.float32),
+            p_sigma=jnp.zeros((d,), jnp.float32),
+            p_c=jnp.zeros((d,), jnp.float32),
+            eigvecs=jnp.eye(d, dtype=jnp.float32),
+            eigvals=jnp.ones((d,), jnp.float32),
+            genotypes=jnp.zeros((size, d), jnp.float32),
+            fitness=jnp.full((size,), jnp.inf, jnp.float32),
+            asked=jnp.zeros((), jnp.int32),
+            told=jnp.zeros((), jnp.int32),
+            popsize=lam,
+            generation=jnp.zeros((), jnp.int32),
+            restarts=n_restarts,
+            best_recent=jnp.full((window,), jnp.inf, jnp.float32),
+            key=key,
+            static=static,
+        )
+
+    def ask(key: Array, state: CMAState, num: int = 1) -> tuple[Array, CMAState]:
+        d = state.mean.shape[0]
+        size = state.genotypes.shape[0]
+        z = jax.random.normal(key, (num, d), jnp.float32)
+        y = (z * jnp.sqrt(state.eigvals)) @ state.eigvecs.T
+        g = state.mean + state.sigma * y
+        slots = jnp.mod(state.asked + jnp.arange(num), size)
+        genotypes = state.genotypes.at[slots].set(g)
+        return mirror(g).astype(state.history.x.dtype), state._replace(genotypes=genotypes, asked=state.asked + num)
+
+    def tell(state: CMAState, x: Array, y: Array) -> CMAState:
+        history = history_add(state.history, x, y)
+        size = state.genotypes.shape[0]
+
+        def one(state, value):
+            state = state._replace(
+                fitness=state.fitness.at[jnp.mod(state.told, size)].set(jnp.where(jnp.isfinite(value), value, jnp.inf)),
+                told=state.told + 1,
+            )
+            complete = state.told >= state.popsize.astype(jnp.int32)
+            return jax.lax.cond(complete, _update, lambda s: s, state), None
+
+        state, _ = jax.lax.scan(one, state._replace(history=history), y.astype(jnp.float32))
+        return state
+
+    def _update(state: CMAState) -> CMAState:
+        d = state.mean.shape[0]
+        size = state.genotypes.shape[0]
+        lam = state.popsize
+        n = jnp.float32(d)
+        valid = jnp.arange(size) < lam
+        fit = jnp.where(valid, state.fitness, jnp.inf)
+        order = jnp.argsort(fit)
+        w, mu_eff = _weights(lam, size)
+        ys = (state.genotypes[order] - state.mean) / state.sigma
+        y_w = w @ ys
+        c_sigma = (mu_eff + 2.0) / (n + mu_eff + 5.0)
+        d_sigma = 1.0 + 2.0 * jnp.maximum(0.0, jnp.sqrt((mu_eff - 1.0) / (n + 1.0)) - 1.0) + c_sigma
+        c_c = (4.0 + mu_eff / n) / (n + 4.0 + 2.0 * mu_eff / n)
+        c_1 = 2.0 / ((n + 1.3) ** 2 + mu_eff)
+        c_mu = jnp.minimum(1.0 - c_1, 2.0 * (mu_eff - 2.0 + 1.0 / mu_eff) / ((n + 2.0) ** 2 + mu_eff))
+        chi_n = jnp.sqrt(n) * (1.0 - 1.0 / (4.0 * n) + 1.0 / (21.0 * n**2))
+        mean = state.mean + state.sigma * y_w
+        inv_sqrt = (state.eigvecs / jnp.sqrt(state.eigvals)) @ state.eigvecs.T
+        p_sigma = (1.0 - c_sigma) * state.p_sigma + jnp.sqrt(c_sigma * (2.0 - c_sigma) * mu_eff) * (inv_sqrt @ y_w)
+        gen = state.generation + 1
+        norm_ps = jnp.linalg.norm(p_sigma)
+        h_sigma = (norm_ps / jnp.sqrt(1.0 - (1.0 - c_sigma) ** (2.0 * gen)) < (1.4 + 2.0 / (n + 1.0)) * chi_n)
+        h_sigma = h_sigma.astype(jnp.float32)
+        p_c = (1.0 - c_c) * state.p_c + h_sigma * jnp.sqrt(c_c * (2.0 - c_c) * mu_eff) * y_w
+        rank_mu = (ys * w[:, None]).T @ ys
+        delta = (1.0 - h_sigma) * c_c * (2.0 - c_c)
+        cov = (1.0 - c_1 - c_mu + delta * c_1) * state.cov + c_1 * jnp.outer(p_c, p_c) + c_mu * rank_mu
+        cov = 0.5 * (cov + cov.T)
+        sigma = state.sigma * jnp.exp(jnp.minimum((c_sigma / d_sigma) * (norm_ps / chi_n - 1.0), 1.0))
+        eigvals, eigvecs = jnp.linalg.eigh(cov)
+        eigvals = jnp.maximum(eigvals, 1e-20)
+        best = jnp.min(fit)
+        best_recent = jnp.roll(state.best_recent, 1).at[0].set(best)
+        new = state._replace(
+            mean=mean, sigma=sigma, cov=cov, p_sigma=p_sigma, p_c=p_c, eigvecs=eigvecs, eigvals=eigvals,
+            fitness=jnp.full((size,), jnp.inf, jnp.float32), asked=jnp.zeros((), jnp.int32),
+            told=jnp.zeros((), jnp.int32), generation=gen, best_recent=best_recent,
+        )
+        _, max_restarts = state.static.value
+        if max_restarts == 0:
+            return new
+        window = state.best_recent.shape[0]
+        span = jnp.max(jnp.where(jnp.isfinite(best_recent), best_recent, -jnp.inf)) - jnp.min(best_recent)
+        stagnant = (gen >= window) & (span < tol_fun)
+        tiny = state.sigma * jnp.sqrt(jnp.max(eigvals)) < tol_x
+        ill = jnp.max(eigvals) > 1e7 * jnp.min(eigvals)
+        flat = (jnp.max(jnp.where(valid, fit, -jnp.inf)) - best) < tol_fun
+        restart = (tiny | ill | stagnant | flat) & (state.restarts < max_restarts)
+
+        def do_restart(s):
+            mean0 = jax.random.uniform(jax.random.fold_in(s.key, s.restarts), (d,), jnp.float32)
+            lam_new = jnp.minimum(s.popsize * 2.0, jnp.float32(size))
+            return _fresh(s.key, d, None, size, window, lam_new, s.restarts + 1, s.static,
+                          history=s.history, mean=mean0)
+
+        return jax.lax.cond(restart, do_restart, lambda s: s, new)
+
+    return Strategy(init, ask, tell)

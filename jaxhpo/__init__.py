@@ -7,7 +7,7 @@ Example:
     ...                          num_rounds=16, key=jax.random.key(0))
 """
 
-from jaxhpo import ensemble, metrics, population, pruners, strategies
+from jaxhpo import ensemble, hypergrad, metrics, population, pruners, strategies
 from jaxhpo.minimize import MinimizeResult, minimize
 from jaxhpo.space import Categorical, Float, Int, Space
 from jaxhpo.strategies import Strategy
@@ -27,6 +27,7 @@ __all__ = [
     "TrialPruned",
     "TrialState",
     "ensemble",
+    "hypergrad",
     "metrics",
     "population",
     "pruners",

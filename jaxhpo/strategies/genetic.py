@@ -39,6 +39,12 @@ class GeneticState(NamedTuple):
     genes: Static  # (bins per gene: 0 = continuous, k = k equal bins), (categorical per gene)
 
 
+def _below(key: Array, shape: tuple, n: Array) -> Array:
+    """Uniform integers in ``[0, n)`` from float32 draws (``randint`` breaks inside x64 contexts)."""
+    u = jax.random.uniform(key, shape, jnp.float32)
+    return jnp.minimum(jnp.floor(u * n).astype(jnp.int32), jnp.asarray(n, jnp.int32) - 1)
+
+
 def _bin_centers(u: Array, bins: Array) -> Array:
     k = jnp.maximum(bins, 1).astype(u.dtype)
     return jnp.where(bins > 0, (jnp.floor(jnp.clip(u, 0.0, 1.0 - 1e-7) * k) + 0.5) / k, u)
@@ -88,7 +94,7 @@ def genetic(
         bins = jnp.asarray(np.asarray(bins_t, np.int32))
         cats = jnp.asarray(np.asarray(cats_t, bool))
         dtype = state.history.x.dtype
-        k_rand, k_t1, k_t2, k_cross, k_blend, k_mut, k_step, k_cat, k_copy = jax.random.split(key, 9)
+        k_rand, k_t1, k_t2, k_cross, k_blend, k_mut, k_step, k_cat, k_copy, k_force = jax.random.split(key, 10)
         k = min(pool_size, state.history.capacity)
         masked = jnp.where(state.history.valid, state.history.y, jnp.inf)
         top, pool_idx = jax.lax.top_k(-masked, k)  # best first; not argsort: lowers inside x64 contexts
@@ -96,29 +102,29 @@ def genetic(
         n_ok = jnp.sum(jnp.isfinite(top))
         ready = n_ok >= k
         # tournaments: the lowest rank among `tournament` random draws wins (pool is sorted best first)
-        draws1 = jax.random.randint(k_t1, (num, tournament), 0, jnp.maximum(n_ok, 1))
-        draws2 = jax.random.randint(k_t2, (num, tournament), 0, jnp.maximum(n_ok, 1))
+        draws1 = _below(k_t1, (num, tournament), jnp.maximum(n_ok, 1))
+        draws2 = _below(k_t2, (num, tournament), jnp.maximum(n_ok, 1))
         a, b = pool[jnp.min(draws1, axis=1)], pool[jnp.min(draws2, axis=1)]
-        mix = jax.random.bernoulli(k_cross, 0.5, (num, d))
-        blend = jax.random.uniform(k_blend, (num, d))
+        mix = jax.random.uniform(k_cross, (num, d), jnp.float32) < 0.5
+        blend = jax.random.uniform(k_blend, (num, d), jnp.float32)
         child_cont = blend * a + (1.0 - blend) * b
         child = jnp.where(bins > 0, jnp.where(mix, a, b), jnp.where(mix, child_cont, a))
-        do_cross = jax.random.bernoulli(k_copy, crossover, (num, 1))
+        do_cross = jax.random.uniform(k_copy, (num, 1), jnp.float32) < crossover
         child = jnp.where(do_cross, child, a)
         rate = mutation if mutation is not None else 1.0 / d
-        mutate = jax.random.uniform(k_mut, (num, d)) < rate
-        forced = jax.nn.one_hot(jax.random.randint(k_mut, (num,), 0, d), d, dtype=bool)
+        mutate = jax.random.uniform(k_mut, (num, d), jnp.float32) < rate
+        forced = jax.nn.one_hot(_below(k_force, (num,), d), d, dtype=bool)
         mutate = mutate | (forced & ~jnp.any(mutate, axis=1, keepdims=True))
-        step = sigma * jax.random.normal(k_step, (num, d))
+        step = sigma * jax.random.normal(k_step, (num, d), jnp.float32)
         width = 1.0 / jnp.maximum(bins, 1).astype(jnp.float32)
         int_step = jnp.sign(step) * jnp.maximum(jnp.abs(step), width)
-        fresh_cat = jax.random.uniform(k_cat, (num, d))
+        fresh_cat = jax.random.uniform(k_cat, (num, d), jnp.float32)
         mutated = jnp.where(cats, fresh_cat, jnp.where(bins > 0, child + int_step, child + step))
         child = jnp.where(mutate, mutated, child)
         child = jnp.abs(child)  # reflect at 0 and 1
         child = jnp.where(child > 1.0, 2.0 - child, child)
         child = _bin_centers(jnp.clip(child, 0.0, 1.0), bins)
-        uniform = _bin_centers(jax.random.uniform(k_rand, (num, d)), bins)
+        uniform = _bin_centers(jax.random.uniform(k_rand, (num, d), jnp.float32), bins)
         x = jnp.where(ready, child, uniform)
         return x.astype(dtype), state
 

@@ -104,8 +104,9 @@ def policy_gradient(
         k = jnp.asarray(np.asarray(state.choices.value, np.float32))
         k_pick, k_jitter = jax.random.split(key)
         logp = _log_probs(state.logits, mask)
-        picks = jax.random.categorical(k_pick, logp[None], axis=-1, shape=(num, logp.shape[0]))
-        jitter = jax.random.uniform(k_jitter, picks.shape)
+        gumbel = -jnp.log(-jnp.log(jax.random.uniform(k_pick, (num,) + logp.shape, jnp.float32, 1e-20, 1.0)))
+        picks = jax.lax.top_k(logp[None] + gumbel, 1)[1][..., 0]  # Gumbel-max; top_k lowers in x64 contexts
+        jitter = jax.random.uniform(k_jitter, picks.shape, jnp.float32)
         x = (picks.astype(jnp.float32) + jitter) / k
         return x.astype(state.history.x.dtype), state
 

@@ -203,3 +203,34 @@ def test_bad_shapes_and_labels():
         ensemble.fit_stacking(probs, np.zeros(20, int), meta="forest")
     with pytest.raises(ValueError, match="metric"):
         ensemble.greedy_selection(probs, np.zeros(20, int), metric="mse")
+
+
+def test_bagged_greedy_averages_bags_of_the_reference():
+    probs = random_probs(10, 6, 40, 3).astype(np.float64)
+    y = np.argmax(probs[2] + 0.5 * probs[5], -1)
+    ens = ensemble.greedy_selection(probs, y, size=6, init_size=1, bags=4, bag_fraction=0.5, seed=3)
+    w = np.asarray(ens.weights)
+    assert abs(w.sum() - 1) < 1e-5 and np.all(w >= 0)
+    # each bag is the plain selection restricted to its members
+    rng = np.random.default_rng(3)
+    expected = np.zeros(6)
+    for _ in range(4):
+        members = np.sort(rng.choice(6, 3, replace=False))
+        counts = greedy_reference(probs[members], y, 6, 1, "log_loss")
+        expected[members] += counts / counts.sum() / 4
+    np.testing.assert_allclose(w, expected, atol=1e-6)
+    with pytest.raises(ValueError, match="bags"):
+        ensemble.greedy_selection(probs, y, bags=0)
+
+
+def test_stacking_chooses_l2_by_cross_validation():
+    from jaxhpo.ensemble.stacking import L2_GRID, _select_l2_jit
+
+    probs = random_probs(11, 4, 300, 3)
+    y = np.argmax(probs[0] + 0.3 * random_probs(12, 1, 300, 3)[0], -1)
+    meta = ensemble.fit_stacking(probs, y)  # l2="auto"
+    assert float(np.mean(np.asarray(meta.predict(probs)) == y)) > 0.9
+    x = np.asarray(meta.features(probs))
+    l2, losses = _select_l2_jit("logistic", x, jax.nn.one_hot(y, 3), jnp.asarray(y), 100, 32, jax.random.key(0),
+                                True)
+    assert float(l2) == pytest.approx(L2_GRID[int(np.argmin(np.asarray(losses)))])

@@ -35,7 +35,7 @@ METRICS = ("log_loss", "accuracy", "mse")
 
 @struct.dataclass
 class GreedyEnsemble(WeightedEnsemble):
-    """A ``WeightedEnsemble`` whose weights are selection counts / total; keeps the trace.
+    """A ``WeightedEnsemble`` whose weights are selection counts / total (averaged over bags); keeps the trace.
 
     Attributes:
         counts: ``[members]`` times each member was selected.
@@ -56,16 +56,28 @@ def _scores(metric: str, total: Array, k: Array, cand: Array, y: Array) -> Array
     return jnp.mean((mix - y[None]) ** 2, axis=1)
 
 
-def _greedy(preds: Array, y: Array, init_size: int, size: int, metric: str, inputs: str):
+def _candidates(preds: Array, y: Array, metric: str, inputs: str) -> Array:
     if metric == "log_loss":
-        cand = true_class_probs(preds, y, inputs)
-    elif metric == "accuracy":
-        cand = jnp.exp(log_probs(preds, inputs))
-    else:
-        cand = preds
+        return true_class_probs(preds, y, inputs)
+    if metric == "accuracy":
+        return jnp.exp(log_probs(preds, inputs))
+    return preds
+
+
+def _greedy(preds: Array, y: Array, init_size: int, size: int, metric: str, inputs: str):
+    cand = _candidates(preds, y, metric, inputs)
+    return _select(cand, y, init_size, size, metric, jnp.ones(cand.shape[0], bool))
+
+
+def _bagged(preds: Array, y: Array, init_size: int, size: int, metric: str, inputs: str, masks: Array):
+    cand = _candidates(preds, y, metric, inputs)
+    return jax.vmap(lambda mask: _select(cand, y, init_size, size, metric, mask))(masks)
+
+
+def _select(cand: Array, y: Array, init_size: int, size: int, metric: str, allowed: Array):
     m = cand.shape[0]
     zero = jnp.zeros(cand.shape[1:], cand.dtype)
-    single = _scores(metric, zero, jnp.float32(0.0), cand, y)
+    single = jnp.where(allowed, _scores(metric, zero, jnp.float32(0.0), cand, y), jnp.inf)
     order = jnp.argsort(single, stable=True)
     counts = jnp.zeros((m,), jnp.int32).at[order[:init_size]].add(1)
     total = jnp.sum(cand[order[:init_size]], axis=0)
@@ -73,7 +85,7 @@ def _greedy(preds: Array, y: Array, init_size: int, size: int, metric: str, inpu
     def step(carry, _):
         counts, total = carry
         k = jnp.sum(counts).astype(cand.dtype)
-        s = _scores(metric, total, k, cand, y)
+        s = jnp.where(allowed, _scores(metric, total, k, cand, y), jnp.inf)
         best = jnp.argmin(s)
         return (counts.at[best].add(1), total + cand[best]), s[best]
 
@@ -82,6 +94,7 @@ def _greedy(preds: Array, y: Array, init_size: int, size: int, metric: str, inpu
 
 
 _greedy_jit = jax.jit(_greedy, static_argnums=(2, 3, 4, 5))
+_bagged_jit = jax.jit(_bagged, static_argnums=(2, 3, 4, 5))
 
 
 def greedy_selection(
@@ -92,6 +105,9 @@ def greedy_selection(
     init_size: Optional[int] = None,
     metric: str = "log_loss",
     inputs: str = "probs",
+    bags: int = 1,
+    bag_fraction: float = 0.5,
+    seed: int = 0,
 ) -> GreedyEnsemble:
     """Caruana's greedy selection with replacement, initialized with the best ``init_size`` members.
 
@@ -103,6 +119,11 @@ def greedy_selection(
         init_size: the best single members to start from (``<= members``; default ``min(5, members)``).
         metric: ``"log_loss"`` or ``"accuracy"`` (classification), ``"mse"`` (regression).
         inputs: ``"probs"`` or ``"logits"`` (averaging is always of probabilities).
+        bags: with ``bags > 1``, Caruana's bagged selection: run the selection on
+            ``bags`` random subsets of ``bag_fraction`` of the members (vmapped, one
+            call) and average the weights; less prone to overfit small validation sets.
+        bag_fraction: share of members per bag.
+        seed: seed of the bags.
     """
     arr, task = check_predictions(preds, y)
     m = arr.shape[0]
@@ -121,8 +142,22 @@ def greedy_selection(
         y = y.astype(jnp.int32)
     else:
         y = y.astype(jnp.float32)
-    counts, trace = _greedy_jit(arr, y, int(init_size), int(size), metric, inputs)
+    if not isinstance(bags, (int, np.integer)) or bags < 1:
+        raise ValueError(f"bags must be a positive int, got bags={bags!r}")
+    if not 0.0 < bag_fraction <= 1.0:
+        raise ValueError(f"bag_fraction must be in (0, 1], got bag_fraction={bag_fraction!r}")
+    if bags == 1:
+        counts, trace = _greedy_jit(arr, y, int(init_size), int(size), metric, inputs)
+        weights = counts.astype(jnp.float32) / jnp.sum(counts)
+    else:
+        per_bag = max(int(round(bag_fraction * m)), init_size)
+        rng = np.random.default_rng(seed)
+        masks = np.zeros((bags, m), bool)
+        for b in range(bags):
+            masks[b, rng.choice(m, per_bag, replace=False)] = True
+        counts_b, trace_b = _bagged_jit(arr, y, int(init_size), int(size), metric, inputs, jnp.asarray(masks))
+        weights = jnp.mean(counts_b / jnp.sum(counts_b, axis=1, keepdims=True), axis=0)
+        counts, trace = jnp.sum(counts_b, axis=0), jnp.mean(trace_b, axis=0)
     if size == 0:
         trace = jnp.zeros((0,), jnp.float32)
-    weights = counts.astype(jnp.float32) / jnp.sum(counts)
     return GreedyEnsemble(weights, jnp.ones(m), jnp.zeros(()), task, inputs, counts, trace)

@@ -98,7 +98,7 @@ def _penalty(meta: str, params: Any) -> Array:
     return jnp.sum(params["w"] ** 2)
 
 
-def _fit(meta, x, targets, y_int, l2, steps, hidden, key, classification):
+def _fit(meta, x, targets, y_int, l2, steps, hidden, key, classification, row_w):
     n, f = x.shape
     out = targets.shape[1]
     if meta == "mlp":
@@ -108,12 +108,14 @@ def _fit(meta, x, targets, y_int, l2, steps, hidden, key, classification):
     else:
         params = {"w": jnp.zeros((f, out)), "b": jnp.zeros(out)}
 
+    row_w = row_w / jnp.sum(row_w)
+
     def loss(p):
         z = _forward(meta, p, x)
         if meta == "ridge" or not classification:
-            data = jnp.mean(jnp.sum((z - targets) ** 2, axis=-1))
+            data = jnp.sum(row_w * jnp.sum((z - targets) ** 2, axis=-1))
         else:
-            data = jnp.mean(optax.softmax_cross_entropy_with_integer_labels(z, y_int))
+            data = jnp.sum(row_w * optax.softmax_cross_entropy_with_integer_labels(z, y_int))
         return data + l2 * _penalty(meta, p)
 
     if meta == "mlp":
@@ -140,13 +142,46 @@ def _fit(meta, x, targets, y_int, l2, steps, hidden, key, classification):
 
 _fit_jit = jax.jit(_fit, static_argnums=(0, 5, 6, 8))
 
+L2_GRID = (1e-4, 1e-3, 1e-2, 1e-1)
+
+
+def _held_out_loss(meta, params, x, targets, y_int, classification, held):
+    z = _forward(meta, params, x)
+    if classification and meta != "ridge":
+        per = optax.softmax_cross_entropy_with_integer_labels(z, y_int)
+    elif classification:
+        per = optax.softmax_cross_entropy_with_integer_labels(4.0 * z, y_int)
+    else:
+        per = jnp.sum((z - targets) ** 2, axis=-1)
+    return jnp.sum(held * per) / jnp.maximum(jnp.sum(held), 1.0)
+
+
+def _select_l2(meta, x, targets, y_int, steps, hidden, key, classification, folds=3):
+    """Chooses the L2 penalty from ``L2_GRID`` by K-fold cross-validation, all fits in one vmapped call."""
+    n = x.shape[0]
+    fold = jax.random.permutation(jax.random.fold_in(key, 99), n) % folds
+    grid = jnp.asarray(L2_GRID, jnp.float32)
+    l2s = jnp.repeat(grid, folds)
+    ks = jnp.tile(jnp.arange(folds), grid.shape[0])
+
+    def one(l2, k):
+        train = (fold != k).astype(jnp.float32)
+        params, _ = _fit(meta, x, targets, y_int, l2, steps, hidden, key, classification, train)
+        return _held_out_loss(meta, params, x, targets, y_int, classification, 1.0 - train)
+
+    losses = jax.vmap(one)(l2s, ks).reshape(grid.shape[0], folds).mean(axis=1)
+    return grid[jnp.argmin(jnp.where(jnp.isfinite(losses), losses, jnp.inf))], losses
+
+
+_select_l2_jit = jax.jit(_select_l2, static_argnums=(0, 4, 5, 7, 8))
+
 
 def fit_stacking(
     oof_preds: Any,
     y: Any,
     *,
     meta: str = "logistic",
-    l2: float = 1e-3,
+    l2: float | str = "auto",
     inputs: str = "probs",
     steps: int | None = None,
     hidden: int = 32,
@@ -159,7 +194,9 @@ def fit_stacking(
             out-of-fold predictions on the training rows.
         y: ``[examples]`` labels or targets.
         meta: ``"logistic"`` (classification), ``"ridge"`` or ``"mlp"``.
-        l2: L2 penalty on the meta-learner's weights.
+        l2: L2 penalty on the meta-learner's weights, or ``"auto"`` (default): chosen
+            from ``L2_GRID`` by 3-fold cross-validation on the given rows (all
+            fits in one vmapped call), as ``LogisticRegressionCV`` does.
         inputs: ``"probs"`` or ``"logits"``.
         steps: optimizer steps (default 200 L-BFGS, 1000 Adam for the MLP).
         hidden: hidden units of the ``"mlp"`` meta-learner.
@@ -170,8 +207,8 @@ def fit_stacking(
         raise ValueError(f"meta must be one of {META}, got meta={meta!r}")
     if task == "regression" and meta == "logistic":
         raise ValueError("meta='logistic' needs classification predictions; use 'ridge' or 'mlp' for regression")
-    if not np.isfinite(l2) or l2 < 0:
-        raise ValueError(f"l2 must be a finite number >= 0, got l2={l2!r}")
+    if not (l2 == "auto" or (isinstance(l2, (int, float)) and np.isfinite(l2) and l2 >= 0)):
+        raise ValueError(f"l2 must be 'auto' or a finite number >= 0, got l2={l2!r}")
     if task == "classification":
         check_inputs_look_right(arr, inputs)
     raw = _raw_features(arr, task, inputs)
@@ -188,8 +225,12 @@ def fit_stacking(
         shift, scale = jnp.mean(y), jnp.maximum(jnp.std(y), 1e-12)
         targets = ((y - shift) / scale)[:, None].astype(jnp.float32)
     default_steps = 1000 if meta == "mlp" else 200
-    params, _ = _fit_jit(meta, x, targets, y_int, jnp.float32(l2), int(steps or default_steps), int(hidden),
-                         jax.random.key(seed), classification)
+    key = jax.random.key(seed)
+    steps = int(steps or default_steps)
+    if l2 == "auto":
+        l2, _ = _select_l2_jit(meta, x, targets, y_int, max(steps // 2, 1), int(hidden), key, classification)
+    params, _ = _fit_jit(meta, x, targets, y_int, jnp.float32(l2), steps, int(hidden), key, classification,
+                         jnp.ones(x.shape[0], jnp.float32))
     if not classification:
         params = {**params, "y_shift": shift, "y_scale": scale}
     return StackingEnsemble(params, mu, sigma, meta, task, inputs)

@@ -95,6 +95,7 @@ def _weights(lam: Array, size: int) -> tuple[Array, Array]:
 def cma_es(
     sigma0: float = 0.3,
     popsize: Optional[int] = None,
+    x0: str = "center",
     restarts: int = 0,
     tol_x: float = 1e-7,
     tol_fun: float = 1e-10,
@@ -104,6 +105,7 @@ def cma_es(
     Args:
         sigma0: initial step size (the cube has side 1).
         popsize: points per generation (default ``4 + floor(3 ln d)``).
+        x0: initial mean: ``"center"`` of the cube or ``"random"`` (uniform, from the init key).
         restarts: IPOP restarts allowed (each doubles the population, from a
             new random mean); 0 runs one CMA-ES.
         tol_x: restart when ``sigma * sqrt(max eigenvalue)`` falls below this.
@@ -116,6 +118,8 @@ def cma_es(
         raise ValueError(f"cma_es: sigma0 must be in (0, 1], got sigma0={sigma0!r}")
     if popsize is not None and (not isinstance(popsize, int) or popsize < 2):
         raise ValueError(f"cma_es: popsize must be an int >= 2, got popsize={popsize!r}")
+    if x0 not in ("center", "random"):
+        raise ValueError(f"cma_es: x0 must be 'center' or 'random', got x0={x0!r}")
     if not isinstance(restarts, int) or restarts < 0:
         raise ValueError(f"cma_es: restarts must be an int >= 0, got restarts={restarts!r}")
 
@@ -124,8 +128,9 @@ def cma_es(
         lam0 = popsize or default_popsize(d)
         size = lam0 * 2**restarts
         window = 10 + int(math.ceil(30 * d / lam0))
+        mean = None if x0 == "center" else jax.random.uniform(jax.random.fold_in(key, 1), (d,), jnp.float32)
         return _fresh(key, d, capacity, size, window, jnp.float32(lam0), jnp.zeros((), jnp.int32),
-                      Static((lam0, restarts)))
+                      Static((lam0, restarts)), mean=mean)
 
     def _fresh(key, d, capacity, size, window, lam, n_restarts, static, history=None, mean=None):
         if mean is None:

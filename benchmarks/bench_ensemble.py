@@ -121,6 +121,16 @@ def one_split(x, y, seed: int, members: int):
         model = fit()
         jax.block_until_ready(jax.tree.leaves(model))
         rows[name] = (*scores(yte, model.predict_proba(test)), time.perf_counter() - t0, "")
+
+    def stack_selected():  # stacking over the members greedy selection kept (a feature selection)
+        sel = ensemble.greedy_selection(oof, ytr, size=50, init_size=5).selected
+        return sel, ensemble.fit_stacking(oof[sel], ytr)
+
+    stack_selected()
+    t0 = time.perf_counter()
+    sel, model = stack_selected()
+    jax.block_until_ready(jax.tree.leaves(model))
+    rows["stacking on greedy set"] = (*scores(yte, model.predict_proba(test[sel])), time.perf_counter() - t0, "")
     for name, est in (("sklearn StackingClassifier", StackingClassifier(
             sklearn_models(seed), final_estimator=LogisticRegression(max_iter=3000), cv=5, stack_method="predict_proba")),
             ("sklearn VotingClassifier", VotingClassifier(sklearn_models(seed), voting="soft"))):

@@ -228,7 +228,7 @@ def test_stacking_chooses_l2_by_cross_validation():
 
     probs = random_probs(11, 4, 300, 3)
     y = np.argmax(probs[0] + 0.3 * random_probs(12, 1, 300, 3)[0], -1)
-    meta = ensemble.fit_stacking(probs, y)  # l2="auto"
+    meta = ensemble.fit_stacking(probs, y, l2="auto")
     assert float(np.mean(np.asarray(meta.predict(probs)) == y)) > 0.9
     x = np.asarray(meta.features(probs))
     l2, losses = _select_l2_jit("logistic", x, jax.nn.one_hot(y, 3), jnp.asarray(y), 100, 32, jax.random.key(0),

@@ -1,9 +1,9 @@
-"""CMA-ES (Hansen's default settings) in the unit cube, with optional IPOP restarts.
+"""CMA-ES (Hansen's default settings, active covariance update) in the unit cube, with optional IPOP restarts.
 
-The search distribution lives in an unbounded internal space; a point is
-evaluated at its mirror image in ``[0, 1]^d`` (reflection at the bounds, a
-standard bound handling), and the distribution is updated with the internal
-points, so the bounds never distort the covariance update. One generation is
+A sampled point outside the cube is mirrored into ``[0, 1]^d`` (reflection
+at the bounds) and, by default, the distribution is updated with the
+mirrored (repaired) points; ``bounds="periodic"`` updates with the
+unbounded points instead. One generation is
 ``popsize`` points: ``ask`` hands them out in any batch sizes (one batch of
 ``popsize`` is the natural use), ``tell`` fills the generation in order and
 the update runs when it is complete. Restarts (IPOP) double the population
@@ -82,20 +82,33 @@ def default_popsize(dim: int) -> int:
     return 4 + int(math.floor(3 * math.log(max(dim, 1))))
 
 
-def _weights(lam: Array, size: int) -> tuple[Array, Array]:
-    """Positive recombination weights for the dynamic population ``lam`` inside ``size`` slots."""
-    mu = jnp.floor(lam / 2.0)
+def _weights(lam: Array, size: int, n: Array) -> tuple[Array, Array, Array, Array]:
+    """Active-CMA recombination weights (Hansen 2016) for the dynamic population ``lam`` in ``size`` slots.
+
+    Returns ``(weights, mu_eff, c_1, c_mu)``: positive weights sum to 1 and drive
+    the mean; negative weights (the worst half) only shrink the covariance.
+    """
     i = jnp.arange(size, dtype=jnp.float32)
-    raw = jnp.log((lam + 1.0) / 2.0) - jnp.log(i + 1.0)
-    w = jnp.where(i < mu, raw, 0.0)
-    w = w / jnp.sum(w)
-    return w, 1.0 / jnp.sum(w**2)
+    inside = i < lam
+    mu = jnp.floor(lam / 2.0)
+    raw = jnp.where(inside, jnp.log((lam + 1.0) / 2.0) - jnp.log(i + 1.0), 0.0)
+    pos = jnp.where(i < mu, raw, 0.0)
+    neg = jnp.where((i >= mu) & inside, raw, 0.0)
+    mu_eff = jnp.sum(pos) ** 2 / jnp.sum(pos**2)
+    mu_eff_neg = jnp.sum(neg) ** 2 / jnp.maximum(jnp.sum(neg**2), 1e-30)
+    c_1 = 2.0 / ((n + 1.3) ** 2 + mu_eff)
+    c_mu = jnp.minimum(1.0 - c_1, 2.0 * (mu_eff - 2.0 + 1.0 / mu_eff) / ((n + 2.0) ** 2 + mu_eff))
+    alpha = jnp.minimum(jnp.minimum(1.0 + c_1 / c_mu, 1.0 + 2.0 * mu_eff_neg / (mu_eff + 2.0)),
+                        (1.0 - c_1 - c_mu) / (n * c_mu))
+    w = pos / jnp.sum(pos) + alpha * neg / jnp.maximum(jnp.sum(jnp.abs(neg)), 1e-30)
+    return w, mu_eff, c_1, c_mu
 
 
 def cma_es(
     sigma0: float = 0.3,
     popsize: Optional[int] = None,
     x0: str = "center",
+    bounds: str = "repair",
     restarts: int = 0,
     tol_x: float = 1e-7,
     tol_fun: float = 1e-10,
@@ -106,6 +119,11 @@ def cma_es(
         sigma0: initial step size (the cube has side 1).
         popsize: points per generation (default ``4 + floor(3 ln d)``).
         x0: initial mean: ``"center"`` of the cube or ``"random"`` (uniform, from the init key).
+        bounds: ``"repair"`` (default): points are mirrored into the cube and the
+            distribution learns from the mirrored points; ``"periodic"``: it learns
+            from the unbounded internal points (a periodic extension of the objective).
+            Measured on Ackley5, Rosenbrock4 and Levy10 (500 evaluations, 10 seeds),
+            repair reached lower regret on all three.
         restarts: IPOP restarts allowed (each doubles the population, from a
             new random mean); 0 runs one CMA-ES.
         tol_x: restart when ``sigma * sqrt(max eigenvalue)`` falls below this.
@@ -118,6 +136,9 @@ def cma_es(
         raise ValueError(f"cma_es: sigma0 must be in (0, 1], got sigma0={sigma0!r}")
     if popsize is not None and (not isinstance(popsize, int) or popsize < 2):
         raise ValueError(f"cma_es: popsize must be an int >= 2, got popsize={popsize!r}")
+    if bounds not in ("repair", "periodic"):
+        raise ValueError(f"cma_es: bounds must be 'repair' or 'periodic', got bounds={bounds!r}")
+    repair = bounds == "repair"
     if x0 not in ("center", "random"):
         raise ValueError(f"cma_es: x0 must be 'center' or 'random', got x0={x0!r}")
     if not isinstance(restarts, int) or restarts < 0:
@@ -163,7 +184,7 @@ def cma_es(
         y = (z * jnp.sqrt(state.eigvals)) @ state.eigvecs.T
         g = state.mean + state.sigma * y
         slots = jnp.mod(state.asked + jnp.arange(num), size)
-        genotypes = state.genotypes.at[slots].set(g)
+        genotypes = state.genotypes.at[slots].set(mirror(g) if repair else g)
         return mirror(g).astype(state.history.x.dtype), state._replace(genotypes=genotypes, asked=state.asked + num)
 
     def tell(state: CMAState, x: Array, y: Array) -> CMAState:
@@ -189,14 +210,13 @@ def cma_es(
         valid = jnp.arange(size) < lam
         fit = jnp.where(valid, state.fitness, jnp.inf)
         order = jnp.argsort(fit)
-        w, mu_eff = _weights(lam, size)
+        w, mu_eff, c_1, c_mu = _weights(lam, size, n)
         ys = (state.genotypes[order] - state.mean) / state.sigma
-        y_w = w @ ys
+        w_pos = jnp.maximum(w, 0.0)
+        y_w = w_pos @ ys
         c_sigma = (mu_eff + 2.0) / (n + mu_eff + 5.0)
         d_sigma = 1.0 + 2.0 * jnp.maximum(0.0, jnp.sqrt((mu_eff - 1.0) / (n + 1.0)) - 1.0) + c_sigma
         c_c = (4.0 + mu_eff / n) / (n + 4.0 + 2.0 * mu_eff / n)
-        c_1 = 2.0 / ((n + 1.3) ** 2 + mu_eff)
-        c_mu = jnp.minimum(1.0 - c_1, 2.0 * (mu_eff - 2.0 + 1.0 / mu_eff) / ((n + 2.0) ** 2 + mu_eff))
         chi_n = jnp.sqrt(n) * (1.0 - 1.0 / (4.0 * n) + 1.0 / (21.0 * n**2))
         mean = state.mean + state.sigma * y_w
         inv_sqrt = (state.eigvecs / jnp.sqrt(state.eigvals)) @ state.eigvecs.T
@@ -206,9 +226,13 @@ def cma_es(
         h_sigma = (norm_ps / jnp.sqrt(1.0 - (1.0 - c_sigma) ** (2.0 * gen)) < (1.4 + 2.0 / (n + 1.0)) * chi_n)
         h_sigma = h_sigma.astype(jnp.float32)
         p_c = (1.0 - c_c) * state.p_c + h_sigma * jnp.sqrt(c_c * (2.0 - c_c) * mu_eff) * y_w
-        rank_mu = (ys * w[:, None]).T @ ys
+        # negative weights act on directions rescaled to the Mahalanobis length sqrt(n)
+        mahal = jnp.sum((ys @ inv_sqrt.T) ** 2, axis=1)
+        w_cov = jnp.where(w >= 0, w, w * n / jnp.maximum(mahal, 1e-20))
+        rank_mu = (ys * w_cov[:, None]).T @ ys
         delta = (1.0 - h_sigma) * c_c * (2.0 - c_c)
-        cov = (1.0 - c_1 - c_mu + delta * c_1) * state.cov + c_1 * jnp.outer(p_c, p_c) + c_mu * rank_mu
+        decay = 1.0 - c_1 - c_mu * jnp.sum(w) + delta * c_1
+        cov = decay * state.cov + c_1 * jnp.outer(p_c, p_c) + c_mu * rank_mu
         cov = 0.5 * (cov + cov.T)
         sigma = state.sigma * jnp.exp(jnp.minimum((c_sigma / d_sigma) * (norm_ps / chi_n - 1.0), 1.0))
         eigvals, eigvecs = jnp.linalg.eigh(cov)

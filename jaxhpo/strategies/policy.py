@@ -4,7 +4,7 @@ The policy is one softmax per parameter over its choices: the categories of
 a categorical, the bins of an integer, or ``bins`` equal slices of a float's
 unit interval (a float is then sampled uniformly inside its slice). Each
 ``tell`` is one REINFORCE step on the told batch: the advantage is the
-reward (minus the value) against a moving-average baseline, scaled by a
+reward (by default the share of told values a result beats) against a moving-average baseline, scaled by a
 running standard deviation, plus an entropy bonus; the update is by an Optax
 optimizer (Adam by default).
 
@@ -61,6 +61,7 @@ def policy_gradient(
     baseline_decay: float = 0.9,
     entropy: float = 0.01,
     optimizer: Optional[optax.GradientTransformation] = None,
+    reward: str = "quantile",
 ) -> Strategy:
     """REINFORCE over categorical and discretized parameters, trained with Optax.
 
@@ -70,7 +71,13 @@ def policy_gradient(
         baseline_decay: decay of the moving-average baseline.
         entropy: weight of the entropy bonus (keeps exploring).
         optimizer: any Optax optimizer for the logits (maximizing reward).
+        reward: ``"quantile"`` (default): the share of all told values a result
+            beats, in ``[0, 1]``, robust to heavy-tailed objectives (fitness
+            shaping); ``"raw"``: minus the value.
     """
+    if reward not in ("quantile", "raw"):
+        raise ValueError(f"policy_gradient: reward must be 'quantile' or 'raw', got reward={reward!r}")
+    reward_kind = reward
     if not isinstance(bins, int) or bins < 2:
         raise ValueError(f"policy_gradient: bins must be an int >= 2, got bins={bins!r}")
     if not 0.0 <= baseline_decay < 1.0:
@@ -115,8 +122,15 @@ def policy_gradient(
         k = jnp.asarray(np.asarray(state.choices.value, np.float32))
         actions = jnp.clip(jnp.floor(x.astype(jnp.float32) * k), 0, k - 1).astype(jnp.int32)
         ok = jnp.isfinite(y)
-        reward = jnp.where(ok, -y.astype(jnp.float32), 0.0)
-        n_ok = jnp.maximum(jnp.sum(ok), 1)
+        if reward_kind == "quantile":
+            seen = jnp.where(history.valid, history.y, jnp.nan).astype(jnp.float32)
+            n_seen = jnp.maximum(jnp.sum(history.valid), 1)
+            beats = jnp.sum(seen[None, :] > y[:, None].astype(jnp.float32), axis=1)
+            reward = jnp.where(ok, beats.astype(jnp.float32) / n_seen.astype(jnp.float32), 0.0)  # NaN: not beaten
+        else:
+            reward = jnp.where(ok, -y.astype(jnp.float32), 0.0)
+        reward = reward.astype(jnp.float32)
+        n_ok = jnp.maximum(jnp.sum(ok), 1).astype(jnp.float32)
         batch_mean = jnp.sum(reward) / n_ok
         first = state.steps == 0
         baseline = jnp.where(first, batch_mean, state.baseline)

@@ -71,7 +71,7 @@ def scores(y, probs):
     return float(np.mean(probs.argmax(1) == y)), float(metrics.log_loss(y, probs))
 
 
-def one_split(x, y, seed: int, members: int):
+def one_split(x, y, seed: int, members: int, cache: str | None = None, dname: str = ""):
     from sklearn.ensemble import StackingClassifier, VotingClassifier
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import train_test_split
@@ -89,18 +89,26 @@ def one_split(x, y, seed: int, members: int):
         return population.MLP(hidden=(128,), outputs=classes, width=h["width"], dropout=h["dropout"],
                               activation=h["activation"], activations=ACTIVATIONS)
 
-    t0 = time.perf_counter()
-    cv = population.cross_validate(model_fn, hp, xtr_s, ytr, folds=5, seed=seed, key=jax.random.key(seed),
-                                   batch_size=32)
-    full = population.train(model_fn, hp, xtr_s, ytr, xte_s, yte, key=jax.random.key(seed + 1), batch_size=32)
-    t_pop = time.perf_counter() - t0
     named = sklearn_models(seed)
-    t0 = time.perf_counter()
-    oof_sk, fitted = ensemble.cross_val_predictions([m for _, m in named], xtr, ytr, cv=5, random_state=seed)
-    t_sk = time.perf_counter() - t0
-    test_sk = ensemble.model_predictions(fitted, xte)
-    oof = np.concatenate([np.asarray(cv.oof_predictions), oof_sk])
-    test = np.concatenate([np.asarray(full.val_predictions), test_sk])
+    path = os.path.join(cache, f"{dname}_{seed}_{members}.npz") if cache else None
+    if path and os.path.exists(path):
+        with np.load(path) as z:
+            oof, test, t_pop, t_sk = z["oof"], z["test"], float(z["t_pop"]), float(z["t_sk"])
+    else:
+        t0 = time.perf_counter()
+        cv = population.cross_validate(model_fn, hp, xtr_s, ytr, folds=5, seed=seed, key=jax.random.key(seed),
+                                       batch_size=32)
+        full = population.train(model_fn, hp, xtr_s, ytr, xte_s, yte, key=jax.random.key(seed + 1), batch_size=32)
+        t_pop = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        oof_sk, fitted = ensemble.cross_val_predictions([m for _, m in named], xtr, ytr, cv=5, random_state=seed)
+        t_sk = time.perf_counter() - t0
+        test_sk = ensemble.model_predictions(fitted, xte)
+        oof = np.concatenate([np.asarray(cv.oof_predictions), oof_sk])
+        test = np.concatenate([np.asarray(full.val_predictions), test_sk])
+        if path:
+            os.makedirs(cache, exist_ok=True)
+            np.savez(path, oof=oof, test=test, t_pop=t_pop, t_sk=t_sk)
     names = [f"mlp{i}" for i in range(members)] + [n for n, _ in named]
 
     rows = {}
@@ -200,6 +208,7 @@ def main() -> None:
     parser.add_argument("--members", type=int, default=64)
     parser.add_argument("--datasets", nargs="+", default=["digits", "breast_cancer", "wine"])
     parser.add_argument("--only", choices=["quality", "speed"], default=None)
+    parser.add_argument("--cache", default=None, help="directory to keep (and reuse) member predictions per split")
     args = parser.parse_args()
     data = datasets()
     summary, raw = {}, {}
@@ -207,7 +216,7 @@ def main() -> None:
         x, y = data[dname]
         per_split = []
         for seed in range(args.splits):
-            rows, timing = one_split(x, y, seed, args.members)
+            rows, timing = one_split(x, y, seed, args.members, args.cache, dname)
             per_split.append((rows, timing))
             print(f"{dname} split {seed}: population {timing['population_s']:.1f}s, "
                   f"best single {rows['best single'][0]:.4f}/{rows['best single'][1]:.4f}, "

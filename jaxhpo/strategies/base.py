@@ -164,6 +164,46 @@ class Strategy(NamedTuple):
     init: Callable[[Array, Space, int], Any]
     ask: Callable[[Array, Any, int], tuple[Array, Any]]
     tell: Callable[[Any, Array, Array], Any]
+    recipe: Any = None  # (module, factory name, args, kwargs) of a factory-made strategy
+
+    def __reduce__(self):
+        """Factory-made strategies pickle as their recipe (closures cannot be pickled)."""
+        if self.recipe is None:
+            raise TypeError("this Strategy was not made by a jaxhpo factory and cannot be pickled")
+        return (_rebuild, self.recipe)
+
+    def __deepcopy__(self, memo: dict) -> "Strategy":
+        return self  # immutable pure functions: a copy is the same strategy
+
+
+def _rebuild(module: str, name: str, args: tuple, kwargs: tuple) -> "Strategy":
+    import importlib
+
+    return getattr(importlib.import_module(module), name)(*args, **dict(kwargs))
+
+
+def factory(fn: Callable[..., "Strategy"]) -> Callable[..., "Strategy"]:
+    """Decorates a strategy factory: results are picklable (by recipe) and shared for equal arguments.
+
+    Sharing means ``bayes()`` called twice returns the same functions, so a
+    second ``Study`` reuses the first one's compiled programs.
+    """
+    import functools
+
+    cache: dict = {}
+
+    @functools.wraps(fn)
+    def make(*args: Any, **kwargs: Any) -> "Strategy":
+        key = (args, tuple(sorted(kwargs.items())))
+        try:
+            hash(key)
+        except TypeError:  # unhashable arguments (an optimizer object...): a fresh, unpicklable strategy
+            return fn(*args, **kwargs)
+        if key not in cache:
+            cache[key] = fn(*args, **kwargs)._replace(recipe=(fn.__module__, fn.__name__, args, key[1]))
+        return cache[key]
+
+    return make
 
 
 def tell_history(state: Any, x: Array, y: Array) -> Any:

@@ -38,7 +38,7 @@ from jaxhpo.gp import gp
 from jaxhpo.gp.kernels import KERNELS, Layout, snap
 from jaxhpo.gp.linalg import cholesky_and_inverse
 from jaxhpo.space import Space
-from jaxhpo.strategies.base import History, Static, Strategy, history_init, tell_history
+from jaxhpo.strategies.base import History, Static, Strategy, history_init, tell_history, factory
 from jaxhpo.strategies.sampling import _scramble_directions, sobol_directions, sobol_points
 
 Array = jax.Array
@@ -56,6 +56,7 @@ class BayesState(NamedTuple):
     layout: Static
 
 
+@factory
 def bayes(
     acquisition: str = "log_ei",
     kernel: str = "matern52",

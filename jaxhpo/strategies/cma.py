@@ -28,7 +28,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxhpo.space import Space
-from jaxhpo.strategies.base import History, Static, Strategy, history_add, history_init
+from jaxhpo.strategies.base import History, Static, Strategy, history_add, history_init, factory
 
 Array = jax.Array
 
@@ -104,6 +104,7 @@ def _weights(lam: Array, size: int, n: Array) -> tuple[Array, Array, Array, Arra
     return w, mu_eff, c_1, c_mu
 
 
+@factory
 def cma_es(
     sigma0: float = 0.3,
     popsize: Optional[int] = None,

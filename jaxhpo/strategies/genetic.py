@@ -27,7 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxhpo.space import Space
-from jaxhpo.strategies.base import History, Static, Strategy, history_init, tell_history
+from jaxhpo.strategies.base import History, Static, Strategy, history_init, tell_history, factory
 
 Array = jax.Array
 
@@ -50,6 +50,7 @@ def _bin_centers(u: Array, bins: Array) -> Array:
     return jnp.where(bins > 0, (jnp.floor(jnp.clip(u, 0.0, 1.0 - 1e-7) * k) + 0.5) / k, u)
 
 
+@factory
 def genetic(
     pool_size: int = 16,
     tournament: int = 3,

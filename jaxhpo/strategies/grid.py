@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxhpo.space import Space
-from jaxhpo.strategies.base import History, Strategy, history_init, tell_history
+from jaxhpo.strategies.base import History, Strategy, history_init, tell_history, factory
 
 Array = jax.Array
 
@@ -39,6 +39,7 @@ class GridState(NamedTuple):
     exhausted: Array  # True once an ask went past the last row
 
 
+@factory
 def grid(resolution: int = 5) -> Strategy:
     """Exhaustive grid search.
 

@@ -28,7 +28,7 @@ import numpy as np
 import optax
 
 from jaxhpo.space import Space
-from jaxhpo.strategies.base import History, Static, Strategy, history_add, history_init
+from jaxhpo.strategies.base import History, Static, Strategy, history_add, history_init, factory
 
 Array = jax.Array
 
@@ -55,6 +55,7 @@ class PolicyState(NamedTuple):
     choices: Static
 
 
+@factory
 def policy_gradient(
     learning_rate: float = 0.1,
     bins: int = 10,

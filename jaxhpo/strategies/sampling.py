@@ -23,7 +23,7 @@ import numpy as np
 
 from jaxhpo.space import Space
 from jaxhpo.strategies._sobol_data import DIRECTION_NUMBERS
-from jaxhpo.strategies.base import History, Strategy, history_init, tell_history
+from jaxhpo.strategies.base import History, Strategy, history_init, tell_history, factory
 
 Array = jax.Array
 
@@ -34,6 +34,7 @@ class RandomState(NamedTuple):
     history: History
 
 
+@factory
 def random() -> Strategy:
     """Uniform random search over the unit cube.
 
@@ -107,6 +108,7 @@ class SobolState(NamedTuple):
     index: Array  # next sequence index
 
 
+@factory
 def sobol(scramble: bool = True) -> Strategy:
     """Quasi-random search along a Sobol sequence.
 
@@ -143,6 +145,7 @@ class LHSState(NamedTuple):
     index: Array
 
 
+@factory
 def lhs(num_samples: int | None = None) -> Strategy:
     """Latin hypercube sampling.
 

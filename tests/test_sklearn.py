@@ -1,0 +1,67 @@
+import numpy as np
+import pytest
+from sklearn.datasets import load_breast_cancer, load_diabetes, load_iris
+from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
+from sklearn.model_selection import GridSearchCV
+from sklearn.naive_bayes import GaussianNB
+from sklearn.tree import DecisionTreeClassifier
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+import jaxhpo
+from jaxhpo.sklearn import FusionClassifier, FusionRegressor, SearchCV
+
+FAST = jaxhpo.strategies.sobol()
+
+
+@parametrize_with_checks([
+    SearchCV(LogisticRegression(max_iter=200), {"C": jaxhpo.Float(0.01, 10.0, log=True)}, strategy=FAST,
+             n_trials=3, cv=2),
+    SearchCV(Ridge(), {"alpha": jaxhpo.Float(0.01, 10.0, log=True)}, strategy=FAST, n_trials=3, cv=2),
+    FusionClassifier([("lr", LogisticRegression(max_iter=200)), ("nb", GaussianNB())], cv=2),
+    FusionRegressor([("lin", LinearRegression()), ("ridge", Ridge())], cv=2),
+])
+def test_sklearn_estimator_checks(estimator, check):
+    check(estimator)
+
+
+def test_searchcv_matches_gridsearch_conventions():
+    X, y = load_iris(return_X_y=True)
+    space = {"C": jaxhpo.Float(1e-3, 1e2, log=True), "fit_intercept": jaxhpo.Categorical([True, False])}
+    search = SearchCV(LogisticRegression(max_iter=1000), space, strategy=jaxhpo.strategies.grid(resolution=3),
+                      n_trials=6, cv=3).fit(X, y)
+    # the grid strategy over the same points gives the GridSearchCV answer
+    grid = GridSearchCV(LogisticRegression(max_iter=1000),
+                        {"C": [p["C"] for p in search.cv_results_["params"][::2]], "fit_intercept": [True, False]},
+                        cv=3).fit(X, y)
+    assert search.best_score_ == pytest.approx(grid.best_score_)
+    assert search.best_params_["C"] == pytest.approx(grid.best_params_["C"])
+    r = search.cv_results_
+    assert len(r["params"]) == 6 and r["rank_test_score"][search.best_index_] == 1
+    np.testing.assert_allclose(r["mean_test_score"], np.mean([r[f"split{k}_test_score"] for k in range(3)], 0))
+    assert search.score(X, y) == pytest.approx(search.best_estimator_.score(X, y))
+    assert search.predict_proba(X).shape == (150, 3)
+
+
+def test_searchcv_bad_space_and_failing_trials():
+    X, y = load_iris(return_X_y=True)
+    with pytest.raises(ValueError, match="not parameters"):
+        SearchCV(LogisticRegression(), {"gamma": jaxhpo.Float(0.1, 1.0)}, strategy=FAST, n_trials=2).fit(X, y)
+    # a negative max_depth is invalid for a tree: every trial fails, and the estimator's own error surfaces
+    with pytest.raises(ValueError, match="max_depth"):
+        SearchCV(DecisionTreeClassifier(), {"max_depth": jaxhpo.Int(-3, -1)}, strategy=FAST, n_trials=2,
+                 cv=2).fit(X, y)
+
+
+def test_fusion_classifier_methods_and_regressor():
+    X, y = load_breast_cancer(return_X_y=True)
+    members = [("lr", LogisticRegression(max_iter=3000)), ("nb", GaussianNB()),
+               ("tree", DecisionTreeClassifier(max_depth=3, random_state=0))]
+    for method in ("weights", "stacking", "greedy", "vote"):
+        clf = FusionClassifier(members, method=method, cv=3, random_state=0).fit(X[::2], y[::2])
+        assert clf.score(X[1::2], y[1::2]) > 0.9
+        np.testing.assert_allclose(clf.predict_proba(X[1::2]).sum(1), 1.0, rtol=1e-6)
+    Xr, yr = load_diabetes(return_X_y=True)
+    reg = FusionRegressor([("lin", LinearRegression()), ("ridge", Ridge(alpha=10.0))], cv=3).fit(Xr, yr)
+    assert reg.score(Xr, yr) > 0.45
+    with pytest.raises(ValueError, match="method"):
+        FusionClassifier(members, method="blend").fit(X, y)

@@ -1,0 +1,45 @@
+import os
+
+import numpy as np
+import pytest
+
+import jaxhpo
+from jaxhpo import plots
+
+
+@pytest.fixture(scope="module")
+def study():
+    space = jaxhpo.Space({"x": jaxhpo.Float(-2.0, 2.0), "noise": jaxhpo.Float(0.0, 1.0),
+                          "kind": jaxhpo.Categorical(["a", "b"])})
+    s = jaxhpo.Study(space, jaxhpo.strategies.sobol(), seed=0)
+    s.optimize(lambda p: p["x"] ** 2 + 0.01 * p["noise"], n_trials=32, progress=False)
+    return s
+
+
+def test_every_plot_writes_a_non_empty_image(study, tmp_path):
+    paths = [
+        plots.history(study, str(tmp_path / "history.png")),
+        plots.parallel_coordinates(study, str(tmp_path / "parallel.png")),
+        plots.importance_plot(study, str(tmp_path / "importance.png")),
+        plots.learning_curves(np.abs(np.random.default_rng(0).normal(size=(5, 8))) + 0.1, str(tmp_path / "lc.png")),
+        plots.ensemble_weights(np.array([0.5, 0.0, 0.3, 0.2]), str(tmp_path / "w.png"), names=list("abcd")),
+    ]
+    for p in paths:
+        assert os.path.getsize(p) > 1000
+        with open(p, "rb") as f:
+            assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_importance_finds_the_parameter_that_matters(study):
+    imp = plots.importance(study)
+    assert set(imp) == {"x", "noise", "kind"}
+    assert abs(sum(imp.values()) - 1.0) < 1e-9
+    assert imp["x"] > 2 * max(imp["noise"], imp["kind"])
+
+
+def test_plots_reject_bad_input(tmp_path):
+    empty = jaxhpo.Study(jaxhpo.Space({"x": jaxhpo.Float(0.0, 1.0)}), jaxhpo.strategies.sobol())
+    with pytest.raises(ValueError, match="no complete trial"):
+        plots.history(empty, str(tmp_path / "h.png"))
+    with pytest.raises(ValueError, match="members, epochs"):
+        plots.learning_curves(np.ones(3), str(tmp_path / "l.png"))

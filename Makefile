@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(PY) examples/quickstart.py
+	OPENBLAS_NUM_THREADS=1 $(PY) examples/flagship.py
 
 test: $(STAMP)
 	$(PY) -m pytest

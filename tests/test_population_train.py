@@ -142,3 +142,9 @@ def test_bad_inputs(data):
         population.train(mlp, {"learning_rate": np.ones(2), "epochs": np.array([0, 2])}, *data, key=jax.random.key(0))
     with pytest.raises(ValueError, match="optimizer_args"):
         population.train(mlp, HP, *data, key=jax.random.key(0), optimizer_args={"lr": "learning_rate"})
+
+
+def test_predict_reproduces_validation_predictions(data):
+    res = population.train(mlp, HP, *data, key=jax.random.key(3), epochs=2, batch_size=16, mesh=None)
+    preds = population.predict(mlp, res.state, data[2], batch_size=10)
+    np.testing.assert_allclose(preds, res.val_predictions, rtol=1e-4, atol=1e-6)

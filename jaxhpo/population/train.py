@@ -647,3 +647,34 @@ def train(
     state = pop.init(hparams, key)
     state, (train_loss, val_loss, val_acc), preds = pop.run(state, pop._num_epochs(state.hparams))
     return PopulationResult(state, train_loss, val_loss, val_acc, preds, dict(state.hparams))
+
+
+def predict(model_fn: Callable[[dict], Any], state: PopulationState, x: Any, *, classification: bool = True,
+            batch_size: int = 4096) -> Array:
+    """Predictions of every member in ``state`` on new data ``x``.
+
+    Args:
+        model_fn: the same ``hparams -> module`` the population was trained with.
+        state: a ``PopulationState`` (``result.state``; one member per task).
+        x: ``[n, ...]`` inputs.
+        classification: return softmax probabilities (else raw outputs).
+        batch_size: rows per forward pass (bounds memory).
+
+    Returns:
+        ``[members, n, ...]``, ready for ``jaxhpo.ensemble``.
+    """
+    x = jnp.asarray(x)
+    probe = model_fn({k: jnp.asarray(v[0]) for k, v in state.hparams.items()})
+    takes = _takes_train(probe)
+
+    @jax.jit
+    def run(params, hp, xb):
+        def one(p, h):
+            module = model_fn(h)
+            out = module.apply({"params": p}, xb, train=False) if takes else module.apply({"params": p}, xb)
+            return jax.nn.softmax(out, axis=-1) if classification else out
+
+        return jax.lax.map(lambda a: one(*a), (params, hp))
+
+    parts = [run(state.params, state.hparams, x[i : i + batch_size]) for i in range(0, x.shape[0], batch_size)]
+    return jnp.concatenate(parts, axis=1)

@@ -27,6 +27,7 @@ import numpy as np
 import optax
 from flax import struct
 
+from jaxhpo.ensemble._optim import minimize_first_order, minimize_lbfgs
 from jaxhpo.ensemble._inputs import check_inputs_look_right, check_predictions, log_probs, true_class_probs
 
 Array = jax.Array
@@ -173,15 +174,7 @@ def _fit_classification(preds, y, l2_uniform, sparsity, temperature, steps, lear
         return -jnp.mean(mix) + reg
 
     params = {"raw": jnp.zeros(m), "log_t": jnp.zeros(m)}
-    opt = optax.adam(learning_rate)
-
-    def step(carry, _):
-        p, s = carry
-        value, g = jax.value_and_grad(loss)(p)
-        u, s = opt.update(g, s, p)
-        return (optax.apply_updates(p, u), s), value
-
-    (params, _), trace = jax.lax.scan(step, (params, opt.init(params)), None, length=steps)
+    params, trace = minimize_first_order(loss, params, steps, optax.adam(learning_rate))
     t = jnp.exp(params["log_t"]) if temperature else jnp.ones(m)
     return jax.nn.softmax(params["raw"]), t, jnp.zeros(()), trace
 
@@ -198,16 +191,7 @@ def _fit_regression(preds, y, l2_uniform, constraint, intercept, steps):
 
     init = {"simplex": 0.0, "nonneg": float(np.sqrt(1.0 / m)), "free": 1.0 / m}[constraint]
     params = {"raw": jnp.full((m,), init), "b": jnp.zeros(())}
-    opt = optax.lbfgs()
-    value_and_grad = optax.value_and_grad_from_state(loss)
-
-    def step(carry, _):
-        p, s = carry
-        value, g = value_and_grad(p, state=s)
-        u, s = opt.update(g, s, p, value=value, grad=g, value_fn=loss)
-        return (optax.apply_updates(p, u), s), value
-
-    (params, _), trace = jax.lax.scan(step, (params, opt.init(params)), None, length=steps)
+    params, trace = minimize_lbfgs(loss, params, steps)
     b = params["b"] if intercept else jnp.zeros(())
     return _constrain(params["raw"], constraint), jnp.ones(m), b, trace
 

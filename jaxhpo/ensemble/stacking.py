@@ -32,6 +32,7 @@ import numpy as np
 import optax
 from flax import struct
 
+from jaxhpo.ensemble._optim import minimize_first_order, minimize_lbfgs
 from jaxhpo.ensemble._inputs import check_inputs_look_right, check_predictions, log_probs
 
 Array = jax.Array
@@ -119,25 +120,8 @@ def _fit(meta, x, targets, y_int, l2, steps, hidden, key, classification, row_w)
         return data + l2 * _penalty(meta, p)
 
     if meta == "mlp":
-        opt = optax.adam(0.01)
-
-        def step(carry, _):
-            p, s = carry
-            value, g = jax.value_and_grad(loss)(p)
-            u, s = opt.update(g, s, p)
-            return (optax.apply_updates(p, u), s), value
-    else:
-        opt = optax.lbfgs()
-        value_and_grad = optax.value_and_grad_from_state(loss)
-
-        def step(carry, _):
-            p, s = carry
-            value, g = value_and_grad(p, state=s)
-            u, s = opt.update(g, s, p, value=value, grad=g, value_fn=loss)
-            return (optax.apply_updates(p, u), s), value
-
-    (params, _), trace = jax.lax.scan(step, (params, opt.init(params)), None, length=steps)
-    return params, trace
+        return minimize_first_order(loss, params, steps, optax.adam(0.01))
+    return minimize_lbfgs(loss, params, steps)
 
 
 _fit_jit = jax.jit(_fit, static_argnums=(0, 5, 6, 8))

@@ -141,8 +141,7 @@ def cross_validate(
     if epochs is not None:
         options["max_epochs"] = epochs
     pop = Population(model_fn, x, y, x, y, views=views, **options)
-    state = pop.init(hparams, key)
-    state, (train_loss, val_loss, val_acc), preds = pop.run(state, pop._num_epochs(state.hparams))
+    state, (train_loss, val_loss, val_acc), preds = pop.fit(hparams, key)
     members = state.epoch.shape[0] // k
     preds = np.asarray(preds).reshape((members, k) + preds.shape[1:])
     oof = np.zeros((members, n) + preds.shape[3:], preds.dtype)

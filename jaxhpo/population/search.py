@@ -115,8 +115,7 @@ def search(
         trials = study.ask(batch_size)
         x = np.stack([t.x for t in trials])
         hp = {k: np.asarray(v) for k, v in space.decode(jax.numpy.asarray(x)).items()}
-        state = pop.init(hp, jax.random.fold_in(jax.random.key(seed), r))
-        state, (tl, vl, va), p = pop.run(state, pop._num_epochs(hp))
+        state, (tl, vl, va), p = pop.fit(hp, jax.random.fold_in(jax.random.key(seed), r))
         result = PopulationResult(state, tl, vl, va, p, dict(state.hparams))
         vl = np.asarray(vl, np.float64)
         values = vl[:, -1] if objective == "final" else np.nanmin(np.where(np.isfinite(vl), vl, np.nan), axis=1)

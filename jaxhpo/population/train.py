@@ -582,6 +582,11 @@ class Population:
         params, opt_state = jax.tree.map(lambda a: a[: n * v], (params, opt_state))
         return PopulationState(params, opt_state, hp_t, keys, jnp.zeros((n * v,), jnp.int32))
 
+    def fit(self, hparams: Mapping[str, Any], key: Array):
+        """``init`` then ``run`` for every member's full epoch budget; returns what ``run`` returns."""
+        state = self.init(hparams, key)
+        return self.run(state, self._num_epochs(state.hparams))
+
     def run(self, state: PopulationState, num_epochs: int):
         """Trains every task ``num_epochs`` more epochs.
 
@@ -644,8 +649,7 @@ def train(
     if epochs is not None:
         options["max_epochs"] = epochs
     pop = Population(model_fn, x_train, y_train, x_val, y_val, **options)
-    state = pop.init(hparams, key)
-    state, (train_loss, val_loss, val_acc), preds = pop.run(state, pop._num_epochs(state.hparams))
+    state, (train_loss, val_loss, val_acc), preds = pop.fit(hparams, key)
     return PopulationResult(state, train_loss, val_loss, val_acc, preds, dict(state.hparams))
 
 

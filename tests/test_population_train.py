@@ -148,3 +148,23 @@ def test_predict_reproduces_validation_predictions(data):
     res = population.train(mlp, HP, *data, key=jax.random.key(3), epochs=2, batch_size=16, mesh=None)
     preds = population.predict(mlp, res.state, data[2], batch_size=10)
     np.testing.assert_allclose(preds, res.val_predictions, rtol=1e-4, atol=1e-6)
+
+
+def test_nnx_modules_train_as_members(data):
+    from flax import nnx
+
+    class Net(nnx.Module):
+        def __init__(self, din, dout, scale, *, rngs: nnx.Rngs):
+            self.l1 = nnx.Linear(din, 8, rngs=rngs)
+            self.l2 = nnx.Linear(8, dout, rngs=rngs)
+            self.scale = scale
+
+        def __call__(self, x):
+            return self.l2(jax.nn.relu(self.l1(x))) * self.scale
+
+    hp = {"learning_rate": np.array([3e-2, 3e-2], np.float32), "scale": np.array([1.0, 0.0], np.float32)}
+    res = population.train(lambda h: population.nnx_model(Net, D, C, h["scale"]), hp, *data, key=jax.random.key(0),
+                           epochs=4, batch_size=16, mesh=None)
+    assert float(res.val_loss[0, -1]) < float(res.val_loss[0, 0])
+    # scale 0 zeroes the outputs: that member stays at the uniform prediction, log(C)
+    np.testing.assert_allclose(res.val_loss[1], np.log(C), rtol=1e-5)

@@ -429,8 +429,8 @@ class Population:
     (``init``, then ``run`` for some epochs, ``select`` survivors, ``run`` again).
 
     Args:
-        model_fn: ``hparams -> flax.linen.Module``; ``hparams`` is a dict of one
-            member's scalars (traced). Modules whose ``__call__`` takes ``train``
+        model_fn: ``hparams -> flax.linen.Module`` (or an NNX module through
+            ``nnx_model(cls, ...)``); ``hparams`` is a dict of one member's scalars (traced). Modules whose ``__call__`` takes ``train``
             get ``train=True`` and a ``"dropout"`` rng while training.
         x_train, y_train, x_val, y_val: arrays; ``y`` integer labels for
             classification, targets for regression.
@@ -682,3 +682,20 @@ def predict(model_fn: Callable[[dict], Any], state: PopulationState, x: Any, *, 
 
     parts = [run(state.params, state.hparams, x[i : i + batch_size]) for i in range(0, x.shape[0], batch_size)]
     return jnp.concatenate(parts, axis=1)
+
+
+def nnx_model(cls: type, *args: Any, **kwargs: Any) -> Any:
+    """A Flax NNX module class, built with ``cls(*args, **kwargs, rngs=...)``, as a population member.
+
+    ``model_fn`` may return ``nnx_model(MyNet, din, dout, scale=h["scale"])``:
+    the module is wrapped with ``flax.nnx.bridge.ToLinen``, so its parameters
+    are initialized per member and trained like any linen module's;
+    hyperparameters passed as arguments may be traced arrays (values, not shapes).
+
+    Example:
+        >>> from flax import nnx
+        >>> model_fn = lambda h: nnx_model(nnx.Linear, 4, 2)
+    """
+    from flax.nnx import bridge
+
+    return bridge.ToLinen(cls, args=tuple(args), kwargs=dict(kwargs))

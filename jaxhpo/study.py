@@ -320,6 +320,13 @@ class Study:
         y = jnp.asarray([self._sign * value], history.y.dtype)
         self._state = self._tell_fn(self._state, jnp.asarray(trial.x[None], history.x.dtype), y)
 
+    def reserve(self, n_trials: int) -> None:
+        """Makes room for ``n_trials`` more trials now, so the strategy's buffers (and its
+        compiled programs) do not grow, and recompile, while they arrive."""
+        planned = int(self._state.history.count) + len(self._requeued) + int(n_trials)
+        if planned > self._state.history.capacity:
+            self._grow(next_capacity(planned))
+
     def _grow(self, capacity: int) -> None:
         self._state = grow_state(self._state, capacity)
         self._log({"op": "grow", "capacity": capacity})
@@ -375,9 +382,7 @@ class Study:
         with_trial = _takes_trial(fn)
         if with_trial and isinstance(executor, cf.ProcessPoolExecutor):
             raise ValueError("Study.optimize: fn(params, trial) needs the trial in this process; use threads, not processes")
-        planned = int(self._state.history.count) + len(self._requeued) + n_trials
-        if planned > self._state.history.capacity:
-            self._grow(next_capacity(planned))
+        self.reserve(n_trials)
         bar = _progress_bar(n_trials, progress)
         done = 0
         try:
@@ -478,7 +483,7 @@ def _evaluate(
         yield futures[future], error if error is not None else future.result()
 
 
-def _progress_bar(total: int, progress: Optional[bool]) -> Any:
+def _progress_bar(total: int, progress: Optional[bool], desc: str = "trials") -> Any:
     if progress is False:
         return None
     try:
@@ -491,4 +496,4 @@ def _progress_bar(total: int, progress: Optional[bool]) -> Any:
 
     if progress is None and not sys.stderr.isatty():
         return None
-    return tqdm(total=total, desc="trials", leave=False)
+    return tqdm(total=total, desc=desc, leave=False)

@@ -65,14 +65,29 @@ def test_pbt_exploits_and_explores_within_bounds(pop):
         population.pbt(pop, hp, key=jax.random.key(0), rounds=2, perturb={"momentum": (0.1, 0.9)})
 
 
-def test_search_tells_every_trial(pop):
+def test_search_tells_every_trial(pop, monkeypatch):
+    studies = []
+    original = jaxhpo.Study.__init__
+
+    def spy(self, *a, **k):
+        original(self, *a, **k)
+        studies.append(self)
+
+    monkeypatch.setattr(jaxhpo.Study, "__init__", spy)
+
+    def res_capacity():
+        return studies[-1].state.history.capacity
+
     space = jaxhpo.Space({"learning_rate": jaxhpo.Float(1e-4, 0.3, log=True), "epochs": jaxhpo.Int(1, 3)})
     x, y = pop.data["x_fit"], pop.data["y_fit"]
     xv, yv = pop.data["x_eval"], pop.data["y_eval"]
+    capacities = []
     res = population.search(space, jaxhpo.strategies.sobol(),
                             lambda h: population.MLP(hidden=(8,), outputs=2, activations=(jax.nn.relu,)),
-                            x, y, xv, yv, rounds=2, batch_size=4, sgd_batch_size=16, mesh=None, progress=False)
+                            x, y, xv, yv, rounds=2, batch_size=4, sgd_batch_size=16, mesh=None, progress=False,
+                            callback=lambda r, _: capacities.append(res_capacity()))
     assert len(res.study.trials) == 8 and res.val_predictions.shape == (8, 16, 2)
+    assert len(set(capacities)) == 1 and capacities[0] >= 8  # reserved up front: no growth mid-search
     np.testing.assert_allclose(res.best_value, np.min(res.val_loss), rtol=1e-6)
     # per-member epochs from the space were honoured
     for r in res.rounds:

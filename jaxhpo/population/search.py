@@ -106,10 +106,11 @@ def search(
     if "sgd_batch_size" in options:
         options["batch_size"] = options.pop("sgd_batch_size")
     study = Study(space, strategy, storage=storage, seed=seed)
+    study.reserve(rounds * batch_size)  # one buffer size for the whole search: the strategy compiles once
     pop = Population(model_fn, x_train, y_train, x_val, y_val, max_epochs=epochs, **options)
     from jaxhpo.study import _progress_bar
 
-    bar = _progress_bar(rounds, progress)
+    bar = _progress_bar(rounds, progress, desc="rounds")
     results, preds, losses = [], [], []
     for r in range(rounds):
         trials = study.ask(batch_size)

@@ -8,6 +8,7 @@ compared with each model alone on a held-out test split.
 """
 
 import sys
+import warnings
 
 from sklearn.datasets import load_breast_cancer
 from sklearn.ensemble import RandomForestClassifier
@@ -20,6 +21,8 @@ from sklearn.svm import SVC
 import jaxhpo
 from jaxhpo.sklearn import FusionClassifier, SearchCV
 
+
+warnings.filterwarnings("ignore", category=FutureWarning)  # scikit-learn 1.9: SVC(probability=True)
 
 def main(quick: bool = False) -> None:
     X, y = load_breast_cancer(return_X_y=True)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 import time
 
 from jaxhpo import population
@@ -33,6 +34,8 @@ from jaxhpo import ensemble, metrics, plots  # noqa: E402
 ACTIVATIONS = (jax.nn.relu, jax.nn.tanh, jax.nn.gelu)
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "flagship_out")
 
+
+warnings.filterwarnings("ignore", category=FutureWarning)  # scikit-learn 1.9: SVC(probability=True)
 
 def data():
     from sklearn.datasets import load_digits

@@ -22,7 +22,7 @@ def main(quick: bool = False) -> None:
         "min_samples_split": jaxhpo.Int(2, 20),
     })
     search = SearchCV(RandomForestClassifier(random_state=0, n_jobs=1), space,
-                      strategy=jaxhpo.strategies.random(), n_trials=4 if quick else 20, cv=3, random_state=0,
+                      strategy=jaxhpo.strategies.random(), n_trials=2 if quick else 20, cv=3, random_state=0,
                       progress=False).fit(X_train, y_train)
     default = RandomForestClassifier(random_state=0).fit(X_train, y_train)
     print(f"random search, {len(search.trials_)} trials, 3-fold CV accuracy {search.best_score_:.4f}")

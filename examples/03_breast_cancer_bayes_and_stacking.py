@@ -35,7 +35,7 @@ def main(quick: bool = False) -> None:
     })
     strategy = jaxhpo.strategies.sobol() if quick else jaxhpo.strategies.bayes()
     search = SearchCV(RandomForestClassifier(random_state=0, n_jobs=1), space, strategy=strategy,
-                      n_trials=4 if quick else 20, cv=5, random_state=0).fit(X_train, y_train)
+                      n_trials=2 if quick else 20, cv=3 if quick else 5, random_state=0).fit(X_train, y_train)
     forest = search.best_estimator_
     svc = make_pipeline(StandardScaler(), SVC(probability=True, random_state=0)).fit(X_train, y_train)
     fused = FusionClassifier([("forest", forest), ("svc", svc)], method="stacking", cv=5,

@@ -28,14 +28,14 @@ def main(quick: bool = False) -> None:
     X, y = load_breast_cancer(return_X_y=True)
     X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.3, random_state=0, stratify=y)
     space = jaxhpo.Space({
-        "n_estimators": jaxhpo.Int(20, 400, log=True),
+        "n_estimators": jaxhpo.Int(20, 250, log=True),
         "max_depth": jaxhpo.Int(2, 16),
         "min_samples_leaf": jaxhpo.Int(1, 10),
         "max_features": jaxhpo.Float(0.1, 1.0),
     })
     strategy = jaxhpo.strategies.sobol() if quick else jaxhpo.strategies.bayes()
     search = SearchCV(RandomForestClassifier(random_state=0, n_jobs=1), space, strategy=strategy,
-                      n_trials=2 if quick else 20, cv=3 if quick else 5, random_state=0).fit(X_train, y_train)
+                      n_trials=2 if quick else 16, cv=3 if quick else 5, random_state=0).fit(X_train, y_train)
     forest = search.best_estimator_
     svc = make_pipeline(StandardScaler(), SVC(probability=True, random_state=0)).fit(X_train, y_train)
     fused = FusionClassifier([("forest", forest), ("svc", svc)], method="stacking", cv=5,

@@ -1,7 +1,7 @@
 """The flagship: tune a population of MLPs on digits with bayes() batches, then fuse the population.
 
 1. load_digits, standardized, split 60/20/20 into train / validation / test.
-2. ``population.search``: each of 4 rounds asks ``bayes()`` for 16 settings
+2. ``population.search``: each of 3 rounds asks ``bayes()`` for 16 settings
    (learning rate, batch size, epochs, weight decay, width, activation) and
    trains the whole batch as one population in one compiled call.
 3. Fusion on the validation predictions of every member trained: learned
@@ -82,7 +82,7 @@ def main(quick: bool = False) -> None:
         "width": jaxhpo.Int(16, 128),
         "activation": jaxhpo.Categorical(["relu", "tanh", "gelu"]),
     })
-    rounds, batch = (2, 4) if quick else (4, 16)
+    rounds, batch = (2, 4) if quick else (3, 16)
     strategy = jaxhpo.strategies.sobol() if quick else jaxhpo.strategies.bayes()
     if quick:
         space = jaxhpo.Space({**space.params, "epochs": jaxhpo.Int(1, 3)})

@@ -32,7 +32,7 @@ import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
 import jaxhpo  # noqa: E402
-from benchmarks.common import write_results  # noqa: E402
+from benchmarks.common import progress, write_results  # noqa: E402
 from jaxhpo import ensemble, metrics  # noqa: E402
 
 SPACE = jaxhpo.Space({
@@ -215,7 +215,7 @@ def main() -> None:
     for dname in ([] if args.only == "speed" else args.datasets):
         x, y = data[dname]
         per_split = []
-        for seed in range(args.splits):
+        for seed in progress(range(args.splits), f"{dname} splits"):
             rows, timing = one_split(x, y, seed, args.members, args.cache, dname)
             per_split.append((rows, timing))
             print(f"{dname} split {seed}: population {timing['population_s']:.1f}s, "

@@ -30,7 +30,7 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
 import jaxhpo  # noqa: E402
-from benchmarks.common import iqr, log10_regret, write_results  # noqa: E402
+from benchmarks.common import iqr, log10_regret, progress, write_results  # noqa: E402
 from benchmarks.functions import FUNCTIONS  # noqa: E402
 
 EVALS = 500
@@ -124,7 +124,7 @@ def main() -> None:
     print(f"CMA-ES, {EVALS} evaluations, {args.seeds} seeds (median final log10 regret; overhead ms per generation)")
     print(f"{'function':<12} {'jaxhpo':>8} {'pycma':>8} {'jaxhpo ms/gen':>14} {'pycma ms/gen':>13} {'ratio':>7} "
           f"{'64 seq s':>9} {'64 vmap s':>10}")
-    for name in NAMES:
+    for name in progress(NAMES, "functions"):
         f = FUNCTIONS[name]
         ours, ours_gen, t_seq, t_vmap = jaxhpo_cma(f, args.seeds)
         theirs, theirs_gen = pycma_runs(f, args.seeds)

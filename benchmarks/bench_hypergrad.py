@@ -29,7 +29,7 @@ import numpy as np  # noqa: E402
 import optax  # noqa: E402
 
 import jaxhpo  # noqa: E402
-from benchmarks.common import write_results  # noqa: E402
+from benchmarks.common import progress, write_results  # noqa: E402
 from jaxhpo import hypergrad  # noqa: E402
 
 STEPS, BATCH, RUNS, STARTS = 200, 128, 32, 4
@@ -130,7 +130,7 @@ def bayes_method(seed):
 def main() -> None:
     methods = {"hypergrad": hypergrad_method, "random": random_method, "bayes": bayes_method}
     curves, times = {m: [] for m in methods}, {m: [] for m in methods}
-    for seed in range(3):
+    for seed in progress(range(3), "seeds"):
         for name, fn in methods.items():
             t0 = time.perf_counter()
             curves[name].append(best_curve(fn(seed)))

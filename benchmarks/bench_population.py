@@ -29,7 +29,7 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import optax  # noqa: E402
 
-from benchmarks.common import write_results  # noqa: E402
+from benchmarks.common import progress, write_results  # noqa: E402
 from jaxhpo import population  # noqa: E402
 
 CORES = population.use_cpu_cores() if "--one-device" not in sys.argv else 1  # before JAX first runs
@@ -155,7 +155,7 @@ def main() -> None:
     head = f"{'N':>5} {'method':<20} {'seconds':>9} {'models/s':>9} {'vs loop':>8} {'vs scan':>8} {'best acc':>9}"
     print(head)
     rows = []
-    for n in args.sizes:
+    for n in progress(args.sizes, "population sizes"):
         hp = hparams(n)
         keys = jax.random.split(jax.random.key(0), n)
         times = {}

@@ -53,3 +53,14 @@ def write_results(name: str, payload: dict) -> str:
     with open(path, "w") as f:
         json.dump(payload, f, indent=2)
     return path
+
+
+def progress(iterable: Any, desc: str, total: int | None = None) -> Any:
+    """A tqdm bar over ``iterable`` on an interactive terminal (plain iteration otherwise, or without tqdm)."""
+    if not sys.stderr.isatty():
+        return iterable
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        return iterable
+    return tqdm(iterable, desc=desc, total=total, leave=False)

@@ -252,23 +252,19 @@ def _estimator_list(estimators: Any) -> list:
 
 class _Fusion(MetaEstimatorMixin, BaseEstimator):
     def _fit_members(self, X: np.ndarray, y: np.ndarray, classification: bool):
-        from sklearn.model_selection import KFold, StratifiedKFold
-
         members = _estimator_list(self.estimators)
         if self.method not in CLASSIFIER_METHODS:
             raise ValueError(f"method must be one of {CLASSIFIER_METHODS}, got method={self.method!r}")
-        if isinstance(self.cv, (int, np.integer)):
-            folds = int(self.cv)
+        cv = self.cv
+        if isinstance(cv, (int, np.integer)):  # no more folds than the rarest class (or the rows) allows
+            cv = int(cv)
             if classification:
-                folds = min(folds, int(np.bincount(y).min()))
-            folds = min(folds, X.shape[0])
-            if folds < 2:
+                cv = min(cv, int(np.bincount(y).min()))
+            cv = min(cv, X.shape[0])
+            if cv < 2:
                 raise ValueError(f"{type(self).__name__}: needs at least 2 samples per class for cross-validation")
-            seed = 0 if self.random_state is None else self.random_state
-            splitter = (StratifiedKFold if classification else KFold)(folds, shuffle=True, random_state=seed)
-        else:
-            splitter = self.cv
-        oof, fitted = ensemble.cross_val_predictions(members, X, y, cv=splitter)
+        seed = 0 if self.random_state is None else self.random_state
+        oof, fitted = ensemble.cross_val_predictions(members, X, y, cv=cv, random_state=seed)
         self.estimators_ = fitted
         return oof
 

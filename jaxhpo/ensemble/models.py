@@ -143,8 +143,7 @@ class SerialFusion:
         self.stages, self.cv, self.passthrough, self.random_state = list(stages), cv, passthrough, random_state
 
     def _outputs(self, model: Any, X: np.ndarray) -> np.ndarray:
-        out = model.predict_proba(X) if _is_classifier(model) else model.predict(X)
-        return np.asarray(out, np.float32).reshape(X.shape[0], -1)
+        return model_predictions([model], X)[0].reshape(X.shape[0], -1)
 
     def fit(self, X: Any, y: Any) -> "SerialFusion":
         _sklearn()

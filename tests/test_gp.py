@@ -91,7 +91,7 @@ def test_categorical_overlap_kernel():
 def _fit_and_predict(x, y, xq):
     yt, mask = gp.standardize_outputs(y, jnp.ones(y.shape[0], bool))
     data = gp.GPData(x, yt, mask)
-    raw = gp.fit(gp.initial_raw(jax.random.key(0), x.shape[1], 2), data, LAYOUT3, steps=10)
+    raw = gp.fit(gp.initial_raw(jax.random.key(0), x.shape[1], 2), data, LAYOUT3, max_steps=10)
     return yt, raw, *gp.predict(gp.posterior(raw, data, LAYOUT3), xq, LAYOUT3)
 
 

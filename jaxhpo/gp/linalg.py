@@ -1,13 +1,18 @@
-"""Cholesky factor and its inverse in plain ``jnp`` operations (no LAPACK custom calls).
+"""Cholesky factor and its inverse for GP work, batched safely on CPU.
 
-Why not ``jnp.linalg.cholesky`` and ``cho_solve``: on CPU, jaxlib runs batched
-triangular solves (what ``vmap`` over GP fits or over whole studies makes of
-them) through a parallel batch map on XLA's intra-op thread pool, and with
-jaxlib 0.10 that was seen to deadlock inside loops on a 2-core machine (the
-process waits forever in ``lapack_dtrsm_ffi`` / ``ParallelBatchMap``). The
-recursive block algorithm below is built from matrix products, so it batches
-under ``vmap`` like any other ``jnp`` code, differentiates with ``grad``, and
-runs on GPU and TPU unchanged. Its cost is that of LAPACK's to a small factor.
+``cholesky_and_inverse`` calls LAPACK (``potrf`` then ``trsm``) through
+``jax.lax.linalg``. Under ``vmap`` on CPU it does not issue one batched
+LAPACK call: its batching rule (``jax.custom_batching.custom_vmap``) runs the
+batch as a sequential ``lax.map`` of unbatched calls. Two measured reasons:
+jaxlib 0.10 runs batched CPU triangular solves through a parallel batch map
+on XLA's intra-op thread pool, which was seen to deadlock inside vmapped
+L-BFGS line searches on a 2-core machine; and for the small matrices of a GP
+a batch gains nothing on CPU. On GPU and TPU the batched call is kept.
+
+jaxlib's CPU LAPACK is SciPy's OpenBLAS, which starts one thread per core;
+for matrices of a few hundred rows on a busy machine those threads cost far
+more than they give (see ``jaxhpo.gp.blas``). The drivers (``minimize``,
+``Study``) therefore run GP programs with BLAS limited to one thread.
 
 Example:
     >>> import jax.numpy as jnp
@@ -24,49 +29,31 @@ import jax.numpy as jnp
 
 Array = jax.Array
 
-BLOCK = 32
-UNROLL = 8
+
+def _factor(a: Array) -> tuple[Array, Array]:
+    chol = jax.lax.linalg.cholesky(a, symmetrize_input=False)  # NaN where not positive definite
+    eye = jnp.eye(a.shape[-1], dtype=a.dtype)
+    inv = jax.lax.linalg.triangular_solve(chol, eye, left_side=True, lower=True)
+    return chol, inv
 
 
-def _cholesky_small(a: Array) -> Array:
-    n = a.shape[-1]
-    rows = jnp.arange(n, dtype=jnp.int32)
-
-    def column(chol, j):
-        col = a[:, j] - chol @ chol[j, :]  # columns >= j of chol are still zero
-        pivot = jnp.sqrt(col[j])
-        new = jnp.where(rows > j, col / pivot, jnp.where(rows == j, pivot, 0.0))
-        return chol.at[:, j].set(new), None
-
-    # scan over explicit int32 indices (not fori_loop): index dtypes stay fixed
-    # when this runs in a local x64 context inside a caller's 32-bit jit
-    return jax.lax.scan(column, jnp.zeros_like(a), jnp.arange(n, dtype=jnp.int32), unroll=UNROLL)[0]
-
-
-def _tri_inverse_small(chol: Array) -> Array:
-    n = chol.shape[-1]
-    eye = jnp.eye(n, dtype=chol.dtype)
-
-    def row(inv, i):
-        return inv.at[i, :].set((eye[i] - chol[i, :] @ inv) / chol[i, i]), None  # rows >= i of inv are zero
-
-    return jax.lax.scan(row, jnp.zeros_like(chol), jnp.arange(n, dtype=jnp.int32), unroll=UNROLL)[0]
-
-
+@jax.custom_batching.custom_vmap
 def cholesky_and_inverse(a: Array) -> tuple[Array, Array]:
     """Lower Cholesky factor ``L`` of ``a[n, n]`` and ``L^-1``; NaN where ``a`` is not positive definite."""
-    n = a.shape[-1]
-    if n <= BLOCK:
-        chol = _cholesky_small(a)
-        return chol, _tri_inverse_small(chol)
-    k = max(BLOCK, (n // 2) // BLOCK * BLOCK)
-    l11, i11 = cholesky_and_inverse(a[:k, :k])
-    l21 = a[k:, :k] @ i11.T
-    l22, i22 = cholesky_and_inverse(a[k:, k:] - l21 @ l21.T)
-    zeros = jnp.zeros((k, n - k), a.dtype)
-    chol = jnp.block([[l11, zeros], [l21, l22]])
-    inv = jnp.block([[i11, zeros], [-(i22 @ l21) @ i11, i22]])
-    return chol, inv
+    return _factor(a)
+
+
+@cholesky_and_inverse.def_vmap
+def _batched(axis_size: int, in_batched: list[bool], a: Array):
+    (batched,) = in_batched
+    if not batched:
+        out = cholesky_and_inverse(a)
+        return out, (False, False)
+    if jax.default_backend() == "cpu":
+        out = jax.lax.map(cholesky_and_inverse, a)  # unbatched LAPACK calls, one after another
+    else:
+        out = jax.vmap(_factor)(a)
+    return out, (True, True)
 
 
 @jax.custom_vjp

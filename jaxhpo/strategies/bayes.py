@@ -63,11 +63,10 @@ def bayes(
     num_initial: int = 10,
     num_candidates: int | None = None,
     num_restarts: int = 3,
-    fit_steps: int = 20,
+    fit_steps: int = 50,
     refit_every: int = 1,
-    light_fit_steps: int = 3,
-    refine_starts: int = 4,
-    refine_steps: int = 20,
+    refine_starts: int = 8,
+    refine_steps: int = 30,
     beta: float = 4.0,
     max_fit_points: int = 128,
     pending_capacity: int = 16,
@@ -82,14 +81,10 @@ def bayes(
         num_candidates: random candidates scored per pick (default ``min(2048, 256 * d)``),
             plus a quarter as many perturbations of the best points.
         num_restarts: hyperparameter fit starts in a full fit (the first warm-started).
-        fit_steps: L-BFGS iterations per start in a full fit.
-        refit_every: a full fit runs for the first 8 model-based picks and then
-            every ``refit_every`` observations (default: every time); in
-            between, ``light_fit_steps`` L-BFGS iterations continue from the
-            previous fit, a cheaper schedule for long studies (measured in
-            ``benchmarks/bench_bo.py``: it costs quality on Hartmann6 at 60
-            evaluations, hence not the default).
-        light_fit_steps: L-BFGS iterations of a light fit.
+        fit_steps: most L-BFGS iterations per start (each stops earlier once converged).
+        refit_every: a full fit (all ``num_restarts`` starts) runs for the
+            first 8 model-based picks and then every ``refit_every``
+            observations; in between, only the warm start runs.
         refine_starts: best candidates refined by gradient ascent.
         refine_steps: Adam steps per refinement.
         beta: exploration weight for ``"ucb"``.
@@ -106,7 +101,6 @@ def bayes(
         ("num_restarts", num_restarts, 1),
         ("fit_steps", fit_steps, 0),
         ("refit_every", refit_every, 1),
-        ("light_fit_steps", light_fit_steps, 0),
         ("refine_starts", refine_starts, 1),
         ("refine_steps", refine_steps, 0),
         ("max_fit_points", max_fit_points, 2),
@@ -172,11 +166,7 @@ def bayes(
         starts = jnp.where(has_warm, starts.at[0].set(warm), starts)
         count = history.count
         full = ~has_warm | (count < num_initial + 8) | (count % refit_every == 0)
-        raw = jax.lax.cond(
-            full,
-            lambda: gp.fit(starts, fit_data, layout, kernel, fit_steps),
-            lambda: gp.fit(warm[None], fit_data, layout, kernel, light_fit_steps),
-        )
+        raw = gp.fit(starts, fit_data, layout, kernel, fit_steps, jnp.where(full, num_restarts, 1))
 
         # 2. posterior over observations + pending fantasies + slots for this batch
         p_cap = pending.capacity
@@ -232,17 +222,21 @@ def bayes(
         return snap(jnp.concatenate([uniform, local]), layout)
 
     def _maximize(key: Array, post: gp.Posterior, best: Array, top: Array, top_ok: Array, layout: Layout) -> Array:
-        d = layout.dim
         k_cand, _ = jax.random.split(key)
-        count = num_candidates or min(2048, 256 * d)
+        count = num_candidates or min(2048, 256 * layout.dim)
         cands = _candidates(k_cand, top, top_ok, layout, count)
         scores = _score(post, cands, best, layout)
         scores = jnp.where(jnp.isfinite(scores), scores, -jnp.inf)
-        _, order = jax.lax.top_k(scores, refine_starts)
-        starts = cands[order]
+        # starts: the best global candidates, the best local ones (around the best
+        # points), and the best observed point itself (where Optuna's GPSampler also starts)
+        n_global = max(1, (refine_starts - 1) // 2)
+        n_local = max(1, refine_starts - 1 - n_global)
+        global_idx = jax.lax.top_k(scores[:count], n_global)[1]
+        local_idx = count + jax.lax.top_k(scores[count:], n_local)[1]
+        starts = jnp.concatenate([cands[global_idx], cands[local_idx], snap(top[:1], layout)])
         movable = jnp.asarray(~layout.categorical, jnp.float64)
         objective = lambda x: -_score(post, x[None], best, layout)[0]  # noqa: E731
-        opt = optax.adam(0.02)
+        opt = optax.adam(optax.cosine_decay_schedule(0.05, max(refine_steps, 1), alpha=0.01))
 
         def refine(x0):
             def step(carry, _):
@@ -260,7 +254,7 @@ def bayes(
             return jnp.where(v < best_v, x, best_x)
 
         refined = snap(jax.vmap(refine)(starts), layout)
-        pool = jnp.concatenate([refined, starts])
+        pool = jnp.concatenate([refined, cands[global_idx[:1]], cands[local_idx[:1]]])
         final = _score(post, pool, best, layout)
         final = jnp.where(jnp.isfinite(final), final, -jnp.inf)
         return pool[gp.argmax(final)]

@@ -19,6 +19,7 @@ Results go to ``benchmarks/results/bo_<part>.json``.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -31,7 +32,7 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
 import jaxhpo  # noqa: E402
-from benchmarks.common import iqr, log10_regret, write_results  # noqa: E402
+from benchmarks.common import RESULTS, iqr, log10_regret, write_results  # noqa: E402
 from benchmarks.functions import FUNCTIONS, HARTMANN6, BRANIN, BenchmarkFunction  # noqa: E402
 
 EVALS, INITIAL = 60, 10
@@ -133,31 +134,42 @@ METHODS = {
 }
 
 
-def quality(seeds: int, functions: list[str], methods: list[str]) -> dict:
+def quality(seeds: int, functions: list[str], methods: list[str], name: str = "bo_quality",
+            merge: bool = False) -> dict:
+    """Runs the quality table; with ``merge``, rows for other (function, method) pairs already in
+    ``results/{name}.json`` are kept (runs are seeded, so a method can be rerun alone)."""
     rows = []
+    if merge and os.path.exists(os.path.join(RESULTS, name + ".json")):
+        with open(os.path.join(RESULTS, name + ".json")) as fh:
+            rows = [r for r in json.load(fh)["rows"]
+                    if not (r["function"] in functions and r["method"] in methods)]
     print(f"\n## Quality: final log10 regret after {EVALS} evaluations ({INITIAL} initial), {seeds} seeds")
     print(f"{'function':<12} {'method':<18} {'median':>8} {'IQR':>16} {'overhead s/run':>15}")
-    for name in functions:
-        f = FUNCTIONS[name]
+    for fname in functions:
+        f = FUNCTIONS[fname]
         for method in methods:
             try:
                 values, overhead = METHODS[method](f, seeds)
             except ImportError as e:
-                print(f"{name:<12} {method:<18} skipped ({e})")
+                print(f"{fname:<12} {method:<18} skipped ({e})")
                 continue
             regret = log10_regret(np.asarray(values) - f.optimum_value)
             q1, q3 = iqr(regret)
-            row = {"function": name, "method": method, "median_log10_regret": float(np.median(regret)),
-                   "iqr": [q1, q3], "log10_regret": regret.tolist(), "overhead_cpu_s": float(np.median(overhead))}
+            row = {"function": fname, "method": method, "median_log10_regret": float(np.median(regret)),
+                   "iqr": [q1, q3], "log10_regret": regret.tolist(), "overhead_cpu_s": float(np.median(overhead)),
+                   "date": time.strftime("%Y-%m-%d")}
             rows.append(row)
-            print(f"{name:<12} {method:<18} {row['median_log10_regret']:>8.2f} {f'[{q1:.2f}, {q3:.2f}]':>16} "
+            print(f"{fname:<12} {method:<18} {row['median_log10_regret']:>8.2f} {f'[{q1:.2f}, {q3:.2f}]':>16} "
                   f"{row['overhead_cpu_s']:>15.2f}", flush=True)
-            write_results("bo_quality", {"seeds": seeds, "evaluations": EVALS, "initial": INITIAL, "rows": rows})
+            write_results(name, {"seeds": seeds, "evaluations": EVALS, "initial": INITIAL, "rows": rows})
+    order = {m: i for i, m in enumerate(METHODS)}
+    rows.sort(key=lambda r: (list(FUNCTIONS).index(r["function"]), order.get(r["method"], 99)))
     return {"seeds": seeds, "evaluations": EVALS, "initial": INITIAL, "rows": rows}
 
 
 # -------------------------------------------------------------------- speed
-def _jaxhpo_ask_time(n: int, strategy, repeats: int = 5) -> float:
+def _jaxhpo_ask_time(n: int, strategy, repeats: int = 5) -> tuple[float, float]:
+    """Median seconds per suggestion after ``n`` observations, and the first call's (compile) time."""
     from jaxhpo.strategies.base import next_capacity
 
     f = HARTMANN6
@@ -166,14 +178,22 @@ def _jaxhpo_ask_time(n: int, strategy, repeats: int = 5) -> float:
     state = strategy.tell(state, x, f.fn(x))
     ask = jax.jit(strategy.ask, static_argnums=2)
     tell = jax.jit(strategy.tell)
-    jax.block_until_ready(ask(jax.random.key(2), state, 1))  # compile
+    with jaxhpo.gp.blas.limit_blas_threads():  # as Study and minimize run it
+        return _timed_asks(ask, tell, state, f, repeats)
+
+
+def _timed_asks(ask, tell, state, f, repeats):
+    start = time.perf_counter()
+    xq, state = jax.block_until_ready(ask(jax.random.key(2), state, 1))  # compile + the first (cold) fit
+    first = time.perf_counter() - start
+    state = tell(state, xq, f.fn(xq))
     times = []
     for i in range(repeats):  # consecutive suggestions, each told before the next
         start = time.perf_counter()
         xq, state = jax.block_until_ready(ask(jax.random.key(3 + i), state, 1))
         times.append(time.perf_counter() - start)
         state = tell(state, xq, f.fn(xq))
-    return float(np.median(times))
+    return float(np.median(times)), first
 
 
 def _optuna_ask_time(n: int, repeats: int = 3) -> float:
@@ -199,16 +219,17 @@ def _optuna_ask_time(n: int, repeats: int = 3) -> float:
 
 
 def speed(sizes: list[int], with_optuna: bool) -> dict:
-    print("\n## Speed: seconds per suggestion (fit + acquisition, after compile), 6-d, median of 5 consecutive")
-    print(f"{'n':>6} {'jaxhpo bayes()':>15} {'refit_every=8':>14} {'optuna GPSampler':>17} {'optuna/jaxhpo':>14}")
+    print(f"\n## Speed: seconds per suggestion (fit + acquisition, after compile), 6-d, median of 5 consecutive "
+          f"({jax.default_backend()})")
+    print(f"{'n':>6} {'jaxhpo bayes()':>15} {'compile+first':>14} {'optuna GPSampler':>17} {'optuna/jaxhpo':>14}")
     rows = []
+    strategy = jaxhpo.strategies.bayes()
     for n in sizes:
-        ours = _jaxhpo_ask_time(n, jaxhpo.strategies.bayes())
-        fast = _jaxhpo_ask_time(n, jaxhpo.strategies.bayes(refit_every=8))
+        ours, first = _jaxhpo_ask_time(n, strategy)
         theirs = _optuna_ask_time(n) if with_optuna else float("nan")
-        rows.append({"n": n, "jaxhpo_s": ours, "jaxhpo_refit8_s": fast, "optuna_gp_s": theirs})
-        print(f"{n:>6} {ours:>15.4f} {fast:>14.4f} {theirs:>17.4f} {theirs / ours:>14.1f}", flush=True)
-    return {"rows": rows}
+        rows.append({"n": n, "jaxhpo_s": ours, "jaxhpo_compile_and_first_s": first, "optuna_gp_s": theirs})
+        print(f"{n:>6} {ours:>15.4f} {first:>14.1f} {theirs:>17.4f} {theirs / ours:>14.1f}", flush=True)
+    return {"backend": jax.default_backend(), "rows": rows}
 
 
 # ------------------------------------------------------------- many studies
@@ -230,7 +251,7 @@ def many_studies(count: int = 16) -> dict:
     print(f"\n## Many studies: {count} BO studies on Branin ({EVALS} evaluations each)")
     print(f"vmapped in one call: {t_vmap:.2f} s; {count} sequential calls: {t_seq:.2f} s; "
           f"ratio sequential/vmapped {t_seq / t_vmap:.2f}; same results: {same}")
-    return {"studies": count, "vmapped_s": t_vmap, "sequential_s": t_seq, "ratio": t_seq / t_vmap, "same_results": same}
+    return {"backend": jax.default_backend(), "studies": count, "vmapped_s": t_vmap, "sequential_s": t_seq, "ratio": t_seq / t_vmap, "same_results": same}
 
 
 def main() -> None:
@@ -241,16 +262,20 @@ def main() -> None:
     parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--sizes", default="50,100,200,500,1000")
     parser.add_argument("--no-optuna-speed", action="store_true")
+    parser.add_argument("--merge", action="store_true",
+                        help="keep rows of other functions/methods from the existing results file")
+    parser.add_argument("--suffix", default="", help="appended to result file names, e.g. _gpu")
     args = parser.parse_args()
     parts = args.only or ["quality", "speed", "many"]
     if "quality" in parts:
-        result = quality(args.seeds, args.functions.split(","), args.methods.split(","))
-        print("wrote", write_results("bo_quality", result))
+        result = quality(args.seeds, args.functions.split(","), args.methods.split(","),
+                         "bo_quality" + args.suffix, args.merge)
+        print("wrote", write_results("bo_quality" + args.suffix, result))
     if "speed" in parts:
         result = speed([int(n) for n in args.sizes.split(",")], not args.no_optuna_speed)
-        print("wrote", write_results("bo_speed", result))
+        print("wrote", write_results("bo_speed" + args.suffix, result))
     if "many" in parts:
-        print("wrote", write_results("bo_many", many_studies()))
+        print("wrote", write_results("bo_many" + args.suffix, many_studies()))
 
 
 if __name__ == "__main__":

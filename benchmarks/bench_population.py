@@ -191,7 +191,7 @@ def main() -> None:
             acc = f"{row['best_val_accuracy']:9.4f}" if row["best_val_accuracy"] else f"{'-':>9}"
             print(f"{n:5d} {method:<20} {sec:9.2f} {n / sec:9.1f} {fmt(row['vs_loop'])}{fmt(row['vs_scan'])} {acc}",
                   flush=True)
-    path = write_results(args.name, {"epochs": EPOCHS, "batch": BATCH, "hidden": HIDDEN, "rows": rows})
+        path = write_results(args.name, {"epochs": EPOCHS, "batch": BATCH, "hidden": HIDDEN, "rows": rows})
     print(f"\nwrote {path}")
 
 

@@ -29,6 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxhpo.gp.blas import limit_blas_threads
 from jaxhpo import journal
 from jaxhpo.space import Space
 from jaxhpo.strategies.base import Strategy, grow_state, next_capacity, with_pending
@@ -338,7 +339,8 @@ class Study:
         if hasattr(self._state, "pending"):  # model-based: fantasize trials still running
             pending = np.asarray(running[-self._state.pending.capacity :]).reshape(-1, self.space.dim)
             self._state = with_pending(self._state, pending)
-        x, self._state = self._ask_fn(key, self._state, int(n))
+        with limit_blas_threads():  # GP strategies call LAPACK (jaxhpo.gp.blas)
+            x, self._state = jax.block_until_ready(self._ask_fn(key, self._state, int(n)))
         return np.asarray(x, dtype=np.float64)
 
     def _make_trial(self, number: int, x: np.ndarray, when: Optional[float]) -> Trial:

@@ -126,3 +126,31 @@ def test_standardize_is_robust_to_outliers():
     assert np.all(np.diff(yt) > 0)  # order kept
     assert yt[-1] < 10  # the outlier is compressed, the rest keeps its spread
     assert np.std(yt[:19]) > 0.3
+
+
+def _openblas_threads() -> list[int]:
+    import threadpoolctl
+
+    return [i["num_threads"] for i in threadpoolctl.threadpool_info() if i.get("internal_api") == "openblas"]
+
+
+@pytest.mark.parametrize("backend", ["threadpoolctl", "ctypes"])
+def test_limit_blas_threads_limits_openblas_and_restores(backend, monkeypatch):
+    pytest.importorskip("threadpoolctl")
+    import scipy.linalg  # noqa: F401  (loads SciPy's OpenBLAS, the one jaxlib's LAPACK calls use)
+
+    import threadpoolctl
+
+    from jaxhpo.gp import blas
+
+    if not _openblas_threads():
+        pytest.skip("no OpenBLAS loaded")
+    if backend == "ctypes":
+        monkeypatch.setattr(blas, "_controller", lambda: None)
+        assert blas._openblas_handles()
+    with threadpoolctl.threadpool_limits(2, user_api="blas"):  # a known starting point, whatever the environment
+        before = _openblas_threads()
+        assert set(before) == {2}
+        with blas.limit_blas_threads(1):
+            assert _openblas_threads() == [1] * len(before)
+        assert _openblas_threads() == before

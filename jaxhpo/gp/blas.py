@@ -1,41 +1,84 @@
 """Keeps CPU BLAS/LAPACK from oversubscribing cores during GP work.
 
-jaxlib's CPU Cholesky and triangular solves run on the OpenBLAS bundled
-with NumPy/SciPy, which starts one thread per core. The matrices of a GP
-over a few hundred points are too small to gain from threads, and on a busy
-machine those threads fight for cores: a 500x500 Cholesky was measured 200
-times slower on a loaded 2-core machine. jaxhpo's GP therefore does not call
-LAPACK at all: ``jaxhpo.gp.linalg`` factorizes with matrix products that XLA
-runs itself, so GP work is safe by default whatever the BLAS settings. This
-context manager remains for code around it (NumPy/SciPy reference
-computations, peers in benchmarks): it limits BLAS threads when
-``threadpoolctl`` is installed (``JAXHPO_BLAS_THREADS`` sets the limit, ``0``
-leaves BLAS alone).
+jaxlib's CPU Cholesky and triangular solves (``jaxhpo.gp.linalg``) run on
+the OpenBLAS bundled with SciPy, which starts one thread per core. The
+matrices of a GP over a few hundred points are too small to gain from
+threads, and on a busy machine those threads fight for cores. Measured on a
+busy 2-core machine (``jaxhpo.gp.linalg.cholesky_and_inverse``, float64):
+200x200 24 ms with OpenBLAS's default threads against 6 ms with one, 1000x1000
+258 ms against 92 ms.
+
+``limit_blas_threads`` limits BLAS threads inside a block; ``minimize``
+and ``Study`` wrap the programs they run in it, so the library behaves well
+by default. ``JAXHPO_BLAS_THREADS`` sets the limit (default 1; ``0`` leaves
+BLAS alone). Under your own ``jit``, run and block inside the context:
 
 Example:
     >>> with limit_blas_threads():
-    ...     pass
+    ...     pass  # e.g. jax.block_until_ready(my_jitted_search(key))
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import functools
 import os
-from typing import Iterator
+from typing import Callable, Iterator
+
+_SETTERS = ("openblas_set_num_threads", "scipy_openblas_set_num_threads64_", "scipy_openblas_set_num_threads")
+_GETTERS = ("openblas_get_num_threads", "scipy_openblas_get_num_threads64_", "scipy_openblas_get_num_threads")
+
+
+@functools.lru_cache(maxsize=1)
+def _openblas_handles() -> tuple[tuple[Callable, Callable], ...]:
+    """(get, set) pairs of every OpenBLAS loaded in this process (Linux, without threadpoolctl)."""
+    try:
+        with open("/proc/self/maps") as fh:
+            paths = {line.split()[-1] for line in fh if "openblas" in line.lower() and "/" in line}
+    except OSError:
+        return ()
+    handles = []
+    for path in sorted(paths):
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for get_name, set_name in zip(_GETTERS, _SETTERS):
+            if hasattr(lib, get_name) and hasattr(lib, set_name):
+                handles.append((getattr(lib, get_name), getattr(lib, set_name)))
+                break
+    return tuple(handles)
+
+
+@functools.lru_cache(maxsize=1)
+def _controller():
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:
+        return None
+    return ThreadpoolController()
 
 
 @contextlib.contextmanager
 def limit_blas_threads(threads: int | None = None) -> Iterator[None]:
-    """Limits BLAS threads inside the block (no-op without threadpoolctl)."""
+    """Limits BLAS threads inside the block (threadpoolctl if installed, else OpenBLAS directly)."""
     if threads is None:
         threads = int(os.environ.get("JAXHPO_BLAS_THREADS", "1"))
     if threads <= 0:
         yield
         return
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        yield
+    controller = _controller()
+    if controller is not None:
+        with controller.limit(limits=threads, user_api="blas"):
+            yield
         return
-    with threadpool_limits(limits=threads, user_api="blas"):
+    handles = _openblas_handles()
+    before = [get() for get, _ in handles]
+    for _, set_ in handles:
+        set_(threads)
+    try:
         yield
+    finally:
+        for (_, set_), n in zip(handles, before):
+            set_(n)

@@ -8,7 +8,9 @@ Three questions, in one invocation (each can be skipped):
 2. speed: time per suggestion (fit + acquisition, after compilation) with
    n = 50 .. 1000 observations in 6-d, jaxhpo beside Optuna's GPSampler;
 3. many studies: 16 complete BO studies on Branin vmapped in one compiled
-   ``minimize`` call against 16 sequential calls.
+   ``minimize`` call against 16 sequential calls;
+4. batches: batches of 4 by the kriging believer (the default) against
+   Thompson batches and random search, same evaluation budget.
 
     OPENBLAS_NUM_THREADS=1 python benchmarks/bench_bo.py                  # everything
     OPENBLAS_NUM_THREADS=1 python benchmarks/bench_bo.py --only quality --seeds 10
@@ -254,9 +256,36 @@ def many_studies(count: int = 16) -> dict:
     return {"backend": jax.default_backend(), "studies": count, "vmapped_s": t_vmap, "sequential_s": t_seq, "ratio": t_seq / t_vmap, "same_results": same}
 
 
+# ------------------------------------------------------------------ batches
+def batches(seeds: int = 10, batch: int = 4) -> dict:
+    """Batch proposals: kriging believer (default) against Thompson batches and random, same budget."""
+    print(f"\n## Batches of {batch}: final log10 regret after {EVALS} evaluations ({EVALS // batch} rounds), "
+          f"{seeds} seeds")
+    print(f"{'function':<12} {'method':<26} {'median':>8} {'IQR':>16}")
+    rows = []
+    strategies = {
+        "kriging believer (log-EI)": jaxhpo.strategies.bayes(num_initial=INITIAL),
+        "thompson batch": jaxhpo.strategies.bayes(num_initial=INITIAL, acquisition="thompson"),
+        "random": jaxhpo.strategies.random(),
+    }
+    for fname in ("branin", "hartmann6"):
+        f = FUNCTIONS[fname]
+        for method, strategy in strategies.items():
+            run = jax.jit(lambda k, s=strategy: jaxhpo.minimize(f.objective, f.space, s, num_rounds=EVALS // batch,
+                                                                batch_size=batch, key=k).best_value)
+            values = [float(run(jax.random.key(seed))) for seed in range(seeds)]
+            regret = log10_regret(np.asarray(values) - f.optimum_value)
+            q1, q3 = iqr(regret)
+            rows.append({"function": fname, "method": method, "batch": batch,
+                         "median_log10_regret": float(np.median(regret)), "iqr": [q1, q3],
+                         "log10_regret": regret.tolist()})
+            print(f"{fname:<12} {method:<26} {np.median(regret):>8.2f} {f'[{q1:.2f}, {q3:.2f}]':>16}", flush=True)
+    return {"seeds": seeds, "evaluations": EVALS, "rows": rows}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--only", choices=["quality", "speed", "many"], action="append")
+    parser.add_argument("--only", choices=["quality", "speed", "many", "batch"], action="append")
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--functions", default=",".join(FUNCTIONS))
     parser.add_argument("--methods", default=",".join(METHODS))
@@ -266,7 +295,7 @@ def main() -> None:
                         help="keep rows of other functions/methods from the existing results file")
     parser.add_argument("--suffix", default="", help="appended to result file names, e.g. _gpu")
     args = parser.parse_args()
-    parts = args.only or ["quality", "speed", "many"]
+    parts = args.only or ["quality", "speed", "many", "batch"]
     if "quality" in parts:
         result = quality(args.seeds, args.functions.split(","), args.methods.split(","),
                          "bo_quality" + args.suffix, args.merge)
@@ -276,6 +305,8 @@ def main() -> None:
         print("wrote", write_results("bo_speed" + args.suffix, result))
     if "many" in parts:
         print("wrote", write_results("bo_many" + args.suffix, many_studies()))
+    if "batch" in parts:
+        print("wrote", write_results("bo_batch" + args.suffix, batches(args.seeds)))
 
 
 if __name__ == "__main__":

@@ -35,7 +35,7 @@ import optax
 
 from jaxhpo.gp import acquisition as acq
 from jaxhpo.gp import gp
-from jaxhpo.gp.kernels import KERNELS, Layout, features, snap, sqdist
+from jaxhpo.gp.kernels import KERNELS, Layout, snap
 from jaxhpo.gp.linalg import cholesky_and_inverse
 from jaxhpo.space import Space
 from jaxhpo.strategies.base import History, Static, Strategy, history_init, tell_history, factory
@@ -197,7 +197,7 @@ def bayes(
 
         def pick(carry, k):
             data, post, slot = carry
-            x = _maximize(k, post, best, top, top_ok, layout, data.mask)
+            x = _maximize(k, post, best, top, top_ok, layout)
             mean, _ = gp.predict(post, x[None], layout, kernel)
             row = history.capacity + p_cap + slot
             data = data._replace(x=data.x.at[row].set(x), y=data.y.at[row].set(mean[0]), mask=data.mask.at[row].set(True))
@@ -225,8 +225,7 @@ def bayes(
         local = _perturb(k_local, top, top_ok, layout, max(count // 4, 1))
         return snap(jnp.concatenate([uniform, local]), layout)
 
-    def _maximize(key: Array, post: gp.Posterior, best: Array, top: Array, top_ok: Array, layout: Layout,
-                  mask: Array) -> Array:
+    def _maximize(key: Array, post: gp.Posterior, best: Array, top: Array, top_ok: Array, layout: Layout) -> Array:
         k_cand, _ = jax.random.split(key)
         count = num_candidates or min(2048, 256 * layout.dim)
         cands = _candidates(k_cand, top, top_ok, layout, count)
@@ -260,18 +259,9 @@ def bayes(
             return jnp.where(v < best_v, x, best_x)
 
         refined = snap(jax.vmap(refine)(starts), layout)
-        # the most uncertain global candidate: the fallback when every other choice repeats a point
-        explore = cands[gp.argmax(jnp.where(jnp.arange(cands.shape[0]) < count, var, -jnp.inf))]
-        pool = jnp.concatenate([refined, cands[global_idx[:1]], cands[local_idx[:1]], explore[None]])
+        pool = jnp.concatenate([refined, cands[global_idx[:1]], cands[local_idx[:1]]])
         final = _score(post, pool, best, layout)
         final = jnp.where(jnp.isfinite(final), final, -jnp.inf)
-        # never re-evaluate a point the model already holds (to 1e-3 length scales): with a
-        # nearly noiseless GP such a repeat (typically the acquisition's optimum clipped to the
-        # cube's boundary) teaches it nothing, and log-EI kept proposing it once converged
-        near = sqdist(features(pool, post.lengthscales, layout), post.features) < 1e-6
-        repeat = jnp.any(near & mask[None, :], axis=1)
-        final = jnp.where(repeat, -jnp.inf, final)
-        final = final.at[-1].set(jnp.where(jnp.all(final == -jnp.inf), 0.0, final[-1]))
         return pool[gp.argmax(final)]
 
     def _thompson(key: Array, post: gp.Posterior, top: Array, top_ok: Array, num: int, layout: Layout) -> Array:

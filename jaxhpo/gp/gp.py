@@ -10,8 +10,8 @@ fixed as observations arrive, and nothing recompiles.
 Hyperparameters (ARD length scales, amplitude, noise) are stored as a
 vector of their logarithms, kept in boxes by projection; weak log-normal
 priors (length scales scaled with the dimension, after Hvarfner et al. 2024)
-regularize the marginal likelihood, which ``optax.lbfgs`` maximizes from
-several starts in one vmapped call.
+regularize the marginal likelihood, which ``optax.lbfgs`` maximizes to
+convergence from one or several starts (the first warm, from the previous fit).
 
 Example:
     >>> import jax, jax.numpy as jnp

@@ -1,6 +1,6 @@
-import os
 """Tests for jaxhpo.gp: linear algebra, kernels, GP posterior and likelihood against NumPy float64."""
 
+import os
 import jax
 import jax.numpy as jnp
 import numpy as np

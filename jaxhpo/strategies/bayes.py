@@ -10,8 +10,8 @@ global and local candidates and the best observed point refined by projected
 Adam in the unit cube. Batches (``num > 1``) use the kriging believer: each
 chosen point joins the data with its posterior mean as a fantasy value, so
 the next one looks elsewhere (measured better than Thompson batches in
-``benchmarks/bench_bo.py --only batch``). Thompson sampling draws one joint posterior sample per
-batch member on a shared candidate set. Points pending in a ``Study`` (asked,
+``benchmarks/bench_bo.py --only batch``). Thompson sampling draws one joint
+posterior sample per batch member on a shared candidate set. Points pending in a ``Study`` (asked,
 not told) are fantasized the same way.
 
 The first ``num_initial`` points come from a scrambled Sobol sequence.
@@ -211,9 +211,7 @@ def bayes(
         return xs, raw
 
     def _score(post: gp.Posterior, x: Array, best: Array, layout: Layout) -> Array:
-        return _acquire(*gp.predict(post, x, layout, kernel), best)
-
-    def _acquire(mean: Array, var: Array, best: Array) -> Array:
+        mean, var = gp.predict(post, x, layout, kernel)
         if acquisition == "ucb":
             return acq.ucb(mean, var, beta)
         return acq.ACQUISITIONS[acquisition](mean, var, best)
@@ -231,8 +229,7 @@ def bayes(
         k_cand, _ = jax.random.split(key)
         count = num_candidates or min(2048, 256 * layout.dim)
         cands = _candidates(k_cand, top, top_ok, layout, count)
-        mean, var = gp.predict(post, cands, layout, kernel)
-        scores = _acquire(mean, var, best)
+        scores = _score(post, cands, best, layout)
         scores = jnp.where(jnp.isfinite(scores), scores, -jnp.inf)
         # starts: the best global candidates, the best local ones (around the best
         # points), and the best observed point itself (where Optuna's GPSampler also starts)

@@ -122,6 +122,10 @@ def one_split(x, y, seed: int, members: int, cache: str | None = None, dname: st
         "greedy, 20 bags": lambda: ensemble.greedy_selection(oof, ytr, size=50, init_size=5, bags=20),
         "learned weights": lambda: ensemble.fit_weights(oof, ytr, l2_uniform=1e-3),
         "stacking (logistic)": lambda: ensemble.fit_stacking(oof, ytr),
+        # the 64 MLPs pooled into one member next to RF, SVC and LR, raw probabilities as
+        # StackingClassifier's final estimator sees them, L2 chosen by 3-fold CV
+        "stacking, MLPs pooled": lambda: ensemble.fit_stacking(
+            oof, ytr, features="probs", groups=[0] * members + list(range(1, len(named) + 1)), l2="auto"),
     }
     for name, fit in fits.items():
         fit()  # compile

@@ -108,7 +108,7 @@ def test_stacking_logistic_matches_sklearn():
     y = np.argmax(probs[0] + 0.7 * probs[2] + 0.2 * random_probs(5, 1, 300, 3)[0], -1)
     l2 = 1e-2
     meta = ensemble.fit_stacking(probs, y, l2=l2, steps=300)
-    feats = np.asarray(meta.features(probs))
+    feats = np.asarray(meta.meta_features(probs))
     ref = LogisticRegression(C=1.0 / (2 * l2 * 300), max_iter=5000, tol=1e-10).fit(feats, y)
     np.testing.assert_allclose(meta.predict_proba(probs), ref.predict_proba(feats), atol=2e-3)
     for kind in ("ridge", "mlp"):
@@ -230,7 +230,57 @@ def test_stacking_chooses_l2_by_cross_validation():
     y = np.argmax(probs[0] + 0.3 * random_probs(12, 1, 300, 3)[0], -1)
     meta = ensemble.fit_stacking(probs, y, l2="auto")
     assert float(np.mean(np.asarray(meta.predict(probs)) == y)) > 0.9
-    x = np.asarray(meta.features(probs))
+    x = np.asarray(meta.meta_features(probs))
     l2, losses = _select_l2_jit("logistic", x, jax.nn.one_hot(y, 3), jnp.asarray(y), 100, 32, jax.random.key(0),
                                 True)
     assert float(l2) == pytest.approx(L2_GRID[int(np.argmin(np.asarray(losses)))])
+
+
+def test_stacking_on_probabilities_matches_sklearn_stacking_features():
+    # features="probs": the final estimator of scikit-learn's StackingClassifier sees raw probabilities
+    probs = random_probs(13, 3, 300, 3)
+    y = np.argmax(probs[0] + 0.7 * probs[2] + 0.2 * random_probs(14, 1, 300, 3)[0], -1)
+    l2 = 1e-3
+    meta = ensemble.fit_stacking(probs, y, l2=l2, features="probs", steps=300)
+    flat = np.transpose(probs, (1, 0, 2)).reshape(300, -1)
+    np.testing.assert_allclose(meta.meta_features(probs), flat, rtol=1e-6)  # not standardized
+    ref = LogisticRegression(C=1.0 / (2 * l2 * 300), max_iter=5000, tol=1e-10).fit(flat, y)
+    np.testing.assert_allclose(meta.predict_proba(probs), ref.predict_proba(flat), atol=2e-3)
+
+
+@pytest.mark.parametrize("features", ["log_probs", "probs"])
+def test_stacking_groups_average_members_first(features, tmp_path):
+    probs = random_probs(15, 5, 200, 3)
+    y = np.argmax(probs[0] + probs[3], -1)
+    groups = [7, 7, 7, 2, 5]  # three similar members pooled, two others alone
+    pooled = np.stack([probs[:3].mean(0), probs[3], probs[4]])
+    grouped = ensemble.fit_stacking(probs, y, features=features, groups=groups)
+    direct = ensemble.fit_stacking(pooled, y, features=features)
+    np.testing.assert_allclose(grouped.meta_features(probs), direct.meta_features(pooled), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(grouped.predict_proba(probs), direct.predict_proba(pooled), atol=1e-5)
+    # a different grouping changes the model: the groups are used, not ignored
+    other = ensemble.fit_stacking(probs, y, features=features, groups=[0, 1, 2, 2, 2])
+    assert not np.allclose(other.predict_proba(probs), grouped.predict_proba(probs), atol=1e-3)
+    path = str(tmp_path / "grouped.npz")
+    ensemble.save(path, grouped)
+    back = ensemble.load(path)
+    assert back.groups == tuple(groups) and back.features == features
+    np.testing.assert_allclose(back.predict_proba(probs), grouped.predict_proba(probs), rtol=1e-6)
+    # regression: group means of the predictions
+    preds = np.random.default_rng(0).normal(size=(5, 80)).astype(np.float32)
+    target = preds[0] + preds[4]
+    reg = ensemble.fit_stacking(preds, target, meta="ridge", groups=groups, l2=0.0)
+    ref = ensemble.fit_stacking(np.stack([preds[:3].mean(0), preds[3], preds[4]]), target, meta="ridge", l2=0.0)
+    np.testing.assert_allclose(reg.predict(preds), ref.predict(np.stack([preds[:3].mean(0), preds[3], preds[4]])),
+                               atol=1e-4)
+
+
+def test_stacking_bad_groups_and_features():
+    probs = random_probs(16, 3, 20, 2)
+    y = np.zeros(20, int)
+    with pytest.raises(ValueError, match=r"groups must be \[members\]=3"):
+        ensemble.fit_stacking(probs, y, groups=[0, 1])
+    with pytest.raises(ValueError, match="groups must be"):
+        ensemble.fit_stacking(probs, y, groups=[0.5, 1.0, 2.0])
+    with pytest.raises(ValueError, match="features must be one of"):
+        ensemble.fit_stacking(probs, y, features="logits")

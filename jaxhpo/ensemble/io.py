@@ -71,4 +71,5 @@ def load(path: str) -> Any:
     cls = CLASSES.get(header.get("class"))
     if cls is None or header.get("format") != 1:
         raise ValueError(f"load: {path!r} is not a jaxhpo ensemble file (header {header!r})")
-    return cls(**_unflatten(arrays), **header["static"])
+    static = {k: tuple(v) if isinstance(v, list) else v for k, v in header["static"].items()}  # JSON lists: hashable again
+    return cls(**_unflatten(arrays), **static)

@@ -10,8 +10,16 @@ members refit on all the training data.
 Meta-learners: ``"logistic"`` (multinomial logistic regression, L2, fit by
 ``optax.lbfgs``), ``"ridge"`` (least squares with L2 on one-hot targets or
 regression targets, ``optax.lbfgs``), ``"mlp"`` (one hidden layer, weight
-decay, ``optax.adamw``). Features are the members' log-probabilities
-(classification) or predictions (regression), standardized.
+decay, ``optax.adamw``). Features are the members' log-probabilities,
+standardized (default), or their raw probabilities (``features="probs"``,
+what scikit-learn's ``StackingClassifier`` gives its final estimator) for
+classification, and the standardized predictions for regression.
+
+Many similar members (a population of networks) next to a few different
+models can swamp the meta-learner with correlated features; ``groups``
+averages the members of each group into one before it (a fixed mean, fit on
+nothing, so no row leaks), e.g. ``groups=[0] * 64 + [1, 2, 3]`` stacks the
+population's mean with three other models.
 
 Example:
     >>> import jax, jax.numpy as jnp
@@ -50,6 +58,8 @@ class StackingEnsemble:
         meta: ``"logistic"``, ``"ridge"`` or ``"mlp"`` (static).
         task: ``"classification"`` or ``"regression"`` (static).
         inputs: ``"probs"`` or ``"logits"`` (static).
+        features: ``"log_probs"`` or ``"probs"`` (static).
+        groups: group id per member, or None (static).
     """
 
     params: Any
@@ -58,12 +68,16 @@ class StackingEnsemble:
     meta: str = struct.field(pytree_node=False, default="logistic")
     task: str = struct.field(pytree_node=False, default="classification")
     inputs: str = struct.field(pytree_node=False, default="probs")
+    features: str = struct.field(pytree_node=False, default="log_probs")
+    groups: tuple[int, ...] | None = struct.field(pytree_node=False, default=None)
 
-    def features(self, preds: Array) -> Array:
-        return (_raw_features(jnp.asarray(preds, jnp.float32), self.task, self.inputs) - self.mu) / self.sigma
+    def meta_features(self, preds: Array) -> Array:
+        """The standardized meta-learner inputs ``[examples, features]`` for member predictions."""
+        raw = _raw_features(jnp.asarray(preds, jnp.float32), self.task, self.inputs, self.features, self.groups)
+        return (raw - self.mu) / self.sigma
 
     def decision(self, preds: Array) -> Array:
-        return _forward(self.meta, self.params, self.features(preds))
+        return _forward(self.meta, self.params, self.meta_features(preds))
 
     def predict_proba(self, preds: Array) -> Array:
         if self.task != "classification":
@@ -79,11 +93,31 @@ class StackingEnsemble:
         return self.decision(preds)[:, 0] * self.params["y_scale"] + self.params["y_shift"]
 
 
-def _raw_features(preds: Array, task: str, inputs: str) -> Array:
+FEATURES = ("log_probs", "probs")
+
+
+def _pool(values: Array, groups: tuple[int, ...] | None) -> Array:
+    """Means over the members of each group (groups in order of first appearance)."""
+    if groups is None:
+        return values
+    ids = list(dict.fromkeys(groups))
+    weights = np.zeros((len(ids), len(groups)), np.float32)
+    for j, g in enumerate(groups):
+        weights[ids.index(g), j] = 1.0
+    weights /= weights.sum(axis=1, keepdims=True)
+    return jnp.tensordot(jnp.asarray(weights), values, axes=1)
+
+
+def _raw_features(preds: Array, task: str, inputs: str, features: str = "log_probs",
+                  groups: tuple[int, ...] | None = None) -> Array:
     if task == "classification":
-        f = log_probs(preds, inputs)  # [m, n, c]
+        if groups is None and features == "log_probs":
+            f = log_probs(preds, inputs)  # [m, n, c]
+        else:
+            probs = _pool(jnp.exp(log_probs(preds, inputs)), groups)
+            f = probs if features == "probs" else jnp.log(jnp.clip(probs, 1e-12, None))
         return jnp.transpose(f, (1, 0, 2)).reshape(f.shape[1], -1)
-    return preds.T
+    return _pool(preds, groups).T
 
 
 def _forward(meta: str, params: Any, x: Array) -> Array:
@@ -168,6 +202,8 @@ def fit_stacking(
     meta: str = "logistic",
     l2: float | str = 1e-2,
     inputs: str = "probs",
+    features: str = "log_probs",
+    groups: Any = None,
     steps: int | None = None,
     hidden: int = 32,
     seed: int = 0,
@@ -183,6 +219,13 @@ def fit_stacking(
             ``L2_GRID`` by 3-fold cross-validation on the given rows (12 fits in one
             compiled call, about 12 times the cost of one fit), as ``LogisticRegressionCV`` does.
         inputs: ``"probs"`` or ``"logits"``.
+        features: classification meta-features: ``"log_probs"`` (standardized
+            log-probabilities, default) or ``"probs"`` (raw probabilities, as
+            scikit-learn's ``StackingClassifier``; not standardized).
+        groups: optional ``[members]`` group ids; members of a group are
+            averaged (probabilities, or predictions for regression) into one
+            meta-feature block. Use it for a population of similar networks
+            stacked with a few other models.
         steps: optimizer steps (default 100 L-BFGS, 1000 Adam for the MLP).
         hidden: hidden units of the ``"mlp"`` meta-learner.
         seed: initialization seed of the ``"mlp"``.
@@ -194,10 +237,16 @@ def fit_stacking(
         raise ValueError("meta='logistic' needs classification predictions; use 'ridge' or 'mlp' for regression")
     if not (l2 == "auto" or (isinstance(l2, (int, float)) and np.isfinite(l2) and l2 >= 0)):
         raise ValueError(f"l2 must be 'auto' or a finite number >= 0, got l2={l2!r}")
+    if features not in FEATURES:
+        raise ValueError(f"features must be one of {FEATURES}, got features={features!r}")
+    groups = _check_groups(groups, arr.shape[0])
     if task == "classification":
         check_inputs_look_right(arr, inputs)
-    raw = _raw_features(arr, task, inputs)
-    mu, sigma = jnp.mean(raw, axis=0), jnp.maximum(jnp.std(raw, axis=0), 1e-6)
+    raw = _raw_features(arr, task, inputs, features, groups)
+    if task == "classification" and features == "probs":
+        mu, sigma = jnp.zeros(raw.shape[1]), jnp.ones(raw.shape[1])
+    else:
+        mu, sigma = jnp.mean(raw, axis=0), jnp.maximum(jnp.std(raw, axis=0), 1e-6)
     x = (raw - mu) / sigma
     y = jnp.asarray(y)
     classification = task == "classification"
@@ -218,4 +267,14 @@ def fit_stacking(
                          jnp.ones(x.shape[0], jnp.float32))
     if not classification:
         params = {**params, "y_shift": shift, "y_scale": scale}
-    return StackingEnsemble(params, mu, sigma, meta, task, inputs)
+    return StackingEnsemble(params, mu, sigma, meta, task, inputs, features, groups)
+
+
+def _check_groups(groups: Any, members: int) -> tuple[int, ...] | None:
+    if groups is None:
+        return None
+    ids = np.asarray(groups)
+    if ids.ndim != 1 or ids.shape[0] != members or not np.issubdtype(ids.dtype, np.integer):
+        raise ValueError(f"groups must be [members]={members} integer ids, got groups with shape {ids.shape} "
+                         f"and dtype {ids.dtype}")
+    return tuple(int(g) for g in ids)

@@ -157,3 +157,18 @@ def test_limit_blas_threads_limits_openblas_and_restores(backend, monkeypatch):
         with blas.limit_blas_threads(1):
             assert _openblas_threads() == [1] * len(before)
         assert _openblas_threads() == before
+
+
+def test_argmax_and_top_indices_match_numpy_inside_a_float32_jit():
+    values = np.random.default_rng(0).normal(size=300)
+    values[[7, 150]] = values.max() + 1.0  # a tie: the first index wins, as np.argmax
+
+    @jax.jit  # an outer trace without x64, the GP code's local x64 context inside
+    def run(v):
+        with jax.enable_x64(True):
+            v = v.astype(jnp.float64)
+            return gp.argmax(v), gp.top_indices(v, 4)
+
+    best, top = run(jnp.asarray(values, jnp.float32))
+    assert int(best) == int(np.argmax(values.astype(np.float32))) == 7
+    np.testing.assert_array_equal(np.asarray(top), np.argsort(-values.astype(np.float32), kind="stable")[:4])

@@ -128,8 +128,23 @@ def log_prior(h: Hyper) -> Array:
 # dtype from the global flag (argmin/argmax, float64 random draws) fail to lower;
 # these helpers avoid them, so GP code runs in float64 inside any caller's jit.
 def argmax(values: Array) -> Array:
-    """Index of the largest value (NaN-free input), safe inside a local x64 context."""
-    return jax.lax.top_k(values, 1)[1][0]
+    """Index of the largest value (the first on ties; NaN-free input), safe inside a local x64 context.
+
+    Two reductions rather than ``argmax`` (see above) or ``lax.top_k``, which
+    sorts: on CPU 0.03 ms against 0.3-0.45 ms for 2,000 values.
+    """
+    index = jnp.arange(values.shape[0], dtype=jnp.int32)
+    return jnp.min(jnp.where(values == jnp.max(values), index, values.shape[0]))
+
+
+def top_indices(values: Array, k: int) -> Array:
+    """Indices of the ``k`` largest values, largest first (small static ``k``; NaN-free input)."""
+    out = []
+    for _ in range(k):
+        i = argmax(values)
+        out.append(i)
+        values = values.at[i].set(-jnp.inf)
+    return jnp.stack(out)
 
 
 def uniform(key: Array, shape: tuple[int, ...]) -> Array:

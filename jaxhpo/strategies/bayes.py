@@ -235,8 +235,8 @@ def bayes(
         # points), and the best observed point itself (where Optuna's GPSampler also starts)
         n_global = max(1, (refine_starts - 1) // 2)
         n_local = max(1, refine_starts - 1 - n_global)
-        global_idx = jax.lax.top_k(scores[:count], n_global)[1]
-        local_idx = count + jax.lax.top_k(scores[count:], n_local)[1]
+        global_idx = gp.top_indices(scores[:count], n_global)
+        local_idx = count + gp.top_indices(scores[count:], n_local)
         starts = jnp.concatenate([cands[global_idx], cands[local_idx], snap(top[:1], layout)])
         movable = jnp.asarray(~layout.categorical, jnp.float64)
         objective = lambda x: -_score(post, x[None], best, layout)[0]  # noqa: E731

@@ -172,3 +172,23 @@ def test_argmax_and_top_indices_match_numpy_inside_a_float32_jit():
     best, top = run(jnp.asarray(values, jnp.float32))
     assert int(best) == int(np.argmax(values.astype(np.float32))) == 7
     np.testing.assert_array_equal(np.asarray(top), np.argsort(-values.astype(np.float32), kind="stable")[:4])
+
+
+def test_pessimistic_prior_mean_puts_the_far_field_at_a_bad_quantile():
+    with jax.enable_x64(True):
+        rng = np.random.default_rng(1)
+        y = jnp.asarray(rng.normal(size=30))
+        mask = jnp.asarray(np.arange(30) < 25)
+        shifted = gp.pessimistic_prior_mean(y, mask, 90.0)
+        level = np.percentile(np.asarray(y)[:25], 90.0)
+        np.testing.assert_allclose(shifted[:25], np.asarray(y)[:25] - level, rtol=1e-12)
+        assert np.all(np.asarray(shifted[25:]) == 0.0)
+        # far from the data the posterior mean returns to the prior mean: the 90th
+        # percentile of the observed values, not their mean
+        layout = kernels.Layout.from_space_info([False, False], [0, 0])
+        x = jnp.asarray(rng.uniform(0.0, 0.3, size=(30, 2)))
+        data = gp.GPData(x, shifted, mask)
+        raw = gp.pack(jnp.full(2, 0.05), jnp.asarray(1.0), jnp.asarray(1e-4))
+        mean, _ = gp.predict(gp.posterior(raw, data, layout), jnp.asarray([[0.95, 0.95]]), layout)
+        assert abs(float(mean[0])) < 1e-6  # 0 in shifted units: the 90th percentile
+        assert float(mean[0]) + level > float(np.mean(np.asarray(y)[:25])) + 0.5

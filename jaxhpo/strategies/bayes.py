@@ -1,7 +1,9 @@
 """Bayesian optimization with a Gaussian-process surrogate, as a pure ``Strategy``.
 
 ``ask`` runs, in one traced function and in float64: robust standardization
-of the told values (failed ones masked out), a marginal-likelihood fit of
+of the told values (failed ones masked out), with the GP's constant prior
+mean at a pessimistic level (their 90th percentile, after De Ath et al.
+2020), a marginal-likelihood fit of
 the GP hyperparameters with ``optax.lbfgs`` run to convergence from the
 previous fit (plus fresh starts every ``refit_every`` observations), then
 acquisition maximization: a large candidate set (a randomly shifted Sobol set
@@ -70,6 +72,7 @@ def bayes(
     refine_starts: int = 8,
     refine_steps: int = 20,
     beta: float = 4.0,
+    prior_mean_quantile: float | None = 90.0,
     max_fit_points: int = 128,
     pending_capacity: int = 16,
 ) -> Strategy:
@@ -92,6 +95,14 @@ def bayes(
         refine_starts: best candidates refined by gradient ascent.
         refine_steps: Adam steps per refinement.
         beta: exploration weight for ``"ucb"``.
+        prior_mean_quantile: the GP's constant prior mean is set to this
+            percentile of the (standardized, warped) observed values, a
+            pessimistic level (after De Ath et al. 2020), so that the empty
+            corners of the search space do not look promising; ``None`` puts it
+            at their mean. Measured in ``benchmarks/bench_bo.py`` (10-20 seeds):
+            90 against ``None`` moved Hartmann6 from -2.8 to -4.3 median log10
+            regret, Levy10 from 1.0 to 0.6-0.7, Ackley5 from 0.55 to 0.4 and
+            Rosenbrock4 from 1.05 to 0.8, Branin unchanged (-4.6 to -4.7).
         max_fit_points: hyperparameters are fit on a random subset of at most
             this many observations (the posterior always uses all of them).
         pending_capacity: most pending points taken into account in a ``Study``.
@@ -114,6 +125,12 @@ def bayes(
             raise ValueError(f"bayes: {name} must be an int >= {low}, got {name}={value!r}")
     if num_candidates is not None and (not isinstance(num_candidates, int) or num_candidates < refine_starts):
         raise ValueError(f"bayes: num_candidates must be an int >= refine_starts, got num_candidates={num_candidates!r}")
+    if prior_mean_quantile is not None and not (
+        isinstance(prior_mean_quantile, (int, float)) and not isinstance(prior_mean_quantile, bool)
+        and 0.0 <= prior_mean_quantile <= 100.0
+    ):
+        raise ValueError(f"bayes: prior_mean_quantile must be None or a number in [0, 100], "
+                         f"got prior_mean_quantile={prior_mean_quantile!r}")
     if not np.isfinite(beta) or beta < 0:
         raise ValueError(f"bayes: beta must be a finite number >= 0, got beta={beta!r}")
 
@@ -158,6 +175,8 @@ def bayes(
         d = layout.dim
         x_obs = snap(history.x.astype(jnp.float64), layout)
         y_obs, m_obs = gp.standardize_outputs(history.y.astype(jnp.float64), history.filled)
+        if prior_mean_quantile is not None:
+            y_obs = gp.pessimistic_prior_mean(y_obs, m_obs, prior_mean_quantile)
 
         # 1. hyperparameters: warm start + fresh starts, on a subset when there are many points
         fit_data = gp.GPData(x_obs, y_obs, m_obs)

@@ -94,5 +94,7 @@ def test_bad_arguments():
         jaxhpo.strategies.bayes(num_initial=0)
     with pytest.raises(ValueError, match="beta"):
         jaxhpo.strategies.bayes(beta=float("nan"))
+    with pytest.raises(ValueError, match="fit_tol=0"):
+        jaxhpo.strategies.bayes(fit_tol=0)
     with pytest.raises(ValueError, match="prior_mean_quantile=150"):
         jaxhpo.strategies.bayes(prior_mean_quantile=150)

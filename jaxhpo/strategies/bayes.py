@@ -68,6 +68,7 @@ def bayes(
     num_candidates: int | None = None,
     num_restarts: int = 3,
     fit_steps: int = 50,
+    fit_tol: float = 3e-3,
     refit_every: int = 10,
     refine_starts: int = 8,
     refine_steps: int = 20,
@@ -87,6 +88,10 @@ def bayes(
             plus a quarter as many perturbations of the best points.
         num_restarts: hyperparameter fit starts in a full fit (the first warm-started).
         fit_steps: most L-BFGS iterations per start (each stops earlier once converged).
+        fit_tol: a start has converged when the largest gradient entry of the
+            per-observation negative log likelihood falls below this. Measured in
+            ``benchmarks/bench_bo.py``: 3e-3 gave the same regret as 1e-3 on all
+            five functions (10 seeds) with 20-25 % faster asks.
         refit_every: a full fit (all ``num_restarts`` starts) runs for the
             first 8 model-based picks and then every ``refit_every``
             observations; in between, only the warm start runs (to
@@ -133,6 +138,8 @@ def bayes(
     ):
         raise ValueError(f"bayes: prior_mean_quantile must be None or a number in [0, 100], "
                          f"got prior_mean_quantile={prior_mean_quantile!r}")
+    if not (isinstance(fit_tol, (int, float)) and np.isfinite(fit_tol) and fit_tol > 0):
+        raise ValueError(f"bayes: fit_tol must be a finite number > 0, got fit_tol={fit_tol!r}")
     if not np.isfinite(beta) or beta < 0:
         raise ValueError(f"bayes: beta must be a finite number >= 0, got beta={beta!r}")
 
@@ -191,7 +198,7 @@ def bayes(
         starts = jnp.where(has_warm, starts.at[0].set(warm), starts)
         count = history.count
         full = ~has_warm | (count < num_initial + 8) | (count % refit_every == 0)
-        raw = gp.fit(starts, fit_data, layout, kernel, fit_steps, jnp.where(full, num_restarts, 1))
+        raw = gp.fit(starts, fit_data, layout, kernel, fit_steps, jnp.where(full, num_restarts, 1), tol=fit_tol)
 
         # 2. posterior over observations + pending fantasies + slots for this batch
         p_cap = pending.capacity

@@ -15,7 +15,7 @@ Three questions, in one invocation (each can be skipped):
     OPENBLAS_NUM_THREADS=1 python benchmarks/bench_bo.py                  # everything
     OPENBLAS_NUM_THREADS=1 python benchmarks/bench_bo.py --only quality --seeds 10
 
-Results go to ``benchmarks/results/bo_<part>.json``.
+Results go to ``benchmarks/results/bo_<part>.json``, all parts together in ``bo.json``.
 """
 
 from __future__ import annotations
@@ -287,6 +287,17 @@ def batches(seeds: int = 10, batch: int = 4) -> dict:
     return {"seeds": seeds, "evaluations": EVALS, "rows": rows}
 
 
+def write_combined(suffix: str = "") -> str:
+    """Gathers the part files (``bo_quality``, ``bo_speed``, ``bo_many``, ``bo_batch``) into ``bo{suffix}.json``."""
+    parts = {}
+    for part in ("quality", "speed", "many", "batch"):
+        path = os.path.join(RESULTS, f"bo_{part}{suffix}.json")
+        if os.path.exists(path):
+            with open(path) as fh:
+                parts[part] = json.load(fh)
+    return write_results("bo" + suffix, {"parts": parts})
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--only", choices=["quality", "speed", "many", "batch"], action="append")
@@ -311,6 +322,7 @@ def main() -> None:
         print("wrote", write_results("bo_many" + args.suffix, many_studies()))
     if "batch" in parts:
         print("wrote", write_results("bo_batch" + args.suffix, batches(args.seeds)))
+    print("wrote", write_combined(args.suffix))
 
 
 if __name__ == "__main__":

@@ -172,7 +172,8 @@ def quality(seeds: int, functions: list[str], methods: list[str], name: str = "b
 # -------------------------------------------------------------------- speed
 def _jaxhpo_ask_time(n: int, strategy, repeats: int = 10) -> tuple[float, float, float]:
     """Median and mean seconds per suggestion over ``repeats`` consecutive ones after ``n``
-    observations (the mean includes the full refits, every 10th observation by default), and the first call's (compile) time."""
+    observations (the mean includes the full refits, every 10th observation by default), and
+    the first call's (compile) time."""
     from jaxhpo.strategies.base import next_capacity
 
     f = HARTMANN6

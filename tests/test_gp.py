@@ -76,6 +76,47 @@ def test_posterior_and_likelihood_match_numpy_reference():
     assert float(nll) == pytest.approx((ref_nll - prior) / n, rel=1e-9)
 
 
+def test_fantasies_equal_a_refit_on_points_observed_at_the_posterior_mean():
+    # kriging believer: conditioning on fantasies by the rank-p update must equal the
+    # float64 NumPy posterior over observations plus fantasy rows valued at the mean
+    rng = np.random.default_rng(5)
+    n, m, p = 10, 16, 4  # 10 observations in a buffer of 16; 3 of 4 fantasy slots used
+    x = rng.uniform(size=(m, 3))
+    y = np.cos(3 * x[:, 1]) + x[:, 0]
+    mask = np.arange(m) < n
+    xf = rng.uniform(size=(p, 3))
+    xf[1] = x[2] + 1e-3  # a fantasy next to an observation
+    fmask = np.array([True, True, False, True])
+    xq = np.concatenate([rng.uniform(size=(6, 3)), xf[:1]])
+    ls, amp, noise = np.array([0.4, 0.3, 0.7]), 1.3, 1e-4
+    with jax.enable_x64(True):
+        raw = gp.pack(jnp.asarray(ls), jnp.asarray(amp), jnp.asarray(noise))
+        post = gp.posterior(raw, gp.GPData(jnp.asarray(x), jnp.asarray(y), jnp.asarray(mask)), LAYOUT3)
+        mean0, var0 = gp.predict(post, jnp.asarray(xq), LAYOUT3)
+        fant = gp.with_fantasies(post, jnp.asarray(xf), jnp.asarray(fmask), LAYOUT3)
+        mean, var = gp.predict(fant, jnp.asarray(xq), LAYOUT3)
+        jmean, jcov = gp.predict_joint(fant, jnp.asarray(xq), LAYOUT3)
+        empty = gp.with_fantasies(post, jnp.asarray(xf), jnp.zeros(p, bool), LAYOUT3)
+        mean_e, var_e = gp.predict(empty, jnp.asarray(xq), LAYOUT3)
+    xo, yo = x[:n], y[:n]
+    k = matern52_np(xo, xo, ls, amp) + (noise + gp.JITTER * amp) * np.eye(n)
+    yf = matern52_np(xf[fmask], xo, ls, amp) @ np.linalg.solve(k, yo)  # the posterior mean at the fantasies
+    xa, ya = np.concatenate([xo, xf[fmask]]), np.concatenate([yo, yf])
+    ka = matern52_np(xa, xa, ls, amp) + (noise + gp.JITTER * amp) * np.eye(len(xa))
+    ks = matern52_np(xq, xa, ls, amp)
+    ref_mean = ks @ np.linalg.solve(ka, ya)
+    ref_var = amp - np.einsum("ij,ji->i", ks, np.linalg.solve(ka, ks.T))
+    ref_cov = matern52_np(xq, xq, ls, amp) - ks @ np.linalg.solve(ka, ks.T)
+    np.testing.assert_allclose(mean, ref_mean, rtol=1e-7, atol=1e-9)
+    np.testing.assert_allclose(var, ref_var, rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(jmean, ref_mean, rtol=1e-7, atol=1e-9)
+    np.testing.assert_allclose(jcov, ref_cov, rtol=1e-6, atol=1e-9)
+    assert float(var[-1]) < 2e-4 * amp < float(var0[-1])  # at a fantasy the variance collapses to about the noise
+    np.testing.assert_allclose(mean, mean0, rtol=1e-9, atol=1e-12)  # the believer leaves the mean alone
+    np.testing.assert_array_equal(mean_e, mean0)  # no fantasy slot used: nothing changes
+    np.testing.assert_array_equal(var_e, var0)
+
+
 def test_categorical_overlap_kernel():
     layout = kernels.Layout.from_space_info([False, True], [0, 4])
     with jax.enable_x64(True):

@@ -62,14 +62,25 @@ class Hyper(NamedTuple):
 
 
 class Posterior(NamedTuple):
-    """What prediction needs, computed once per fit."""
+    """What prediction needs, computed once per fit.
+
+    ``inv`` is the inverse Cholesky factor of the masked Gram matrix with the
+    rows of masked observations zeroed, so ``k(x)^T K^-1 k(x) = |inv k(x)|^2``.
+    The ``fantasy_*`` fields condition the variance on extra points observed
+    at the posterior mean (pending trials, earlier members of a batch); see
+    ``with_fantasies``. Without fantasies they have zero rows.
+    """
 
     features: Array  # [m, F] training features
     alpha: Array  # [m]  K^-1 y
-    kinv: Array  # [m, m] K^-1 (masked rows zeroed)
+    inv: Array  # [m, m] L^-1 (masked rows zeroed)
     amplitude: Array
     noise: Array
     lengthscales: Array
+    fantasy_features: Array  # [p, F]
+    fantasy_proj: Array  # [m, p] inv @ k(observations, fantasies)
+    fantasy_inv: Array  # [p, p] inverse Cholesky factor of the fantasies' noisy posterior covariance
+    fantasy_mask: Array  # [p]
 
 
 def num_hyper(dim: int) -> int:
@@ -204,8 +215,9 @@ def fit(
     ``max_steps`` iterations. A warm start from the previous fit therefore
     costs a few iterations. Starts run one after another in a
     ``lax.while_loop``; ``num_starts`` (traced, at most ``r``) runs only the
-    first ones, so a cheap warm-only fit and a full multi-start fit share one
-    compiled program.
+    first ones, and ``max_steps`` may be traced too, so a cheap warm-only fit
+    and a full multi-start fit share one compiled program. With a single
+    start the final loss is not evaluated (nothing to compare).
     """
     loss = lambda raw: neg_log_marginal_likelihood(raw, data, layout, kernel)  # noqa: E731
     opt = optax.lbfgs(memory_size=10, linesearch=optax.scale_by_zoom_linesearch(max_linesearch_steps=12))
@@ -232,7 +244,8 @@ def fit(
 
         init = (raw, opt.init(raw), jnp.zeros((), jnp.int32), jnp.zeros((), bool))
         params, state, _, _ = jax.lax.while_loop(not_done, step_fn, init)
-        return params, loss(params)
+        value = jax.lax.cond(total > 1, loss, lambda p: jnp.zeros((), p.dtype), params)
+        return params, value
 
     def over_starts(carry):
         i, best, best_value = carry
@@ -268,15 +281,48 @@ def _cholesky_with_growing_jitter(h: Hyper, data: GPData, layout: Layout, kernel
 
 
 def posterior(raw: Array, data: GPData, layout: Layout, kernel: str = "matern52") -> Posterior:
-    """The posterior given hyperparameters ``raw`` and ``data``."""
+    """The posterior given hyperparameters ``raw`` and ``data`` (no fantasies)."""
     h = unpack(raw)
     inv, f = _cholesky_with_growing_jitter(h, data, layout, kernel)
+    inv = jnp.where(data.mask[:, None], inv, 0.0)
     y = jnp.where(data.mask, data.y, 0.0)
-    kinv = inv.T @ inv
-    both = data.mask[:, None] & data.mask[None, :]
-    kinv = jnp.where(both, kinv, 0.0)
-    alpha = kinv @ y
-    return Posterior(f, alpha, kinv, h.amplitude, h.noise, h.lengthscales)
+    alpha = inv.T @ (inv @ y)
+    empty = jnp.zeros((0,), f.dtype)
+    return Posterior(f, alpha, inv, h.amplitude, h.noise, h.lengthscales, jnp.zeros((0, f.shape[-1]), f.dtype),
+                     jnp.zeros((f.shape[0], 0), f.dtype), jnp.zeros((0, 0), f.dtype), empty.astype(bool))
+
+
+def with_fantasies(post: Posterior, x: Array, mask: Array, layout: Layout, kernel: str = "matern52") -> Posterior:
+    """Conditions ``post`` on noisy observations at ``x[p, d]`` (where ``mask``) equal to its own mean.
+
+    This is the kriging believer (and constant-liar-at-the-mean) fantasy used
+    for pending trials and batch members. Observing a point at its posterior
+    mean leaves the mean unchanged everywhere, so only the variance changes,
+    by a rank-``p`` Schur-complement update: with ``c(x)`` the posterior
+    covariance between ``x`` and the fantasies and ``S`` their posterior
+    covariance plus noise, ``var'(x) = var(x) - c(x)^T S^-1 c(x)``. Exactly
+    the posterior of the GP refit on observations plus fantasy rows, at the
+    cost of a ``p x p`` factorization instead of an ``(m + p)``-square one.
+    Replaces any earlier fantasies of ``post``.
+    """
+    h = Hyper(post.lengthscales, post.amplitude, post.noise)
+    fp = features(x, post.lengthscales, layout)
+    proj = post.inv @ kernel_matrix(h, post.features, fp, kernel)  # [m, p]
+    cov = kernel_matrix(h, fp, fp, kernel) - proj.T @ proj
+    both = mask[:, None] & mask[None, :]
+    s = jnp.where(both, cov, 0.0) + jnp.diag(jnp.where(mask, h.noise + JITTER * h.amplitude, 1.0))
+    _, inv = cholesky_and_inverse(0.5 * (s + s.T))
+    # a failed factorization (never seen: noise and jitter keep S positive) drops the fantasies
+    inv = jnp.where(jnp.all(jnp.isfinite(inv)), inv, 0.0)
+    inv = jnp.where(mask[:, None], inv, 0.0)
+    return post._replace(fantasy_features=fp, fantasy_proj=proj, fantasy_inv=inv, fantasy_mask=mask)
+
+
+def _fantasy_factor(post: Posterior, fx: Array, v: Array, kernel: str) -> Array:
+    """``[n, p]`` rows whose squared norms are the variance the fantasies remove at ``fx``."""
+    h = Hyper(post.lengthscales, post.amplitude, post.noise)
+    c = kernel_matrix(h, fx, post.fantasy_features, kernel) - v @ post.fantasy_proj
+    return c @ post.fantasy_inv.T
 
 
 def predict(post: Posterior, x: Array, layout: Layout, kernel: str = "matern52") -> tuple[Array, Array]:
@@ -285,7 +331,14 @@ def predict(post: Posterior, x: Array, layout: Layout, kernel: str = "matern52")
     h = Hyper(post.lengthscales, post.amplitude, post.noise)
     kxs = kernel_matrix(h, fx, post.features, kernel)  # [n, m]
     mean = kxs @ post.alpha
-    var = post.amplitude - jnp.sum((kxs @ post.kinv) * kxs, axis=-1)
+    v = kxs @ post.inv.T
+    var = post.amplitude - jnp.sum(v * v, axis=-1)
+    if post.fantasy_mask.shape[0]:
+        def removed(_):
+            u = _fantasy_factor(post, fx, v, kernel)
+            return jnp.sum(u * u, axis=-1)
+
+        var = var - jax.lax.cond(jnp.any(post.fantasy_mask), removed, lambda _: jnp.zeros_like(var), None)
     return mean, jnp.maximum(var, 1e-12 * post.amplitude)
 
 
@@ -294,7 +347,11 @@ def predict_joint(post: Posterior, x: Array, layout: Layout, kernel: str = "mate
     fx = features(x, post.lengthscales, layout)
     h = Hyper(post.lengthscales, post.amplitude, post.noise)
     kxs = kernel_matrix(h, fx, post.features, kernel)
-    cov = kernel_matrix(h, fx, fx, kernel) - kxs @ post.kinv @ kxs.T
+    v = kxs @ post.inv.T
+    cov = kernel_matrix(h, fx, fx, kernel) - v @ v.T
+    if post.fantasy_mask.shape[0]:
+        u = _fantasy_factor(post, fx, v, kernel)
+        cov = cov - u @ u.T
     return kxs @ post.alpha, 0.5 * (cov + cov.T)
 
 

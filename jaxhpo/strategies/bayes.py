@@ -3,18 +3,20 @@
 ``ask`` runs, in one traced function and in float64: robust standardization
 of the told values (failed ones masked out), with the GP's constant prior
 mean at a pessimistic level (their 90th percentile, after De Ath et al.
-2020), a marginal-likelihood fit of
-the GP hyperparameters with ``optax.lbfgs`` run to convergence from the
-previous fit (plus fresh starts every ``refit_every`` observations), then
-acquisition maximization: a large candidate set (a randomly shifted Sobol set
-plus perturbations of the best points) scored in one call, and the best
-global and local candidates and the best observed point refined by projected
-Adam in the unit cube. Batches (``num > 1``) use the kriging believer: each
-chosen point joins the data with its posterior mean as a fantasy value, so
-the next one looks elsewhere (measured better than Thompson batches in
-``benchmarks/bench_bo.py --only batch``). Thompson sampling draws one joint
-posterior sample per batch member on a shared candidate set. Points pending in a ``Study`` (asked,
-not told) are fantasized the same way.
+2020); a marginal-likelihood fit of the GP hyperparameters with
+``optax.lbfgs``, a few iterations from the previous fit at each ask and,
+every ``refit_every`` observations, a full fit (to convergence, plus fresh
+starts on a subset); then acquisition maximization: a candidate set (a
+randomly shifted Sobol set plus perturbations of the best points) scored in
+one call, and the best global and local candidates and the best observed
+point refined by projected Adam in the unit cube. Batches (``num > 1``) use
+the kriging believer: each chosen point is observed, in fantasy, at its
+posterior mean, which leaves the mean alone and shrinks the variance around
+it (a rank-one update, ``gp.with_fantasies``), so the next one looks
+elsewhere (measured better than Thompson batches in ``benchmarks/bench_bo.py
+--only batch``). Points pending in a ``Study`` (asked, not told) are
+fantasized the same way. Thompson sampling draws one joint posterior sample
+per batch member on a shared candidate set.
 
 The first ``num_initial`` points come from a scrambled Sobol sequence.
 
@@ -68,13 +70,15 @@ def bayes(
     num_candidates: int | None = None,
     num_restarts: int = 3,
     fit_steps: int = 50,
+    warm_steps: int = 3,
     fit_tol: float = 3e-3,
-    refit_every: int = 10,
+    refit_every: int = 20,
     refine_starts: int = 8,
     refine_steps: int = 20,
     beta: float = 4.0,
     prior_mean_quantile: float | None = 90.0,
     max_fit_points: int = 128,
+    restart_fit_points: int = 64,
     pending_capacity: int = 16,
 ) -> Strategy:
     """GP-based Bayesian optimization.
@@ -84,21 +88,30 @@ def bayes(
         kernel: ``"matern52"`` (default), ``"matern32"`` or ``"rbf"``; ARD length
             scales; categorical coordinates use an overlap kernel.
         num_initial: Sobol points before the GP takes over.
-        num_candidates: random candidates scored per pick (default ``min(2048, 256 * d)``),
-            plus a quarter as many perturbations of the best points.
+        num_candidates: random candidates scored per pick (default ``min(1024, 256 * d)``),
+            plus a quarter as many perturbations of the best points. Measured in
+            ``benchmarks/bench_bo.py``: 1,024 in place of 2,048 (5-d and up)
+            gave the same regret (10 seeds, five functions) and a third less
+            scoring time.
         num_restarts: hyperparameter fit starts in a full fit (the first warm-started).
-        fit_steps: most L-BFGS iterations per start (each stops earlier once converged).
+        fit_steps: most L-BFGS iterations per start in a full fit (each stops
+            earlier once converged).
+        warm_steps: most L-BFGS iterations of the warm start between full fits.
+            The optimum moves little with one more observation; measured in
+            ``benchmarks/bench_bo.py``: 3 gave the same regret as running to
+            convergence (10 seeds, five functions) at 40 % of the fitting time.
         fit_tol: a start has converged when the largest gradient entry of the
             per-observation negative log likelihood falls below this. Measured in
             ``benchmarks/bench_bo.py``: 3e-3 gave the same regret as 1e-3 on all
             five functions (10 seeds) with 20-25 % faster asks.
-        refit_every: a full fit (all ``num_restarts`` starts) runs for the
-            first 8 model-based picks and then every ``refit_every``
-            observations; in between, only the warm start runs (to
-            convergence). Measured in ``benchmarks/bench_bo.py``: every 5 gave
-            the same regret as every 1 at a third of the fitting time, and
-            every 10 the same as every 5 (10 seeds, five functions) with
-            half as many slow asks.
+        refit_every: a full fit (the warm start to convergence and the fresh
+            starts) runs for the first 8 model-based picks and then every
+            ``refit_every`` observations; in between, only ``warm_steps``
+            iterations of the warm start run. Measured in
+            ``benchmarks/bench_bo.py`` (10 seeds, five functions): every 5 gave
+            the same regret as every 1 at a third of the fitting time, every
+            10 the same as every 5, and every 20 (with ``warm_steps=3``) the
+            same again.
         refine_starts: best candidates refined by gradient ascent.
         refine_steps: Adam steps per refinement.
         beta: exploration weight for ``"ucb"``.
@@ -112,6 +125,10 @@ def bayes(
             Rosenbrock4 from 1.05 to 0.8, Branin unchanged (-4.6 to -4.7).
         max_fit_points: hyperparameters are fit on a random subset of at most
             this many observations (the posterior always uses all of them).
+        restart_fit_points: the fresh starts of a full fit run on a random
+            subset of at most this many observations (a quarter of the cost per
+            likelihood evaluation at 128 against 64); the best replaces the
+            warm fit only if its likelihood on the fitting data is higher.
         pending_capacity: most pending points taken into account in a ``Study``.
     """
     if acquisition not in ACQUISITIONS:
@@ -122,10 +139,12 @@ def bayes(
         ("num_initial", num_initial, 1),
         ("num_restarts", num_restarts, 1),
         ("fit_steps", fit_steps, 0),
+        ("warm_steps", warm_steps, 0),
         ("refit_every", refit_every, 1),
         ("refine_starts", refine_starts, 1),
         ("refine_steps", refine_steps, 0),
         ("max_fit_points", max_fit_points, 2),
+        ("restart_fit_points", restart_fit_points, 2),
         ("pending_capacity", pending_capacity, 1),
     ):
         if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < low:
@@ -187,36 +206,38 @@ def bayes(
         if prior_mean_quantile is not None:
             y_obs = gp.pessimistic_prior_mean(y_obs, m_obs, prior_mean_quantile)
 
-        # 1. hyperparameters: warm start + fresh starts, on a subset when there are many points
+        # 1. hyperparameters: the warm start (a few steps, or to convergence in a full
+        # fit), and in a full fit fresh starts on a smaller subset, kept only if better
         fit_data = gp.GPData(x_obs, y_obs, m_obs)
-        if history.capacity > max_fit_points:
-            order = jnp.argsort(jnp.where(m_obs, gp.uniform(k_subset, m_obs.shape), 2.0))[:max_fit_points]
-            fit_data = jax.tree.map(lambda a: a[order], fit_data)
-        starts = gp.initial_raw(k_fit, d, num_restarts)
+        order = jnp.argsort(jnp.where(m_obs, gp.uniform(k_subset, m_obs.shape), 2.0))  # random, masked last
+
+        def subset(size: int) -> gp.GPData:
+            return jax.tree.map(lambda a: a[order[:size]], fit_data) if history.capacity > size else fit_data
+
+        restart_data = subset(min(restart_fit_points, max_fit_points))
+        fit_data = subset(max_fit_points)
+        starts = gp.initial_raw(k_fit, d, num_restarts)  # the prior centre, then random draws
         warm = state.raw.astype(jnp.float64)
         has_warm = jnp.any(warm != 0)
-        starts = jnp.where(has_warm, starts.at[0].set(warm), starts)
         count = history.count
         full = ~has_warm | (count < num_initial + 8) | (count % refit_every == 0)
-        raw = gp.fit(starts, fit_data, layout, kernel, fit_steps, jnp.where(full, num_restarts, 1), tol=fit_tol)
+        raw = gp.fit(jnp.where(has_warm, warm, starts[0])[None], fit_data, layout, kernel,
+                     jnp.where(full, fit_steps, warm_steps), tol=fit_tol)
+        if num_restarts > 1:
+            def restart(raw):
+                fresh = gp.fit(starts[1:], restart_data, layout, kernel, fit_steps, tol=fit_tol)
+                loss = lambda r: gp.neg_log_marginal_likelihood(r, fit_data, layout, kernel)  # noqa: E731
+                return jnp.where(loss(fresh) < loss(raw), fresh, raw)
 
-        # 2. posterior over observations + pending fantasies + slots for this batch
+            raw = jax.lax.cond(full, restart, lambda r: r, raw)
+
+        # 2. posterior over the observations, its variance conditioned on fantasies
+        # (kriging believer) at the pending points and, later, this batch's earlier picks
+        post = gp.posterior(raw, gp.GPData(x_obs, y_obs, m_obs), layout, kernel)
         p_cap = pending.capacity
-        x_all = jnp.concatenate([x_obs, snap(pending.x.astype(jnp.float64), layout), jnp.zeros((num, d))])
-        y_all = jnp.concatenate([y_obs, jnp.zeros(p_cap + num)])
-        m_all = jnp.concatenate([m_obs, jnp.zeros(p_cap + num, bool)])
-        data = gp.GPData(x_all, y_all, m_all)
-        post = gp.posterior(raw, data, layout, kernel)
-        has_pending = pending.count > 0
-
-        def add_pending(args):
-            data, post = args
-            mean, _ = gp.predict(post, data.x[history.capacity : history.capacity + p_cap], layout, kernel)
-            rows = history.capacity + jnp.arange(p_cap)
-            data = data._replace(y=data.y.at[rows].set(mean), mask=data.mask.at[rows].set(pending.filled))
-            return data, gp.posterior(raw, data, layout, kernel)
-
-        data, post = jax.lax.cond(has_pending, add_pending, lambda a: a, (data, post))
+        x_fant = jnp.concatenate([snap(pending.x.astype(jnp.float64), layout), jnp.zeros((num - 1, d))])
+        m_fant = jnp.concatenate([pending.filled, jnp.zeros(num - 1, bool)])
+        post = gp.with_fantasies(post, x_fant, m_fant, layout, kernel)
         best = jnp.min(jnp.where(m_obs, y_obs, jnp.inf))
         ranked = jnp.argsort(jnp.where(m_obs, y_obs, jnp.inf))
         top = x_obs[ranked[: min(5, history.capacity)]]
@@ -226,16 +247,15 @@ def bayes(
             return _thompson(k_pick, post, top, top_ok, num, layout), raw
 
         def pick(carry, k):
-            data, post, slot = carry
+            post, x_fant, m_fant, slot = carry
             x = _maximize(k, post, best, top, top_ok, layout)
-            mean, _ = gp.predict(post, x[None], layout, kernel)
-            row = history.capacity + p_cap + slot
-            data = data._replace(x=data.x.at[row].set(x), y=data.y.at[row].set(mean[0]), mask=data.mask.at[row].set(True))
-            if num > 1:
-                post = gp.posterior(raw, data, layout, kernel)
-            return (data, post, slot + 1), x
+            if num > 1:  # the pick joins the fantasies for the next members of the batch
+                row = p_cap + jnp.minimum(slot, num - 2)
+                x_fant, m_fant = x_fant.at[row].set(x), m_fant.at[row].set(True)
+                post = gp.with_fantasies(post, x_fant, m_fant, layout, kernel)
+            return (post, x_fant, m_fant, slot + 1), x
 
-        _, xs = jax.lax.scan(pick, (data, post, 0), jax.random.split(k_pick, num))
+        _, xs = jax.lax.scan(pick, (post, x_fant, m_fant, 0), jax.random.split(k_pick, num))
         return xs, raw
 
     def _score(post: gp.Posterior, x: Array, best: Array, layout: Layout) -> Array:
@@ -255,7 +275,7 @@ def bayes(
 
     def _maximize(key: Array, post: gp.Posterior, best: Array, top: Array, top_ok: Array, layout: Layout) -> Array:
         k_cand, _ = jax.random.split(key)
-        count = num_candidates or min(2048, 256 * layout.dim)
+        count = num_candidates or min(1024, 256 * layout.dim)
         cands = _candidates(k_cand, top, top_ok, layout, count)
         scores = _score(post, cands, best, layout)
         scores = jnp.where(jnp.isfinite(scores), scores, -jnp.inf)

@@ -216,8 +216,9 @@ def fit(
     costs a few iterations. Starts run one after another in a
     ``lax.while_loop``; ``num_starts`` (traced, at most ``r``) runs only the
     first ones, and ``max_steps`` may be traced too, so a cheap warm-only fit
-    and a full multi-start fit share one compiled program. With a single
-    start the final loss is not evaluated (nothing to compare).
+    and a full multi-start fit share one compiled program (``num_starts=0``
+    runs nothing and returns ``raw_init[0]``). With a single start the final
+    loss is not evaluated (nothing to compare).
     """
     loss = lambda raw: neg_log_marginal_likelihood(raw, data, layout, kernel)  # noqa: E731
     opt = optax.lbfgs(memory_size=10, linesearch=optax.scale_by_zoom_linesearch(max_linesearch_steps=12))

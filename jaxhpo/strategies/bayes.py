@@ -224,12 +224,17 @@ def bayes(
         raw = gp.fit(jnp.where(has_warm, warm, starts[0])[None], fit_data, layout, kernel,
                      jnp.where(full, fit_steps, warm_steps), tol=fit_tol)
         if num_restarts > 1:
-            def restart(raw):
-                fresh = gp.fit(starts[1:], restart_data, layout, kernel, fit_steps, tol=fit_tol)
+            # a loop of zero starts when not full (rather than a cond, which vmap turns into
+            # running both branches), so that many studies vmapped together skip it too
+            fresh = gp.fit(starts[1:], restart_data, layout, kernel, fit_steps,
+                           jnp.where(full, num_restarts - 1, 0), tol=fit_tol)
+
+            def keep_better(pair):
+                fresh, raw = pair
                 loss = lambda r: gp.neg_log_marginal_likelihood(r, fit_data, layout, kernel)  # noqa: E731
                 return jnp.where(loss(fresh) < loss(raw), fresh, raw)
 
-            raw = jax.lax.cond(full, restart, lambda r: r, raw)
+            raw = jax.lax.cond(full, keep_better, lambda pair: pair[1], (fresh, raw))
 
         # 2. posterior over the observations, its variance conditioned on fantasies
         # (kriging believer) at the pending points and, later, this batch's earlier picks

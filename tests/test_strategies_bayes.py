@@ -71,6 +71,23 @@ def test_batch_proposals_spread_out():
         assert len(points) == 3, points
 
 
+def test_full_refits_follow_the_number_of_observations_told():
+    # full fits for the first 8 model-based picks (counts below 5 + 8), then each time the
+    # count passes a multiple of refit_every=20, here in a batch of 3 from 18 to 21 (a
+    # count % refit_every == 0 rule would never fire)
+    rng = np.random.default_rng(4)
+    state = _state_with(rng.uniform(size=(6, 3)), rng.uniform(size=6), SMALL_BO)
+    full_at = []
+    for i in range(8):
+        count = int(state.history.count)
+        x, state = ASK(jax.random.key(i), state, 3)
+        assert int(state.fit_count) == count
+        if int(state.refit_count) == count:
+            full_at.append(count)
+        state = SMALL_BO.tell(state, x, jnp.sum(x, axis=1))
+    assert full_at == [6, 9, 12, 21]
+
+
 def test_study_with_bayes_is_pending_aware_and_finds_the_optimum():
     study = jaxhpo.Study(SPACE, SMALL_BO, seed=0)
 

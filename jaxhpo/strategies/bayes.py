@@ -56,6 +56,8 @@ class BayesState(NamedTuple):
     history: History
     pending: History  # points asked elsewhere and not yet told (Study); y unused
     raw: Array  # last fitted GP hyperparameters (unconstrained), float32
+    fit_count: Array  # observations told at the last fit
+    refit_count: Array  # observations told at the last full fit
     directions: Array  # scrambled Sobol directions for the initial design
     shift: Array
     index: Array  # next initial-design index
@@ -96,7 +98,8 @@ def bayes(
         num_restarts: hyperparameter fit starts in a full fit (the first warm-started).
         fit_steps: most L-BFGS iterations per start in a full fit (each stops
             earlier once converged).
-        warm_steps: most L-BFGS iterations of the warm start between full fits.
+        warm_steps: most L-BFGS iterations of the warm start between full fits,
+            per observation told since the previous fit (at most ``fit_steps``).
             The optimum moves little with one more observation; measured in
             ``benchmarks/bench_bo.py``: 3 gave the same regret as running to
             convergence (10 seeds, five functions) at 40 % of the fitting time.
@@ -105,9 +108,11 @@ def bayes(
             ``benchmarks/bench_bo.py``: 3e-3 gave the same regret as 1e-3 on all
             five functions (10 seeds) with 20-25 % faster asks.
         refit_every: a full fit (the warm start to convergence and the fresh
-            starts) runs for the first 8 model-based picks and then every
-            ``refit_every`` observations; in between, only ``warm_steps``
-            iterations of the warm start run. Measured in
+            starts) runs for the first 8 model-based picks and then each time
+            the number of observations told passes a multiple of
+            ``refit_every``; in between, only the warm start runs,
+            ``warm_steps`` iterations per observation told since the previous
+            fit. Measured in
             ``benchmarks/bench_bo.py`` (10 seeds, five functions): every 5 gave
             the same regret as every 1 at a third of the fitting time, every
             10 the same as every 5, and every 20 (with ``warm_steps=3``) the
@@ -170,6 +175,8 @@ def bayes(
             history=history,
             pending=history_init(pending_capacity, space.dim, history.x.dtype),
             raw=jnp.zeros((gp.num_hyper(space.dim),), jnp.float32),
+            fit_count=jnp.zeros((), jnp.int32),
+            refit_count=jnp.zeros((), jnp.int32),
             directions=directions,
             shift=jax.random.bits(k_shift, (space.dim,), jnp.uint32),
             index=jnp.zeros((), jnp.int32),
@@ -187,17 +194,18 @@ def bayes(
             use_model = (state.history.count >= num_initial) & (jnp.sum(state.history.valid) >= 2)
 
             def model(_):
-                x, raw = _propose(key, state, num, layout)
-                return x.astype(dtype), raw.astype(jnp.float32)
+                x, raw, full = _propose(key, state, num, layout)
+                count = state.history.count.astype(jnp.int32)
+                return x.astype(dtype), raw.astype(jnp.float32), count, jnp.where(full, count, state.refit_count)
 
             def design(_):
-                return initial, state.raw
+                return initial, state.raw, state.fit_count, state.refit_count
 
-            x, raw = jax.lax.cond(use_model, model, design, None)
+            x, raw, fit_count, refit_count = jax.lax.cond(use_model, model, design, None)
             index = jnp.where(use_model, state.index, state.index + num).astype(jnp.int32)
-        return x, state._replace(raw=raw, index=index)
+        return x, state._replace(raw=raw, index=index, fit_count=fit_count, refit_count=refit_count)
 
-    def _propose(key: Array, state: BayesState, num: int, layout: Layout) -> tuple[Array, Array]:
+    def _propose(key: Array, state: BayesState, num: int, layout: Layout) -> tuple[Array, Array, Array]:
         k_fit, k_subset, k_pick = jax.random.split(key, 3)
         history, pending = state.history, state.pending
         d = layout.dim
@@ -220,9 +228,14 @@ def bayes(
         warm = state.raw.astype(jnp.float64)
         has_warm = jnp.any(warm != 0)
         count = history.count
-        full = ~has_warm | (count < num_initial + 8) | (count % refit_every == 0)
+        # full fits: for the first 8 model-based picks, then whenever the count of told
+        # observations passes a multiple of refit_every (in one step or, in batches, over it)
+        full = ~has_warm | (count < num_initial + 8) | (count // refit_every > state.fit_count // refit_every)
+        # between full fits, warm_steps iterations per observation told since the last fit
+        # (a batch of 4 moves the optimum more than one observation does)
+        new = jnp.clip(count - state.fit_count, 1, fit_steps)
         raw = gp.fit(jnp.where(has_warm, warm, starts[0])[None], fit_data, layout, kernel,
-                     jnp.where(full, fit_steps, warm_steps), tol=fit_tol)
+                     jnp.where(full, fit_steps, jnp.minimum(warm_steps * new, fit_steps)), tol=fit_tol)
         if num_restarts > 1:
             # a loop of zero starts when not full (rather than a cond, which vmap turns into
             # running both branches), so that many studies vmapped together skip it too
@@ -249,7 +262,7 @@ def bayes(
         top_ok = m_obs[ranked[: min(5, history.capacity)]]
 
         if acquisition == "thompson":
-            return _thompson(k_pick, post, top, top_ok, num, layout), raw
+            return _thompson(k_pick, post, top, top_ok, num, layout), raw, full
 
         def pick(carry, k):
             post, x_fant, m_fant, slot = carry
@@ -261,7 +274,7 @@ def bayes(
             return (post, x_fant, m_fant, slot + 1), x
 
         _, xs = jax.lax.scan(pick, (post, x_fant, m_fant, 0), jax.random.split(k_pick, num))
-        return xs, raw
+        return xs, raw, full
 
     def _score(post: gp.Posterior, x: Array, best: Array, layout: Layout) -> Array:
         mean, var = gp.predict(post, x, layout, kernel)

@@ -175,15 +175,16 @@ ASKS = 20  # consecutive suggestions timed per size: one full refit cycle of bay
 
 
 def _jaxhpo_ask_time(n: int, strategy, repeats: int = ASKS) -> tuple[float, float, float]:
-    """Median and mean seconds per suggestion over ``repeats`` consecutive ones after ``n``
-    observations, and the first call's (compile) time. 20 consecutive asks hold one full
-    multi-start refit (by default every 20 observations from n = 80 on, more often below), so
-    the mean is the cost amortized over a refit cycle. The buffer holds ``next_capacity(n + repeats)`` rows, as a
-    ``Study`` that has grown to hold them (n = 500 therefore runs in a 1024-row buffer)."""
-
+    """Median and mean seconds per suggestion over ``repeats`` consecutive ones centred on ``n``
+    observations (from ``n - repeats // 2`` to ``n + repeats // 2 - 1``), and the first call's
+    (compile and cold fit) time. By default a full multi-start refit runs each time the count
+    passes a multiple of 20, so 20 consecutive asks hold exactly one and the mean is the cost
+    amortized over a refit cycle. The buffer holds ``next_capacity(n + repeats // 2)`` rows, the
+    size a ``Study`` has grown to at that point (512 at n = 500)."""
     f = HARTMANN6
-    state = strategy.init(jax.random.key(0), f.space, next_capacity(n + repeats))
-    x = jax.random.uniform(jax.random.key(1), (n, f.dim))
+    start = n - repeats // 2 - 1  # the untimed first ask happens here
+    state = strategy.init(jax.random.key(0), f.space, next_capacity(n + repeats // 2))
+    x = jax.random.uniform(jax.random.key(1), (start, f.dim))
     state = strategy.tell(state, x, f.fn(x))
     ask = jax.jit(strategy.ask, static_argnums=2)
     tell = jax.jit(strategy.tell)
@@ -206,6 +207,8 @@ def _timed_asks(ask, tell, state, f, repeats):
 
 
 def _optuna_ask_time(n: int, repeats: int = 10) -> tuple[float, float]:
+    """Median and mean seconds per ``study.ask`` of GPSampler, ``repeats`` consecutive ones
+    centred on ``n`` observations after one untimed ask."""
     import optuna
     from optuna.distributions import FloatDistribution
 
@@ -214,7 +217,7 @@ def _optuna_ask_time(n: int, repeats: int = 10) -> tuple[float, float]:
     dist = {f"x{i}": FloatDistribution(0.0, 1.0) for i in range(f.dim)}
     study = optuna.create_study(sampler=optuna.samplers.GPSampler(seed=0))
     rng = np.random.default_rng(0)
-    xs = rng.uniform(size=(n, f.dim))
+    xs = rng.uniform(size=(n - repeats // 2 - 1, f.dim))
     ys = np.asarray(f.fn(jnp.asarray(xs)))
     study.add_trials([optuna.trial.create_trial(params={k: float(v) for k, v in zip(dist, x)}, distributions=dist,
                                                 value=float(y)) for x, y in zip(xs, ys)])
@@ -230,7 +233,7 @@ def _optuna_ask_time(n: int, repeats: int = 10) -> tuple[float, float]:
 def speed(sizes: list[int], with_optuna: bool) -> dict:
 
     print(f"\n## Speed: seconds per suggestion (fit + acquisition, after compile), 6-d, median and mean of 20 "
-          f"consecutive (GPSampler: 10, 5 above n=200) ({jax.default_backend()})")
+          f"consecutive asks centred on n (GPSampler: 10, 5 above n=200) ({jax.default_backend()})")
     print(f"{'n':>6} {'capacity':>9} {'jaxhpo median':>14} {'mean':>8} {'compile+first':>14} {'GPSampler median':>17} "
           f"{'mean':>8} {'ratio median':>13} {'ratio mean':>11}")
     rows = []
@@ -239,7 +242,7 @@ def speed(sizes: list[int], with_optuna: bool) -> dict:
         ours, ours_mean, first = _jaxhpo_ask_time(n, strategy)
         theirs, theirs_mean = (_optuna_ask_time(n, 10 if n <= 200 else 5) if with_optuna
                                else (float("nan"), float("nan")))
-        capacity = next_capacity(n + ASKS)
+        capacity = next_capacity(n + ASKS // 2)
         rows.append({"n": n, "capacity": capacity, "jaxhpo_s": ours, "jaxhpo_mean_s": ours_mean,
                      "jaxhpo_compile_and_first_s": first, "optuna_gp_s": theirs, "optuna_gp_mean_s": theirs_mean})
         print(f"{n:>6} {capacity:>9} {ours:>14.4f} {ours_mean:>8.4f} {first:>14.1f} {theirs:>17.4f} {theirs_mean:>8.4f} "

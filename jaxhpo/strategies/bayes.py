@@ -12,7 +12,7 @@ one call, and the best global and local candidates and the best observed
 point refined by projected Adam in the unit cube. Batches (``num > 1``) use
 the kriging believer: each chosen point is observed, in fantasy, at its
 posterior mean, which leaves the mean alone and shrinks the variance around
-it (a rank-one update, ``gp.with_fantasies``), so the next one looks
+it (a low-rank update, ``gp.with_fantasies``), so the next one looks
 elsewhere (measured better than Thompson batches in ``benchmarks/bench_bo.py
 --only batch``). Points pending in a ``Study`` (asked, not told) are
 fantasized the same way. Thompson sampling draws one joint posterior sample

@@ -2,7 +2,12 @@
 
 A process killed mid-write leaves at most one partial last line; ``read``
 ignores it and ``Journal`` truncates it before appending again, so a resumed
-study never sees a corrupt record.
+study never sees a corrupt record. A ``Journal`` holds an exclusive advisory
+lock (``flock``) on its file while open, so a second writer (a study resumed
+while the first process still runs) gets a clear error instead of
+truncating a line the first one is writing; the operating system releases
+the lock when the process dies, so a crash never leaves it stale. (No lock
+where ``fcntl`` is missing, on Windows.)
 
 Example:
     >>> import os, tempfile
@@ -19,6 +24,11 @@ import json
 import math
 import os
 from typing import Any
+
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None
 
 
 def _default(value: Any) -> Any:
@@ -68,12 +78,17 @@ class Journal:
     def __init__(self, path: str, fsync: bool = True) -> None:
         self.path = os.fspath(path)
         self.fsync = fsync
-        if os.path.exists(self.path):
-            _, good = _scan(self.path)
-            if good != os.path.getsize(self.path):
-                with open(self.path, "r+b") as f:
-                    f.truncate(good)
         self._file = open(self.path, "a", encoding="utf-8")
+        if fcntl is not None:
+            try:
+                fcntl.flock(self._file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                self._file.close()
+                raise RuntimeError(f"Journal: {self.path!r} is open for writing elsewhere (another Study or "
+                                   f"process holds its lock); close that one first") from None
+        _, good = _scan(self.path)  # under the lock: nobody is writing a line now
+        if good != os.path.getsize(self.path):
+            self._file.truncate(good)
 
     def append(self, record: dict) -> None:
         self._file.write(dumps(record) + "\n")

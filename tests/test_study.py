@@ -105,6 +105,23 @@ def test_journal_round_trip_and_refuses_to_overwrite(tmp_path):
         jaxhpo.Study(SPACE, storage=path)
 
 
+@pytest.mark.skipif(journal.fcntl is None, reason="no flock on this platform")
+def test_a_journal_open_for_writing_refuses_a_second_writer(tmp_path):
+    # resuming a study whose first process still writes would truncate or interleave its lines
+    path = str(tmp_path / "study.jsonl")
+    study = jaxhpo.Study(SPACE, jaxhpo.strategies.random(), storage=path, seed=0)
+    study.optimize(_objectives.quadratic, n_trials=2, progress=False)
+    with pytest.raises(RuntimeError, match="open for writing elsewhere"):
+        jaxhpo.Study.load(path, jaxhpo.strategies.random())
+    with pytest.raises(RuntimeError, match="study.jsonl"):
+        journal.Journal(path)
+    study.optimize(_objectives.quadratic, n_trials=1, progress=False)  # the first writer carries on
+    study.close()  # releases the lock
+    again = jaxhpo.Study.load(path, jaxhpo.strategies.random())
+    assert len(again.trials) == 3
+    again.close()
+
+
 def test_partial_trailing_line_is_ignored(tmp_path):
     path = str(tmp_path / "study.jsonl")
     study = jaxhpo.Study(SPACE, jaxhpo.strategies.random(), storage=path, seed=0)

@@ -92,9 +92,9 @@ def bayes(
         num_initial: Sobol points before the GP takes over.
         num_candidates: random candidates scored per pick (default ``min(1024, 256 * d)``),
             plus a quarter as many perturbations of the best points. Measured in
-            ``benchmarks/bench_bo.py``: 1,024 in place of 2,048 (5-d and up)
-            gave the same regret (10 seeds, five functions) and a third less
-            scoring time.
+            ``benchmarks/bench_bo.py``: 1,024 in place of ``min(2048, 256 * d)``
+            (a change from 5-d up) gave the same regret (10 seeds, five
+            functions) and a third less scoring time in 6-d.
         num_restarts: hyperparameter fit starts in a full fit (the first warm-started).
         fit_steps: most L-BFGS iterations per start in a full fit (each stops
             earlier once converged).

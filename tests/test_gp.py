@@ -89,15 +89,19 @@ def test_fantasies_equal_a_refit_on_points_observed_at_the_posterior_mean():
     fmask = np.array([True, True, False, True])
     xq = np.concatenate([rng.uniform(size=(6, 3)), xf[:1]])
     ls, amp, noise = np.array([0.4, 0.3, 0.7]), 1.3, 1e-4
-    with jax.enable_x64(True):
+
+    @jax.jit  # one compilation instead of op-by-op dispatch
+    def everything(x, y, mask, xf, fmask, xq):
         raw = gp.pack(jnp.asarray(ls), jnp.asarray(amp), jnp.asarray(noise))
-        post = gp.posterior(raw, gp.GPData(jnp.asarray(x), jnp.asarray(y), jnp.asarray(mask)), LAYOUT3)
-        mean0, var0 = gp.predict(post, jnp.asarray(xq), LAYOUT3)
-        fant = gp.with_fantasies(post, jnp.asarray(xf), jnp.asarray(fmask), LAYOUT3)
-        mean, var = gp.predict(fant, jnp.asarray(xq), LAYOUT3)
-        jmean, jcov = gp.predict_joint(fant, jnp.asarray(xq), LAYOUT3)
-        empty = gp.with_fantasies(post, jnp.asarray(xf), jnp.zeros(p, bool), LAYOUT3)
-        mean_e, var_e = gp.predict(empty, jnp.asarray(xq), LAYOUT3)
+        post = gp.posterior(raw, gp.GPData(x, y, mask), LAYOUT3)
+        fant = gp.with_fantasies(post, xf, fmask, LAYOUT3)
+        empty = gp.with_fantasies(post, xf, jnp.zeros_like(fmask), LAYOUT3)
+        return (*gp.predict(post, xq, LAYOUT3), *gp.predict(fant, xq, LAYOUT3),
+                *gp.predict_joint(fant, xq, LAYOUT3), *gp.predict(empty, xq, LAYOUT3))
+
+    with jax.enable_x64(True):
+        mean0, var0, mean, var, jmean, jcov, mean_e, var_e = everything(
+            *(jnp.asarray(a) for a in (x, y, mask, xf, fmask, xq)))
     xo, yo = x[:n], y[:n]
     k = matern52_np(xo, xo, ls, amp) + (noise + gp.JITTER * amp) * np.eye(n)
     yf = matern52_np(xf[fmask], xo, ls, amp) @ np.linalg.solve(k, yo)  # the posterior mean at the fantasies

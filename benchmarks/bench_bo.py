@@ -174,22 +174,23 @@ def quality(seeds: int, functions: list[str], methods: list[str], name: str = "b
 ASKS = 20  # consecutive suggestions timed per size: one full refit cycle of bayes()
 
 
-def _jaxhpo_ask_time(n: int, strategy, repeats: int = ASKS) -> tuple[float, float, float]:
+def _jaxhpo_ask_time(n: int, strategy, repeats: int = ASKS) -> tuple[float, float, float, int]:
     """Median and mean seconds per suggestion over ``repeats`` consecutive ones centred on ``n``
-    observations (from ``n - repeats // 2`` to ``n + repeats // 2 - 1``), and the first call's
-    (compile and cold fit) time. By default a full multi-start refit runs each time the count
-    passes a multiple of 20, so 20 consecutive asks hold exactly one and the mean is the cost
-    amortized over a refit cycle. The buffer holds ``next_capacity(n + repeats // 2)`` rows, the
+    observations (from ``n - repeats // 2`` to ``n + repeats // 2 - 1``), the first call's
+    (compile and cold fit) time, and the buffer's capacity. By default a full multi-start refit
+    runs each time the count passes a multiple of 20, so 20 consecutive asks hold exactly one and
+    the mean is the cost amortized over a refit cycle. The buffer holds ``next_capacity(n + repeats // 2)`` rows, the
     size a ``Study`` has grown to at that point (512 at n = 500)."""
     f = HARTMANN6
     start = n - repeats // 2 - 1  # the untimed first ask happens here
-    state = strategy.init(jax.random.key(0), f.space, next_capacity(n + repeats // 2))
+    capacity = next_capacity(n + repeats // 2)
+    state = strategy.init(jax.random.key(0), f.space, capacity)
     x = jax.random.uniform(jax.random.key(1), (start, f.dim))
     state = strategy.tell(state, x, f.fn(x))
     ask = jax.jit(strategy.ask, static_argnums=2)
     tell = jax.jit(strategy.tell)
     with jaxhpo.gp.blas.limit_blas_threads():  # as Study and minimize run it
-        return _timed_asks(ask, tell, state, f, repeats)
+        return (*_timed_asks(ask, tell, state, f, repeats), capacity)
 
 
 def _timed_asks(ask, tell, state, f, repeats):
@@ -231,7 +232,6 @@ def _optuna_ask_time(n: int, repeats: int = 10) -> tuple[float, float]:
 
 
 def speed(sizes: list[int], with_optuna: bool) -> dict:
-
     print(f"\n## Speed: seconds per suggestion (fit + acquisition, after compile), 6-d, median and mean of 20 "
           f"consecutive asks centred on n (GPSampler: 10, 5 above n=200) ({jax.default_backend()})")
     print(f"{'n':>6} {'capacity':>9} {'jaxhpo median':>14} {'mean':>8} {'compile+first':>14} {'GPSampler median':>17} "
@@ -239,10 +239,9 @@ def speed(sizes: list[int], with_optuna: bool) -> dict:
     rows = []
     strategy = jaxhpo.strategies.bayes()
     for n in sizes:
-        ours, ours_mean, first = _jaxhpo_ask_time(n, strategy)
+        ours, ours_mean, first, capacity = _jaxhpo_ask_time(n, strategy)
         theirs, theirs_mean = (_optuna_ask_time(n, 10 if n <= 200 else 5) if with_optuna
                                else (float("nan"), float("nan")))
-        capacity = next_capacity(n + ASKS // 2)
         rows.append({"n": n, "capacity": capacity, "jaxhpo_s": ours, "jaxhpo_mean_s": ours_mean,
                      "jaxhpo_compile_and_first_s": first, "optuna_gp_s": theirs, "optuna_gp_mean_s": theirs_mean})
         print(f"{n:>6} {capacity:>9} {ours:>14.4f} {ours_mean:>8.4f} {first:>14.1f} {theirs:>17.4f} {theirs_mean:>8.4f} "

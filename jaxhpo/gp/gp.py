@@ -180,12 +180,15 @@ def kernel_matrix(h: Hyper, fa: Array, fb: Array, kernel: str) -> Array:
     return h.amplitude * KERNELS[kernel](sqdist(fa, fb))
 
 
+def _masked_with_noise(k: Array, mask: Array, h: Hyper, jitter: Array) -> Array:
+    """Adds noise and jitter to a covariance's diagonal; masked rows and columns become the identity."""
+    both = mask[:, None] & mask[None, :]
+    return jnp.where(both, k, 0.0) + jnp.diag(jnp.where(mask, h.noise + jitter * h.amplitude, 1.0))
+
+
 def _masked_gram(h: Hyper, data: GPData, layout: Layout, kernel: str, jitter: Array) -> tuple[Array, Array]:
     f = features(data.x, h.lengthscales, layout)
-    both = data.mask[:, None] & data.mask[None, :]
-    k = jnp.where(both, kernel_matrix(h, f, f, kernel), 0.0)
-    diag = jnp.where(data.mask, h.noise + jitter * h.amplitude, 1.0)
-    return k + jnp.diag(diag), f
+    return _masked_with_noise(kernel_matrix(h, f, f, kernel), data.mask, h, jitter), f
 
 
 def neg_log_marginal_likelihood(raw: Array, data: GPData, layout: Layout, kernel: str = "matern52") -> Array:
@@ -288,9 +291,12 @@ def posterior(raw: Array, data: GPData, layout: Layout, kernel: str = "matern52"
     inv = jnp.where(data.mask[:, None], inv, 0.0)
     y = jnp.where(data.mask, data.y, 0.0)
     alpha = inv.T @ (inv @ y)
-    empty = jnp.zeros((0,), f.dtype)
     return Posterior(f, alpha, inv, h.amplitude, h.noise, h.lengthscales, jnp.zeros((0, f.shape[-1]), f.dtype),
-                     jnp.zeros((f.shape[0], 0), f.dtype), jnp.zeros((0, 0), f.dtype), empty.astype(bool))
+                     jnp.zeros((f.shape[0], 0), f.dtype), jnp.zeros((0, 0), f.dtype), jnp.zeros((0,), bool))
+
+
+def _hyper(post: Posterior) -> Hyper:
+    return Hyper(post.lengthscales, post.amplitude, post.noise)
 
 
 def with_fantasies(post: Posterior, x: Array, mask: Array, layout: Layout, kernel: str = "matern52") -> Posterior:
@@ -306,12 +312,10 @@ def with_fantasies(post: Posterior, x: Array, mask: Array, layout: Layout, kerne
     cost of a ``p x p`` factorization instead of an ``(m + p)``-square one.
     Replaces any earlier fantasies of ``post``.
     """
-    h = Hyper(post.lengthscales, post.amplitude, post.noise)
+    h = _hyper(post)
     fp = features(x, post.lengthscales, layout)
     proj = post.inv @ kernel_matrix(h, post.features, fp, kernel)  # [m, p]
-    cov = kernel_matrix(h, fp, fp, kernel) - proj.T @ proj
-    both = mask[:, None] & mask[None, :]
-    s = jnp.where(both, cov, 0.0) + jnp.diag(jnp.where(mask, h.noise + JITTER * h.amplitude, 1.0))
+    s = _masked_with_noise(kernel_matrix(h, fp, fp, kernel) - proj.T @ proj, mask, h, jnp.asarray(JITTER))
     _, inv = cholesky_and_inverse(0.5 * (s + s.T))
     # a failed factorization (never seen: noise and jitter keep S positive) drops the fantasies
     inv = jnp.where(jnp.all(jnp.isfinite(inv)), inv, 0.0)
@@ -321,7 +325,7 @@ def with_fantasies(post: Posterior, x: Array, mask: Array, layout: Layout, kerne
 
 def _fantasy_factor(post: Posterior, fx: Array, v: Array, kernel: str) -> Array:
     """``[n, p]`` rows whose squared norms are the variance the fantasies remove at ``fx``."""
-    h = Hyper(post.lengthscales, post.amplitude, post.noise)
+    h = _hyper(post)
     c = kernel_matrix(h, fx, post.fantasy_features, kernel) - v @ post.fantasy_proj
     return c @ post.fantasy_inv.T
 
@@ -329,7 +333,7 @@ def _fantasy_factor(post: Posterior, fx: Array, v: Array, kernel: str) -> Array:
 def predict(post: Posterior, x: Array, layout: Layout, kernel: str = "matern52") -> tuple[Array, Array]:
     """Posterior mean and variance (of the latent function) at ``x[n, d]``."""
     fx = features(x, post.lengthscales, layout)
-    h = Hyper(post.lengthscales, post.amplitude, post.noise)
+    h = _hyper(post)
     kxs = kernel_matrix(h, fx, post.features, kernel)  # [n, m]
     mean = kxs @ post.alpha
     v = kxs @ post.inv.T
@@ -346,7 +350,7 @@ def predict(post: Posterior, x: Array, layout: Layout, kernel: str = "matern52")
 def predict_joint(post: Posterior, x: Array, layout: Layout, kernel: str = "matern52") -> tuple[Array, Array]:
     """Posterior mean ``[n]`` and covariance ``[n, n]`` at ``x[n, d]``."""
     fx = features(x, post.lengthscales, layout)
-    h = Hyper(post.lengthscales, post.amplitude, post.noise)
+    h = _hyper(post)
     kxs = kernel_matrix(h, fx, post.features, kernel)
     v = kxs @ post.inv.T
     cov = kernel_matrix(h, fx, fx, kernel) - v @ v.T

@@ -233,9 +233,9 @@ def bayes(
         full = ~has_warm | (count < num_initial + 8) | (count // refit_every > state.fit_count // refit_every)
         # between full fits, warm_steps iterations per observation told since the last fit
         # (a batch of 4 moves the optimum more than one observation does)
-        new = jnp.clip(count - state.fit_count, 1, fit_steps)
+        steps = jnp.minimum(warm_steps * jnp.maximum(count - state.fit_count, 1), fit_steps)
         raw = gp.fit(jnp.where(has_warm, warm, starts[0])[None], fit_data, layout, kernel,
-                     jnp.where(full, fit_steps, jnp.minimum(warm_steps * new, fit_steps)), tol=fit_tol)
+                     jnp.where(full, fit_steps, steps), tol=fit_tol)
         if num_restarts > 1:
             # a loop of zero starts when not full (rather than a cond, which vmap turns into
             # running both branches), so that many studies vmapped together skip it too

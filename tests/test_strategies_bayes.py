@@ -115,3 +115,7 @@ def test_bad_arguments():
         jaxhpo.strategies.bayes(fit_tol=0)
     with pytest.raises(ValueError, match="prior_mean_quantile=150"):
         jaxhpo.strategies.bayes(prior_mean_quantile=150)
+    with pytest.raises(ValueError, match="warm_steps=-1"):
+        jaxhpo.strategies.bayes(warm_steps=-1)
+    with pytest.raises(ValueError, match="restart_fit_points=1"):
+        jaxhpo.strategies.bayes(restart_fit_points=1)

@@ -36,7 +36,7 @@ import numpy as np  # noqa: E402
 import jaxhpo  # noqa: E402
 from jaxhpo.strategies.base import next_capacity  # noqa: E402
 from benchmarks.common import RESULTS, iqr, log10_regret, write_results  # noqa: E402
-from benchmarks.functions import FUNCTIONS, HARTMANN6, BRANIN, BenchmarkFunction  # noqa: E402
+from jaxhpo.testing.functions import FUNCTIONS, HARTMANN6, BRANIN, BenchmarkFunction  # noqa: E402
 
 EVALS, INITIAL = 60, 10
 

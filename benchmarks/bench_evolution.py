@@ -31,7 +31,7 @@ import numpy as np  # noqa: E402
 
 import jaxhpo  # noqa: E402
 from benchmarks.common import iqr, log10_regret, progress, write_results  # noqa: E402
-from benchmarks.functions import FUNCTIONS  # noqa: E402
+from jaxhpo.testing.functions import FUNCTIONS  # noqa: E402
 
 EVALS = 500
 NAMES = ["ackley5", "rosenbrock4", "levy10"]

@@ -20,7 +20,7 @@ import numpy as np  # noqa: E402
 
 import jaxhpo  # noqa: E402
 from benchmarks.common import iqr, log10_regret, timed, write_results  # noqa: E402
-from benchmarks.functions import FUNCTIONS  # noqa: E402
+from jaxhpo.testing.functions import FUNCTIONS  # noqa: E402
 
 SEEDS = 10
 EVALS = 60

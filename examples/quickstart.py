@@ -16,7 +16,7 @@ import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
 import jaxhpo  # noqa: E402
-from benchmarks.functions import BRANIN, HARTMANN6  # noqa: E402
+from jaxhpo.testing.functions import BRANIN, HARTMANN6  # noqa: E402
 
 STRATEGIES = {
     "random": jaxhpo.strategies.random(),

@@ -26,6 +26,8 @@ from typing import Any, Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from jaxhpo import compile_cache
+from jaxhpo._objective_key import ObjectiveKey
 from jaxhpo.gp.blas import limit_blas_threads
 from jaxhpo.space import Space
 from jaxhpo.strategies.base import Strategy, history_best
@@ -108,10 +110,12 @@ def minimize(
     # jaxhpo's code avoids the primitives that then fail, but with a model-based
     # strategy under your own jit, enabling x64 globally is the safe choice.)
     dtype = jnp.result_type(float)
+    objective = ObjectiveKey(objective)  # a fresh but identical lambda reuses the compiled search
     if isinstance(key, jax.core.Tracer):  # under the caller's jit/vmap: nothing runs here
         with jax.enable_x64(True):
             return _run(objective, space, strategy, num_rounds, batch_size, dtype, key)
     # called directly: run to completion with BLAS limited (jaxhpo.gp.blas)
+    compile_cache.ensure()
     with jax.enable_x64(True), limit_blas_threads():
         return jax.block_until_ready(_run(objective, space, strategy, num_rounds, batch_size, dtype, key))
 

@@ -238,16 +238,27 @@ class Space:
         u = jnp.asarray(u)
         if not jnp.issubdtype(u.dtype, jnp.floating):
             u = u.astype(jnp.float32)
+        return self._decode(u, jnp, jnp.int32)
+
+    def decode_numpy(self, u: Any) -> dict[str, np.ndarray]:
+        """``decode`` in NumPy float64 (Int values as ``int64``): what the Python shell hands to objectives.
+
+        Runs no JAX program, and keeps float64 precision: a log-scale value
+        comes back as the float64 number the point means, not float32-rounded.
+        """
+        return self._decode(np.asarray(u, dtype=np.float64), np, np.int64)
+
+    def _decode(self, u: Any, xp: Any, int_dtype: Any) -> dict[str, Any]:
         if u.shape[-1:] != (self.dim,):
             raise ValueError(f"decode: expected points of shape [..., {self.dim}], got shape {u.shape}")
         lo, hi, is_log, discrete, clip_lo, clip_hi = self._bounds()
-        t = lo + jnp.clip(u, 0.0, 1.0) * (hi - lo)
-        values = jnp.where(is_log.astype(bool), jnp.exp(t), t)
+        t = lo + xp.clip(u, 0.0, 1.0) * (hi - lo)
+        values = xp.where(is_log.astype(bool), xp.exp(t), t)
         out = {}
         for i, (name, _) in enumerate(self._items):
-            v = jnp.clip(values[..., i], clip_lo[i], clip_hi[i])
+            v = xp.clip(values[..., i], clip_lo[i], clip_hi[i])
             if discrete[i]:
-                v = jnp.clip(jnp.round(v), clip_lo[i], clip_hi[i]).astype(jnp.int32)
+                v = xp.clip(xp.round(v), clip_lo[i], clip_hi[i]).astype(int_dtype)
             else:
                 v = v.astype(u.dtype)
             out[name] = v

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import enum
+import functools
 import logging
 import math
 import time
@@ -29,10 +30,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxhpo import compile_cache, journal
 from jaxhpo.gp.blas import limit_blas_threads
-from jaxhpo import journal
+from jaxhpo.programs import Program
 from jaxhpo.space import Space
-from jaxhpo.strategies.base import Strategy, grow_state, next_capacity, with_pending
+from jaxhpo.strategies.base import Strategy, grow_state, next_capacity
 from jaxhpo.strategies.grid import GridExhausted
 
 logger = logging.getLogger("jaxhpo")
@@ -166,11 +168,16 @@ class Study:
         self.trials: list[Trial] = []
         self._sign = 1.0 if direction == "minimize" else -1.0
         self._requeued: list[Trial] = []
+        self._budget_end = 0  # trials the buffer was last reserved for (reserve)
+        self._pending_told = False  # whether the strategy state holds pending points
         self._ask_calls = 0
-        k_init, self._ask_key = jax.random.split(jax.random.key(self.seed))
-        self._ask_fn = jax.jit(self.strategy.ask, static_argnums=2)
+        compile_cache.ensure()
+        self._seed_key = jax.random.key(self.seed)
+        self._ask_fn = Program(_keyed(self.strategy.ask), static_argnums=(3,))
+        design = self.strategy.design_ask is not None and self.strategy.in_design is not None
+        self._design_fn = _keyed(self.strategy.design_ask) if design else None
         self._tell_fn = jax.jit(self.strategy.tell)
-        self._state = self.strategy.init(k_init, space, next_capacity(1))
+        self._state = _init(self.strategy.init, space, next_capacity(1), self._seed_key)
         self._journal: Optional[journal.Journal] = None
         if storage is not None:
             import os
@@ -325,6 +332,7 @@ class Study:
         """Makes room for ``n_trials`` more trials now, so the strategy's buffers (and its
         compiled programs) do not grow, and recompile, while they arrive."""
         planned = int(self._state.history.count) + len(self._requeued) + int(n_trials)
+        self._budget_end = planned
         if planned > self._state.history.capacity:
             self._grow(next_capacity(planned))
 
@@ -333,18 +341,35 @@ class Study:
         self._log({"op": "grow", "capacity": capacity})
 
     def _strategy_ask(self, n: int) -> np.ndarray:
-        key = jax.random.fold_in(self._ask_key, self._ask_calls)
+        n = int(n)
+        args = (self._seed_key, np.int32(self._ask_calls))  # the ask's key is made inside its program
         self._ask_calls += 1
         running = [t.x for t in self.trials if t.state is TrialState.RUNNING]
-        if hasattr(self._state, "pending"):  # model-based: fantasize trials still running
-            pending = np.asarray(running[-self._state.pending.capacity :]).reshape(-1, self.space.dim)
-            self._state = with_pending(self._state, pending)
-        with limit_blas_threads():  # GP strategies call LAPACK (jaxhpo.gp.blas)
-            x, self._state = jax.block_until_ready(self._ask_fn(key, self._state, int(n)))
+        if self.strategy.set_pending is not None and (running or self._pending_told):
+            # model-based: fantasize the trials still running (and clear them once none is)
+            self._state = self.strategy.set_pending(self._state, np.asarray(running).reshape(-1, self.space.dim))
+            self._pending_told = bool(running)
+        if self._design_fn is not None and bool(self.strategy.in_design(self._state, n)):
+            # the initial design from a small program; the full one compiles behind it (started
+            # after this answer, so that its tracing does not hold the GIL while the design runs)
+            state = self._state
+            x, self._state = self._design_fn(*args, state, n)
+            self._ask_fn.prepare(*args, state, n)
+        else:
+            with limit_blas_threads():  # GP strategies call LAPACK (jaxhpo.gp.blas)
+                x, self._state = jax.block_until_ready(self._ask_fn(*args, self._state, n))
+        self._prepare_growth(args, n)
         return np.asarray(x, dtype=np.float64)
 
+    def _prepare_growth(self, args: tuple, n: int) -> None:
+        """Compiles, behind the next trials, the ask for the buffer this study is about to grow into."""
+        history = self._state.history
+        horizon = int(history.count) + len(self._requeued) + 2 * n
+        if horizon >= history.capacity and horizon > self._budget_end:  # not within a reserved budget
+            self._ask_fn.prepare(*args, grow_state(self._state, 2 * history.capacity), n)
+
     def _make_trial(self, number: int, x: np.ndarray, when: Optional[float]) -> Trial:
-        params = self.space.to_python(self.space.decode(jnp.asarray(x)))
+        params = self.space.to_python(self.space.decode_numpy(x))
         return Trial(number=number, params=params, x=np.asarray(x), datetime_start=when or time.time(), _study=self)
 
     def _log(self, record: dict) -> None:
@@ -449,6 +474,27 @@ class Study:
         if self._journal is not None:
             self._journal.close()
             self._journal = None
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1, 2))
+def _init(init: Callable, space: Space, capacity: int, seed_key: jax.Array) -> Any:
+    """The strategy's initial state, from the first of the two keys a study's seed splits into."""
+    return init(jax.random.split(seed_key)[0], space, capacity)
+
+
+@functools.lru_cache(maxsize=64)
+def _keyed(ask: Callable) -> Callable:
+    """``ask`` as one jitted program of ``(seed key, call number, state, num)``.
+
+    The ask's key (the call number folded into the second key of the seed)
+    is made inside the program, so the initial design, which ignores its
+    key, compiles without any random-number code.
+    """
+
+    def run(seed_key: jax.Array, calls: jax.Array, state: Any, num: int) -> tuple[jax.Array, Any]:
+        return ask(jax.random.fold_in(jax.random.split(seed_key)[1], calls), state, num)
+
+    return jax.jit(run, static_argnums=3)
 
 
 def _takes_trial(fn: Callable) -> bool:

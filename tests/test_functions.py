@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from benchmarks.functions import FUNCTIONS
+from jaxhpo.testing.functions import FUNCTIONS
 
 
 @pytest.mark.parametrize("name", sorted(FUNCTIONS))

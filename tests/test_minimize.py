@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import jaxhpo
-from benchmarks.functions import BRANIN
+from jaxhpo.testing.functions import BRANIN
 
 SPACE = jaxhpo.Space({"x": jaxhpo.Float(-2.0, 2.0), "n": jaxhpo.Int(0, 3), "c": jaxhpo.Categorical(["a", "b"])})
 
@@ -85,3 +85,37 @@ def test_wrong_objective_shape_is_explained():
     with pytest.raises(ValueError, match=r"shape \(4,\)"):
         jaxhpo.minimize(lambda p: jnp.sum(p["x"]), SPACE, jaxhpo.strategies.random(), num_rounds=2, batch_size=4,
                         key=jax.random.key(0))
+
+
+def test_a_fresh_identical_objective_reuses_the_compiled_search():
+    from _compiles import counting
+
+    def run():
+        objective = lambda p: (p["x"] - 0.3) ** 2  # noqa: E731 - a new function object each call
+        return jaxhpo.minimize(objective, SPACE, jaxhpo.strategies.random(), num_rounds=4, key=jax.random.key(0))
+
+    first = run()
+    with counting() as c:
+        second = run()
+    assert c.programs == 0
+    assert jnp.array_equal(first.y, second.y)
+    # a different constant in the closure is another objective: it compiles, and gives its own values
+    shift = 0.7
+    with counting() as c:
+        other = jaxhpo.minimize(lambda p: (p["x"] - shift) ** 2, SPACE, jaxhpo.strategies.random(), num_rounds=4,
+                                key=jax.random.key(0))
+    assert c.programs > 0
+    assert not jnp.array_equal(other.y, first.y)
+
+
+def test_objective_key_tells_closures_apart():
+    from jaxhpo._objective_key import ObjectiveKey
+
+    def make(scale, table):
+        return lambda p: scale * table[0] * p["x"]
+
+    table = np.ones(3)
+    assert ObjectiveKey(make(2.0, table)) == ObjectiveKey(make(2.0, table))
+    assert ObjectiveKey(make(2.0, table)) != ObjectiveKey(make(2.0, np.ones(3)))  # arrays by identity
+    assert ObjectiveKey(make(2, table)) != ObjectiveKey(make(2.0, table))  # 2 and 2.0 by type too
+    assert ObjectiveKey(make(2.0, table)) != ObjectiveKey(lambda p: 2.0 * p["x"])

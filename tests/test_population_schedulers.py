@@ -92,3 +92,23 @@ def test_search_tells_every_trial(pop, monkeypatch):
     # per-member epochs from the space were honoured
     for r in res.rounds:
         np.testing.assert_array_equal(r.state.epoch, r.hparams["epochs"])
+
+
+def test_search_compiles_training_once_over_rounds(pop):
+    from _compiles import programs_built
+
+    space = jaxhpo.Space({"learning_rate": jaxhpo.Float(1e-4, 0.3, log=True), "epochs": jaxhpo.Int(1, 4),
+                          "batch_size": jaxhpo.Int(4, 32, log=True)})
+    x, y = pop.data["x_fit"], pop.data["y_fit"]
+    xv, yv = pop.data["x_eval"], pop.data["y_eval"]
+    built = {}
+    res = population.search(space, jaxhpo.strategies.random(),
+                            lambda h: population.MLP(hidden=(8,), outputs=2, activations=(jax.nn.relu,)),
+                            x, y, xv, yv, rounds=3, batch_size=4, mesh=None, progress=False, seed=1,
+                            callback=lambda r, _: built.__setitem__(r, programs_built()))
+    # every round's largest batch size and epoch count differ, yet rounds 2 and 3 build no program
+    maxima = {(int(r.hparams["batch_size"].max()), int(r.hparams["epochs"].max())) for r in res.rounds}
+    assert len(maxima) > 1
+    assert built[1] == built[0] and built[2] == built[0]
+    for r in res.rounds:  # members still train their own epochs
+        np.testing.assert_array_equal(r.state.epoch, r.hparams["epochs"])

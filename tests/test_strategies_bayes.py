@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import jaxhpo
-from benchmarks.functions import BRANIN
+from jaxhpo.testing.functions import BRANIN
 from jaxhpo.strategies.base import history_add
 
 # a small configuration keeps compile and run time low in tests

@@ -34,7 +34,9 @@ def test_ask_tell_and_best():
     values = [t.value for t in study.trials]
     assert study.best_value == min(values)
     assert study.best_params == study.trials[int(np.argmin(values))].params
-    assert study.best_params["kind"] == "a" and study.best_params["n"] == 0
+    # 32 Sobol points (a power of two) put one x in each 32nd of its range, whatever the seed
+    xs = np.array([t.params["x"] for t in study.trials])
+    assert sorted(np.floor((xs + 5.0) / 10.0 * 32).astype(int)) == list(range(32))
     with pytest.raises(ValueError, match="already told"):
         study.tell(trials[0], 1.0)
     with pytest.raises(ValueError, match="unknown trial"):
@@ -206,3 +208,43 @@ def test_progress_bar_runs(capsys):
     study = jaxhpo.Study(SPACE, jaxhpo.strategies.random(), seed=0)
     study.optimize(_objectives.quadratic, n_trials=3, progress=True)
     assert "trials" in capsys.readouterr().err
+
+
+SPACE6 = jaxhpo.Space({f"x{i}": jaxhpo.Float(0.0, 1.0) for i in range(6)})
+
+
+def _sphere(p):
+    return sum((v - 0.3) ** 2 for v in p.values())
+
+
+def test_first_ask_answers_before_the_gp_program_is_ready():
+    study = jaxhpo.Study(SPACE6, jaxhpo.strategies.bayes(num_initial=3, refine_steps=3), seed=3)
+    [trial] = study.ask()
+    # the GP program compiles on a thread behind the first trial: asked for, not finished
+    assert study._ask_fn.num_compiles == 1 and study._ask_fn.compiling == 1
+    study.tell(trial, _sphere(trial.params))
+    study.optimize(_sphere, n_trials=5, progress=False)
+    assert study._ask_fn.num_compiles == 1  # the GP asks ran the program compiled in the background
+    assert len({tuple(t.params.values()) for t in study.trials}) == 6
+
+
+def test_background_compile_gives_the_same_trials_as_without():
+    strategy = jaxhpo.strategies.bayes(num_initial=3, refine_steps=3)
+    plain = strategy._replace(design_ask=None, in_design=None)  # every ask through the full program
+    fast = jaxhpo.Study(SPACE6, strategy, seed=5)
+    fast.optimize(_sphere, n_trials=6, progress=False)
+    slow = jaxhpo.Study(SPACE6, plain, seed=5)
+    slow.optimize(_sphere, n_trials=6, progress=False)
+    assert [t.params for t in fast.trials] == [t.params for t in slow.trials]
+
+
+def test_growing_buffer_is_compiled_ahead():
+    study = jaxhpo.Study(SPACE, jaxhpo.strategies.sobol(), seed=0)  # capacity 16, no reserve: ask/tell by hand
+    for _ in range(15):
+        [t] = study.ask()
+        study.tell(t, _objectives.quadratic(t.params))
+    assert study._ask_fn.num_compiles == 2  # the program for 32 rows is prepared before row 16 arrives
+    for _ in range(3):
+        [t] = study.ask()
+        study.tell(t, _objectives.quadratic(t.params))
+    assert study.state.history.capacity == 32 and study._ask_fn.num_compiles == 2

@@ -57,6 +57,19 @@ class SearchResult(NamedTuple):
         return self.study.best_value
 
 
+def _int_range(space: Space, name: str) -> Optional[tuple[int, int]]:
+    """``(smallest, largest)`` value the space gives hyperparameter ``name``, or None when it has none."""
+    if name not in space.params:
+        return None
+    param = space.params[name]
+    values = [param.low, param.high] if hasattr(param, "low") else list(getattr(param, "choices", ()))
+    try:
+        values = [int(v) for v in values]
+    except (TypeError, ValueError):
+        return None  # not integers: Population's own checks say what is wrong
+    return (min(values), max(values)) if values and min(values) >= 1 else None
+
+
 def search(
     space: Space,
     strategy: Optional[Strategy],
@@ -107,6 +120,9 @@ def search(
         options["batch_size"] = options.pop("sgd_batch_size")
     study = Study(space, strategy, storage=storage, seed=seed)
     study.reserve(rounds * batch_size)  # one buffer size for the whole search: the strategy compiles once
+    # pad every round's program to the space's range of batch sizes and epochs: one training compile per search
+    options.setdefault("batch_size_range", _int_range(space, "batch_size"))
+    options.setdefault("epochs_range", _int_range(space, "epochs"))
     pop = Population(model_fn, x_train, y_train, x_val, y_val, max_epochs=epochs, **options)
     from jaxhpo.study import _progress_bar
 

@@ -359,6 +359,18 @@ def _compiled(cfg: _Config, num_epochs: int, mesh, axis: str):
 # ----------------------------------------------------------------------------- public API
 
 
+def _check_range(name: str, value: Any) -> Optional[tuple[int, int]]:
+    if value is None:
+        return None
+    try:
+        low, high = (int(v) for v in value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a pair of ints (smallest, largest) or None, got {name}={value!r}") from None
+    if not 1 <= low <= high:
+        raise ValueError(f"{name} must satisfy 1 <= smallest <= largest, got {name}={value!r}")
+    return low, high
+
+
 def _check_hparams(hparams: Mapping[str, Any]) -> tuple[dict[str, np.ndarray], int]:
     if not isinstance(hparams, Mapping) or not hparams:
         raise ValueError(f"hparams must be a non-empty dict of per-member arrays, got {hparams!r}")
@@ -453,7 +465,15 @@ class Population:
             over ``mesh_axis`` and each device trains its share in ``mode``.
         mesh_axis: the mesh axis name to split tasks over.
         classification: default: True for integer labels with ``cross_entropy``.
-        folds: internal; use ``jaxhpo.population.cross_validate``.
+        views: internal (the folds of ``jaxhpo.population.cross_validate``):
+            ``(train rows [V, n], train counts [V], eval rows [V, m], eval counts [V])``.
+        batch_size_range: ``(smallest, largest)`` member batch size any call
+            will see; the training program is padded to it, so calls whose
+            members' batch sizes differ share one compiled program (what
+            ``search`` passes from the space). Default: each call's own range.
+        epochs_range: ``(fewest, most)`` member epochs any call will see;
+            ``fit`` trains for ``most`` epochs (members stop at their own), so
+            every call shares one program. Default: each call's own largest.
     """
 
     def __init__(
@@ -476,6 +496,8 @@ class Population:
         mesh_axis: Optional[str] = None,
         classification: Optional[bool] = None,
         views: Optional[tuple] = None,
+        batch_size_range: Optional[tuple[int, int]] = None,
+        epochs_range: Optional[tuple[int, int]] = None,
     ) -> None:
         if not callable(model_fn):
             raise ValueError(f"model_fn must be a callable hparams -> flax module, got {model_fn!r}")
@@ -506,6 +528,8 @@ class Population:
         self.optimizer_args = optimizer_args
         self.optimizer_kwargs = tuple(sorted((optimizer_kwargs or {}).items()))
         self.batch_size, self.max_epochs, self.chunk_size = int(batch_size), int(max_epochs), int(chunk_size)
+        self.batch_size_range = _check_range("batch_size_range", batch_size_range)
+        self.epochs_range = _check_range("epochs_range", epochs_range)
         if isinstance(mesh, str):
             if mesh != "auto":
                 raise ValueError(f"mesh must be 'auto', None or a jax.sharding.Mesh, got {mesh!r}")
@@ -540,9 +564,12 @@ class Population:
         bs = np.asarray(hp["batch_size"]) if "batch_size" in hp else np.array([self.batch_size])
         if np.any(bs < 1):
             raise ValueError(f"hparams['batch_size'] must be >= 1, got {bs}")
-        max_batch = int(bs.max())
+        low, high = int(bs.min()), int(bs.max())
+        if self.batch_size_range is not None:
+            low, high = min(low, self.batch_size_range[0]), max(high, self.batch_size_range[1])
+        max_batch = high
         n_max = int(np.max(np.asarray(self.views[1])))
-        max_steps = int(math.ceil(n_max / int(bs.min())))
+        max_steps = int(math.ceil(n_max / low))
         probe = self.model_fn({k: jnp.asarray(v[0]) for k, v in hp.items()})
         return _Config(
             self.model_fn, self.loss_fn, self.classification, self.optimizer, args, self.optimizer_kwargs,
@@ -554,7 +581,8 @@ class Population:
             e = np.asarray(hp["epochs"])
             if np.any(e < 1):
                 raise ValueError(f"hparams['epochs'] must be >= 1, got {e}")
-            return int(e.max())
+            most = int(e.max())
+            return max(most, self.epochs_range[1]) if self.epochs_range is not None else most
         return self.max_epochs
 
     def _pad(self, tree, n_tasks: int):

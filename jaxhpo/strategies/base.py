@@ -28,10 +28,11 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple, Protocol
+from typing import Any, Callable, NamedTuple, Optional, Protocol
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxhpo.space import Space
 
@@ -153,18 +154,33 @@ class State(Protocol):
 
 
 class Strategy(NamedTuple):
-    """A search strategy as three pure functions over a state pytree.
+    """A search strategy as three pure functions over a state pytree, plus what drivers may rely on.
 
     Attributes:
         init: ``(key, space, capacity) -> state``.
         ask: ``(key, state, num) -> (x[num, d] in [0, 1], state)``.
         tell: ``(state, x[q, d], y[q]) -> state``.
+        recipe: ``(module, factory name, args, kwargs)`` of a factory-made
+            strategy (how it pickles); ``None`` otherwise.
+        design_ask: optional ``(key, state, num) -> (x, state)`` that returns
+            exactly what ``ask`` returns while ``in_design(state, num)`` is
+            True, from a program that compiles in a fraction of a second (the
+            initial design of a model-based strategy). Drivers serve the first
+            trials with it while ``ask`` compiles in the background.
+        in_design: optional ``(state, num) -> bool[]``, True when ``design_ask``
+            gives ``ask``'s answer for the next ``num`` points.
+        set_pending: optional ``(state, x[p, d]) -> state`` for strategies that
+            take into account points asked and not yet told (so parallel
+            workers get different suggestions); drivers call it before ``ask``.
     """
 
     init: Callable[[Array, Space, int], Any]
     ask: Callable[[Array, Any, int], tuple[Array, Any]]
     tell: Callable[[Any, Array, Array], Any]
-    recipe: Any = None  # (module, factory name, args, kwargs) of a factory-made strategy
+    recipe: Any = None
+    design_ask: Optional[Callable[[Array, Any, int], tuple[Array, Any]]] = None
+    in_design: Optional[Callable[[Any, int], Array]] = None
+    set_pending: Optional[Callable[[Any, Array], Any]] = None
 
     def __reduce__(self):
         """Factory-made strategies pickle as their recipe (closures cannot be pickled)."""
@@ -183,10 +199,13 @@ def _rebuild(module: str, name: str, args: tuple, kwargs: tuple) -> "Strategy":
 
 
 def factory(fn: Callable[..., "Strategy"]) -> Callable[..., "Strategy"]:
-    """Decorates a strategy factory: results are picklable (by recipe) and shared for equal arguments.
+    """Decorates a strategy factory: results are jitted, picklable (by recipe) and shared for equal arguments.
 
-    Sharing means ``bayes()`` called twice returns the same functions, so a
-    second ``Study`` reuses the first one's compiled programs.
+    Each function of the strategy is wrapped in ``jax.jit`` where it is
+    defined (``space``, ``capacity`` and ``num`` static), so eager calls run
+    compiled programs, and inside a caller's ``jit`` the inner ``jit`` is
+    inlined. Sharing means ``bayes()`` called twice returns the same
+    functions, so a second ``Study`` reuses the first one's compiled programs.
     """
     import functools
 
@@ -198,12 +217,30 @@ def factory(fn: Callable[..., "Strategy"]) -> Callable[..., "Strategy"]:
         try:
             hash(key)
         except TypeError:  # unhashable arguments (an optimizer object...): a fresh, unpicklable strategy
-            return fn(*args, **kwargs)
+            return jit_strategy(fn(*args, **kwargs))
         if key not in cache:
-            cache[key] = fn(*args, **kwargs)._replace(recipe=(fn.__module__, fn.__name__, args, key[1]))
+            cache[key] = jit_strategy(fn(*args, **kwargs))._replace(recipe=(fn.__module__, fn.__name__, args, key[1]))
         return cache[key]
 
     return make
+
+
+def jit_strategy(strategy: "Strategy") -> "Strategy":
+    """``strategy`` with ``init``, ``ask``, ``tell`` and the design functions in ``jax.jit``.
+
+    ``space``, ``capacity`` and ``num`` are static arguments.
+    """
+
+    def maybe(f: Optional[Callable], **static: Any) -> Optional[Callable]:
+        return None if f is None else jax.jit(f, **static)
+
+    return strategy._replace(
+        init=jax.jit(strategy.init, static_argnums=(1, 2)),
+        ask=jax.jit(strategy.ask, static_argnums=2),
+        tell=jax.jit(strategy.tell),
+        design_ask=maybe(strategy.design_ask, static_argnums=2),
+        in_design=maybe(strategy.in_design, static_argnums=1),
+    )  # set_pending stays eager: its input's length varies, and it is a handful of operations
 
 
 def tell_history(state: Any, x: Array, y: Array) -> Any:
@@ -212,18 +249,29 @@ def tell_history(state: Any, x: Array, y: Array) -> Any:
 
 
 def with_pending(state: Any, x: Array) -> Any:
-    """For states with a ``pending`` buffer: a copy whose pending points are ``x[p, d]``.
+    """A ``set_pending`` for states with a ``pending`` History: its points become ``x[p, d]``.
 
     Model-based strategies fantasize pending points (asked, not yet told) so
-    that parallel workers do not all get the same suggestion. States without a
-    ``pending`` field come back unchanged.
+    that parallel workers do not all get the same suggestion. Points past the
+    buffer's capacity are dropped (pass the most recent last). Concrete points
+    are padded on the host, so one compiled program serves every ``p``.
     """
-    pending = getattr(state, "pending", None)
-    if pending is None:
-        return state
-    empty = History(jnp.zeros_like(pending.x), jnp.full_like(pending.y, jnp.nan), jnp.zeros_like(pending.count))
-    x = jnp.asarray(x, pending.x.dtype).reshape(-1, pending.x.shape[-1])
-    return state._replace(pending=history_add(empty, x, jnp.zeros(x.shape[0], pending.y.dtype)))
+    pending = state.pending
+    capacity, dim = pending.x.shape[-2:]
+    if isinstance(x, jax.core.Tracer):
+        rows = jnp.asarray(x, pending.x.dtype).reshape(-1, dim)[-capacity:]
+        padded = jnp.zeros((capacity, dim), pending.x.dtype).at[: rows.shape[0]].set(rows)
+    else:
+        rows = np.asarray(x, dtype=pending.x.dtype).reshape(-1, dim)[-capacity:]
+        padded = np.zeros((capacity, dim), pending.x.dtype)
+        padded[: rows.shape[0]] = rows
+    return _set_pending(state, padded, np.int32(rows.shape[0]))
+
+
+@jax.jit
+def _set_pending(state: Any, x: Array, count: Array) -> Any:
+    y = jnp.where(jnp.arange(x.shape[0]) < count, 0.0, jnp.nan).astype(state.pending.y.dtype)
+    return state._replace(pending=History(jnp.asarray(x, state.pending.x.dtype), y, jnp.asarray(count, jnp.int32)))
 
 
 def grow_state(state: Any, capacity: int) -> Any:

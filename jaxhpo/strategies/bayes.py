@@ -44,8 +44,8 @@ from jaxhpo.gp import gp
 from jaxhpo.gp.kernels import KERNELS, Layout, snap
 from jaxhpo.gp.linalg import cholesky_and_inverse
 from jaxhpo.space import Space
-from jaxhpo.strategies.base import History, Static, Strategy, history_init, tell_history, factory
-from jaxhpo.strategies.sampling import _scramble_directions, sobol_directions, sobol_points
+from jaxhpo.strategies.base import History, Static, Strategy, factory, history_init, tell_history, with_pending
+from jaxhpo.strategies.sampling import scrambled_sobol, sobol_directions, sobol_points
 
 Array = jax.Array
 
@@ -169,8 +169,7 @@ def bayes(
 
     def init(key: Array, space: Space, capacity: int) -> BayesState:
         history = history_init(capacity, space.dim)
-        k_matrix, k_shift = jax.random.split(key)
-        directions = _scramble_directions(k_matrix, jnp.asarray(sobol_directions(space.dim)))
+        directions, shift = scrambled_sobol(key, space.dim)
         return BayesState(
             history=history,
             pending=history_init(pending_capacity, space.dim, history.x.dtype),
@@ -178,20 +177,31 @@ def bayes(
             fit_count=jnp.zeros((), jnp.int32),
             refit_count=jnp.zeros((), jnp.int32),
             directions=directions,
-            shift=jax.random.bits(k_shift, (space.dim,), jnp.uint32),
+            shift=shift,
             index=jnp.zeros((), jnp.int32),
             layout=Static(Layout.from_space(space)),
         )
 
+    def in_design(state: BayesState, num: int = 1) -> Array:
+        """True while the next points come from the initial design (too few observations for the GP)."""
+        del num  # the whole batch comes from the design when its first point does
+        return ~((state.history.count >= num_initial) & (jnp.sum(state.history.valid) >= 2))
+
+    def design_ask(key: Array, state: BayesState, num: int = 1) -> tuple[Array, BayesState]:
+        """The next ``num`` points of the scrambled Sobol design (``ask`` while ``in_design``)."""
+        del key
+        x = sobol_points(state.directions, state.shift, state.index + jnp.arange(num)).astype(state.history.x.dtype)
+        return x, state._replace(index=(state.index + num).astype(jnp.int32))
+
     def ask(key: Array, state: BayesState, num: int = 1) -> tuple[Array, BayesState]:
-        # The whole body runs in a local float64 context, so that a caller's vmap
+        initial, after_design = design_ask(key, state, num)  # exact 24-bit values in any float dtype
+        # The model runs in a local float64 context, so that a caller's vmap
         # batches the GP's control flow with float64 kept; outputs keep the
         # history's dtype.
         with jax.enable_x64(True):
             dtype = state.history.x.dtype
             layout = state.layout.value
-            initial = sobol_points(state.directions, state.shift, state.index + jnp.arange(num)).astype(dtype)
-            use_model = (state.history.count >= num_initial) & (jnp.sum(state.history.valid) >= 2)
+            use_model = ~in_design(state, num)
 
             def model(_):
                 x, raw, full = _propose(key, state, num, layout)
@@ -202,7 +212,7 @@ def bayes(
                 return initial, state.raw, state.fit_count, state.refit_count
 
             x, raw, fit_count, refit_count = jax.lax.cond(use_model, model, design, None)
-            index = jnp.where(use_model, state.index, state.index + num).astype(jnp.int32)
+            index = jnp.where(use_model, state.index, after_design.index).astype(jnp.int32)
         return x, state._replace(raw=raw, index=index, fit_count=fit_count, refit_count=refit_count)
 
     def _propose(key: Array, state: BayesState, num: int, layout: Layout) -> tuple[Array, Array, Array]:
@@ -346,7 +356,7 @@ def bayes(
         _, picks = jax.lax.scan(take, jnp.zeros(n, bool), draws)
         return cands[picks]
 
-    return Strategy(init, ask, tell_history)
+    return Strategy(init, ask, tell_history, design_ask=design_ask, in_design=in_design, set_pending=with_pending)
 
 
 def _perturb(key: Array, top: Array, top_ok: Array, layout: Layout, count: int) -> Array:

@@ -1,0 +1,314 @@
+"""What a user waits for: jaxhpo's entry points end to end, each in a fresh process, cold and warm.
+
+Every row runs in a new Python process. *Cold* starts with an empty
+compilation cache (a fresh ``XDG_CACHE_HOME``); *warm* is a second process
+on the cache the cold one left. Peers run in their own fresh processes in
+the same invocation. Compiles are counted with ``jax.monitoring`` (XLA
+backend compiles, and persistent-cache hits), and printed beside the times.
+
+Rows (issue 14):
+
+1. ``first_trial``: ``Study(space)`` with the default strategy on a 6-d
+   space; seconds from after ``import jaxhpo`` to the first trial's params;
+2. ``study60``: 60-trial default ``Study`` on Hartmann6 (objective in NumPy),
+   end to end, against Optuna's GPSampler and TPE;
+3. ``searchcv``: ``SearchCV`` 20 trials, Pipeline(StandardScaler, SVC) on
+   breast cancer, against ``RandomizedSearchCV`` and scikit-optimize's
+   ``BayesSearchCV``;
+4. ``load100``: ``Study.load`` of a 100-trial ``bayes()`` journal;
+5. ``population3``: ``population.search``, 3 rounds of 8, compiles counted;
+6. ``minimize_twice``: ``minimize(bayes())``, 40 rounds, called twice with
+   fresh identical lambdas (the second call's time).
+
+    OPENBLAS_NUM_THREADS=1 python benchmarks/bench_latency.py
+    OPENBLAS_NUM_THREADS=1 python benchmarks/bench_latency.py --only first_trial study60
+
+Writes ``benchmarks/results/latency.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+EVALS = 60
+
+
+# ------------------------------------------------------------------ jobs (each runs in its own process)
+def _count_compiles() -> dict:
+    import jax
+
+    counts = {"compiles": 0, "cache_hits": 0, "compile_s": 0.0}
+
+    def on_duration(event: str, duration: float, **_: object) -> None:
+        if event == "/jax/core/compile/backend_compile_duration":
+            counts["compiles"] += 1
+            counts["compile_s"] += duration
+
+    def on_event(event: str, **_: object) -> None:
+        if event == "/jax/compilation_cache/cache_hits":
+            counts["cache_hits"] += 1
+
+    jax.monitoring.register_event_duration_secs_listener(on_duration)
+    jax.monitoring.register_event_listener(on_event)
+    return counts
+
+
+def _space6():
+    import jaxhpo
+
+    return jaxhpo.Space({f"x{i}": jaxhpo.Float(0.0, 1.0) for i in range(6)})
+
+
+def _hartmann6_numpy():
+    import numpy as np
+
+    from jaxhpo.testing.functions import HARTMANN6_NUMPY
+
+    return lambda params: float(HARTMANN6_NUMPY(np.array([params[f"x{i}"] for i in range(6)])))
+
+
+def job_first_trial() -> dict:
+    t0 = time.perf_counter()
+    import jaxhpo
+
+    counts = _count_compiles()
+    t1 = time.perf_counter()
+    study = jaxhpo.Study(_space6(), seed=0)
+    [trial] = study.ask()
+    t2 = time.perf_counter()
+    return {"import_s": t1 - t0, "seconds": t2 - t1, **counts, "params": trial.params}
+
+
+def job_study60() -> dict:
+    import jaxhpo
+
+    counts = _count_compiles()
+    fn = _hartmann6_numpy()
+    t0 = time.perf_counter()
+    study = jaxhpo.Study(_space6(), seed=0)
+    study.optimize(fn, n_trials=EVALS, progress=False)
+    return {"seconds": time.perf_counter() - t0, "best": study.best_value, **counts}
+
+
+def _optuna_study60(sampler_name: str) -> dict:
+    import optuna
+
+    from jaxhpo.testing.functions import HARTMANN6_NUMPY
+    import numpy as np
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    t0 = time.perf_counter()
+    if sampler_name == "gp":
+        sampler = optuna.samplers.GPSampler(seed=0, n_startup_trials=10)
+    else:
+        sampler = optuna.samplers.TPESampler(seed=0)
+    study = optuna.create_study(sampler=sampler)
+    study.optimize(lambda t: float(HARTMANN6_NUMPY(np.array([t.suggest_float(f"x{i}", 0.0, 1.0) for i in range(6)]))),
+                   n_trials=EVALS)
+    return {"seconds": time.perf_counter() - t0, "best": study.best_value}
+
+
+def job_optuna_gp() -> dict:
+    return _optuna_study60("gp")
+
+
+def job_optuna_tpe() -> dict:
+    return _optuna_study60("tpe")
+
+
+def _svc_problem():
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import SVC
+
+    x, y = load_breast_cancer(return_X_y=True)
+    return make_pipeline(StandardScaler(), SVC()), x, y
+
+
+def job_searchcv() -> dict:
+    import jaxhpo
+    from jaxhpo.sklearn import SearchCV
+
+    counts = _count_compiles()
+    est, x, y = _svc_problem()
+    t0 = time.perf_counter()
+    space = {"svc__C": jaxhpo.Float(1e-2, 1e3, log=True), "svc__gamma": jaxhpo.Float(1e-4, 1e0, log=True)}
+    search = SearchCV(est, space, n_trials=20, cv=3, random_state=0).fit(x, y)
+    return {"seconds": time.perf_counter() - t0, "best": search.best_score_, **counts}
+
+
+def job_randomized() -> dict:
+    from scipy.stats import loguniform
+    from sklearn.model_selection import RandomizedSearchCV
+
+    est, x, y = _svc_problem()
+    t0 = time.perf_counter()
+    dist = {"svc__C": loguniform(1e-2, 1e3), "svc__gamma": loguniform(1e-4, 1e0)}
+    search = RandomizedSearchCV(est, dist, n_iter=20, cv=3, random_state=0).fit(x, y)
+    return {"seconds": time.perf_counter() - t0, "best": search.best_score_}
+
+
+def job_bayessearch() -> dict:
+    from skopt import BayesSearchCV
+    from skopt.space import Real
+
+    est, x, y = _svc_problem()
+    t0 = time.perf_counter()
+    space = {"svc__C": Real(1e-2, 1e3, prior="log-uniform"), "svc__gamma": Real(1e-4, 1e0, prior="log-uniform")}
+    search = BayesSearchCV(est, space, n_iter=20, cv=3, random_state=0).fit(x, y)
+    return {"seconds": time.perf_counter() - t0, "best": search.best_score_}
+
+
+def _journal_path() -> str:
+    return os.path.join(os.environ["JAXHPO_BENCH_TMP"], "study100.jsonl")
+
+
+def job_write_journal() -> dict:
+    import jaxhpo
+
+    study = jaxhpo.Study(_space6(), seed=0, storage=_journal_path())
+    study.optimize(_hartmann6_numpy(), n_trials=100, progress=False)
+    study.close()
+    return {"trials": len(study.trials)}
+
+
+def job_load100() -> dict:
+    import jaxhpo
+
+    counts = _count_compiles()
+    t0 = time.perf_counter()
+    study = jaxhpo.Study.load(_journal_path())
+    return {"seconds": time.perf_counter() - t0, "trials": len(study.trials), **counts}
+
+
+def job_population3() -> dict:
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+    from sklearn.datasets import load_digits
+
+    import jaxhpo
+    from jaxhpo import population
+
+    counts = _count_compiles()
+    x, y = load_digits(return_X_y=True)
+    x = (x / 16.0).astype(np.float32)
+    xt, yt, xv, yv = x[:1200], y[:1200], x[1200:], y[1200:]
+    space = jaxhpo.Space({
+        "learning_rate": jaxhpo.Float(1e-4, 3e-2, log=True),
+        "batch_size": jaxhpo.Int(16, 128, log=True),
+        "epochs": jaxhpo.Int(2, 8),
+    })
+    t0 = time.perf_counter()
+    population.search(space, None, lambda h: population.MLP(hidden=(32,), outputs=10),
+                      jnp.asarray(xt), jnp.asarray(yt), jnp.asarray(xv), jnp.asarray(yv),
+                      rounds=3, batch_size=8, seed=0, progress=False, mesh=None)
+    del jax
+    return {"seconds": time.perf_counter() - t0, **counts}
+
+
+def job_minimize_twice() -> dict:
+    import jax
+
+    import jaxhpo
+    from jaxhpo.testing.functions import HARTMANN6
+
+    counts = _count_compiles()
+    times = []
+    for _ in range(2):
+        objective = lambda p: HARTMANN6.objective(p)  # noqa: E731 - a fresh lambda each time
+        t0 = time.perf_counter()
+        jaxhpo.minimize(objective, HARTMANN6.space, jaxhpo.strategies.bayes(), num_rounds=40, key=jax.random.key(0))
+        times.append(time.perf_counter() - t0)
+        if not times[1:]:
+            first = dict(counts)
+    return {"seconds": times[1], "first_s": times[0], "compiles": counts["compiles"] - first["compiles"],
+            "cache_hits": counts["cache_hits"] - first["cache_hits"], "compile_s": counts["compile_s"]}
+
+
+JOBS = {name[4:]: fn for name, fn in globals().items() if name.startswith("job_")}
+
+# row -> (jaxhpo job, peers, setup job)
+ROWS = {
+    "first_trial": ("first_trial", [], None),
+    "study60": ("study60", ["optuna_gp", "optuna_tpe"], None),
+    "searchcv": ("searchcv", ["randomized", "bayessearch"], None),
+    "load100": ("load100", [], "write_journal"),
+    "population3": ("population3", [], None),
+    "minimize_twice": ("minimize_twice", [], None),
+}
+
+
+# ------------------------------------------------------------------ runner
+def _run_job(name: str, cache_home: str, tmp: str) -> dict:
+    env = dict(os.environ, XDG_CACHE_HOME=cache_home, JAXHPO_BENCH_TMP=tmp, OPENBLAS_NUM_THREADS="1")
+    env.pop("JAXHPO_CACHE_DIR", None)
+    start = time.perf_counter()
+    proc = subprocess.run([sys.executable, __file__, "--job", name], env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    if proc.returncode != 0:
+        return {"error": proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"exit {proc.returncode}",
+                "process_s": wall}
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    out["process_s"] = wall
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", nargs="*", choices=sorted(ROWS), help="rows to run (default: all)")
+    parser.add_argument("--job", choices=sorted(JOBS), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.job:
+        print(json.dumps(JOBS[args.job](), default=str))
+        return
+
+    from benchmarks.common import write_results
+
+    rows = {}
+    for row in args.only or list(ROWS):
+        job, peers, setup = ROWS[row]
+        tmp = tempfile.mkdtemp(prefix=f"jaxhpo-bench-{row}-")
+        try:
+            if setup:
+                _run_job(setup, os.path.join(tmp, "setup-cache"), tmp)
+            cache = os.path.join(tmp, "cache")
+            entry = {"cold": _run_job(job, cache, tmp), "warm": _run_job(job, cache, tmp)}
+            for peer in peers:
+                entry[peer] = _run_job(peer, os.path.join(tmp, "peer-cache"), tmp)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        rows[row] = entry
+        _print_row(row, entry)
+    path = write_results("latency", {"rows": rows})
+    print(f"\nwrote {path}")
+
+
+def _fmt(result: dict) -> str:
+    if "error" in result:
+        return f"error: {result['error'][:60]}"
+    text = f"{result['seconds']:7.2f} s"
+    if "compiles" in result:
+        text += f"  ({result['compiles']} compiles, {result['cache_hits']} cache hits)"
+    return text
+
+
+def _print_row(row: str, entry: dict) -> None:
+    print(f"\n{row}")
+    for name, result in entry.items():
+        print(f"  {name:12s} {_fmt(result)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Helpers for tests and comparisons: standard test functions (``jaxhpo.testing.functions``)."""

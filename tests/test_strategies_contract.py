@@ -1,0 +1,67 @@
+"""The strategy contract, over every strategy: jitted where defined, eager calls equal nested ones."""
+
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jaxhpo
+from jaxhpo import strategies
+
+SPACE = jaxhpo.Space({"x": jaxhpo.Float(-2.0, 2.0), "n": jaxhpo.Int(0, 3), "c": jaxhpo.Categorical(["a", "b"])})
+
+ALL = {
+    "random": lambda: strategies.random(),
+    "sobol": lambda: strategies.sobol(),
+    "lhs": lambda: strategies.lhs(),
+    "grid": lambda: strategies.grid(),
+    "bayes": lambda: strategies.bayes(num_initial=2, refine_steps=2),
+    "cma_es": lambda: strategies.cma_es(),
+    "genetic": lambda: strategies.genetic(),
+    "policy_gradient": lambda: strategies.policy_gradient(),
+}
+
+
+def _objective(x):
+    return jnp.sum((x - 0.3) ** 2, axis=-1)
+
+
+@pytest.mark.parametrize("name", sorted(ALL))
+def test_eager_calls_are_compiled_and_equal_nested_jit(name):
+    strategy = ALL[name]()
+    state = strategy.init(jax.random.key(0), SPACE, 16)
+    for i in range(3):  # past bayes()'s initial design
+        x, state = strategy.ask(jax.random.key(i), state, 2)
+        state = strategy.tell(state, x, _objective(x))
+    key = jax.random.key(7)
+    eager_x, eager_state = strategy.ask(key, state, 2)
+    start = time.perf_counter()
+    again_x, _ = jax.block_until_ready(strategy.ask(key, state, 2))
+    seconds = time.perf_counter() - start
+    assert seconds < 0.5, f"{name}: an eager ask took {seconds:.2f} s (not compiled where defined?)"
+    nested_x, nested_state = jax.jit(lambda k, s: strategy.ask(k, s, 2))(key, state)
+    np.testing.assert_array_equal(np.asarray(eager_x), np.asarray(again_x))
+    np.testing.assert_allclose(np.asarray(eager_x), np.asarray(nested_x), rtol=0, atol=1e-6)
+    assert eager_x.shape == (2, SPACE.dim) and eager_x.dtype == state.history.x.dtype
+    told = strategy.tell(eager_state, eager_x, _objective(eager_x))
+    assert int(told.history.count) == 8
+
+
+@pytest.mark.parametrize("name", sorted(ALL))
+def test_design_ask_matches_ask_while_in_design(name):
+    strategy = ALL[name]()
+    if strategy.design_ask is None:
+        assert strategy.in_design is None  # both or neither
+        return
+    state = strategy.init(jax.random.key(0), SPACE, 16)
+    while bool(strategy.in_design(state, 1)):
+        key = jax.random.key(int(state.history.count))
+        x_full, s_full = strategy.ask(key, state, 1)
+        x_fast, s_fast = strategy.design_ask(key, state, 1)
+        np.testing.assert_array_equal(np.asarray(x_full), np.asarray(x_fast))
+        for a, b in zip(jax.tree.leaves(s_full), jax.tree.leaves(s_fast)):
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+        state = strategy.tell(s_full, x_full, _objective(x_full))
+    assert int(state.history.count) >= 2

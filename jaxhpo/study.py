@@ -364,8 +364,9 @@ class Study:
     def _prepare_growth(self, args: tuple, n: int) -> None:
         """Compiles, behind the next trials, the ask for the buffer this study is about to grow into."""
         history = self._state.history
-        horizon = int(history.count) + len(self._requeued) + 2 * n
-        if horizon >= history.capacity and horizon > self._budget_end:  # not within a reserved budget
+        outstanding = sum(t.state is TrialState.RUNNING for t in self.trials) + int(history.count)
+        # a few asks ahead, and only past any budget reserved (which already sized the buffer)
+        if outstanding > self._budget_end and outstanding + 4 * n > history.capacity:
             self._ask_fn.prepare(*args, grow_state(self._state, 2 * history.capacity), n)
 
     def _make_trial(self, number: int, x: np.ndarray, when: Optional[float]) -> Trial:

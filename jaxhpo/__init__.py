@@ -7,7 +7,7 @@ Example:
     ...                          num_rounds=16, key=jax.random.key(0))
 """
 
-from jaxhpo import ensemble, hypergrad, metrics, population, pruners, strategies
+from jaxhpo import compile_cache, ensemble, hypergrad, metrics, population, pruners, strategies
 from jaxhpo.minimize import MinimizeResult, minimize
 from jaxhpo.space import Categorical, Float, Int, Space
 from jaxhpo.strategies import Strategy
@@ -26,6 +26,7 @@ __all__ = [
     "Trial",
     "TrialPruned",
     "TrialState",
+    "compile_cache",
     "ensemble",
     "hypergrad",
     "metrics",

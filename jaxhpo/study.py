@@ -227,7 +227,14 @@ class Study:
         if op == "grow":
             self._state = grow_state(self._state, record["capacity"])
         elif op == "ask":
-            self._strategy_ask(record["n"])  # same key, same state change as the original call
+            # the state change the original call recorded, else the call again (same key, same change)
+            if not self._apply_delta(record.get("state")):
+                self._strategy_ask(record["n"])
+            else:
+                self._ask_calls += 1
+                self._pending_told = self.strategy.set_pending is not None and any(
+                    t.state is TrialState.RUNNING for t in self.trials
+                )
             for item in record["trials"]:
                 x = np.asarray(item["x"], dtype=np.float64)
                 self.trials.append(self._make_trial(item["number"], x, item.get("time")))
@@ -257,7 +264,9 @@ class Study:
         self._requeued = self._requeued[len(out) :]
         need = n - len(out)
         if need:
+            before = self._state
             x = self._strategy_ask(need)
+            delta = _state_delta(before, self._state)
             x = x[np.all(np.isfinite(x), axis=1)]
             now = time.time()
             fresh = [self._make_trial(len(self.trials) + i, row, now) for i, row in enumerate(x)]
@@ -267,6 +276,7 @@ class Study:
                     "n": need,
                     "trials": [{"number": t.number, "x": t.x.tolist(), "params": t.params} for t in fresh],
                     "time": now,
+                    **({"state": delta} if delta is not None else {}),
                 }
             )
             self.trials.extend(fresh)
@@ -360,6 +370,23 @@ class Study:
                 x, self._state = jax.block_until_ready(self._ask_fn(*args, self._state, n))
         self._prepare_growth(args, n)
         return np.asarray(x, dtype=np.float64)
+
+    def _apply_delta(self, delta: Optional[dict]) -> bool:
+        """Applies a journaled state change (see ``_state_delta``); False when it does not fit this state."""
+        if not delta:
+            return False
+        leaves, tree = jax.tree.flatten(self._state)
+        if delta.get("leaves") != len(leaves):
+            return False
+        new = list(leaves)
+        for index, spec in delta["changed"].items():
+            i = int(index)
+            value = np.asarray(spec["value"], dtype=spec["dtype"]).reshape(spec["shape"])
+            if not 0 <= i < len(leaves) or value.shape != leaves[i].shape or value.dtype != leaves[i].dtype:
+                return False
+            new[i] = jnp.asarray(value)
+        self._state = jax.tree.unflatten(tree, new)
+        return True
 
     def _prepare_growth(self, args: tuple, n: int) -> None:
         """Compiles, behind the next trials, the ask for the buffer this study is about to grow into."""
@@ -475,6 +502,33 @@ class Study:
         if self._journal is not None:
             self._journal.close()
             self._journal = None
+
+
+def _state_delta(before: Any, after: Any) -> Optional[dict]:
+    """The leaves an ask changed, as JSON (so ``Study.load`` re-applies them instead of re-running the ask).
+
+    ``None`` when the change cannot be written exactly (a PRNG key or an
+    infinite value changed, or the state's structure did): the replay then
+    runs the ask again.
+    """
+    old, new = jax.tree.leaves(before), jax.tree.leaves(after)
+    if len(old) != len(new):
+        return None
+    changed = {}
+    for i, (a, b) in enumerate(zip(old, new)):
+        if a is b:
+            continue
+        if jax.dtypes.issubdtype(b.dtype, jax.dtypes.prng_key):
+            if not bool(jnp.all(jax.random.key_data(a) == jax.random.key_data(b))):
+                return None
+            continue
+        value = np.asarray(b)
+        if np.array_equal(np.asarray(a), value, equal_nan=value.dtype.kind == "f"):
+            continue
+        if value.dtype.kind == "f" and np.isinf(value).any():
+            return None  # the journal writes non-finite floats as null, which reads back as NaN
+        changed[str(i)] = {"dtype": value.dtype.name, "shape": list(value.shape), "value": value.tolist()}
+    return {"leaves": len(new), "changed": changed}
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1, 2))

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 
+import jax
 import numpy as np
 import pytest
 
@@ -248,3 +249,28 @@ def test_growing_buffer_is_compiled_ahead():
         [t] = study.ask()
         study.tell(t, _objectives.quadratic(t.params))
     assert study.state.history.capacity == 32 and study._ask_fn.num_compiles == 2
+
+
+@pytest.mark.parametrize("make", [lambda: jaxhpo.strategies.bayes(num_initial=4, refine_steps=3),
+                                  jaxhpo.strategies.cma_es, jaxhpo.strategies.lhs])
+def test_load_replays_without_running_the_strategy_and_continues_as_uninterrupted(tmp_path, make):
+    from _compiles import counting
+
+    path = str(tmp_path / "study.jsonl")
+    study = jaxhpo.Study(SPACE6, make(), seed=2, storage=path)
+    study.optimize(_sphere, n_trials=9, batch_size=3, progress=False)
+    study.close()
+    reference = jaxhpo.Study(SPACE6, make(), seed=2)  # the same study, never interrupted
+    reference.optimize(_sphere, n_trials=9, batch_size=3, progress=False)
+    with counting() as c:
+        loaded = jaxhpo.Study.load(path, make())
+    if make is not jaxhpo.strategies.lhs:  # lhs keeps a PRNG key in its state: its asks are run again
+        assert loaded._ask_fn.num_compiles == 0  # no ask program was needed to replay
+    assert c.compiles <= 3  # small programs only (tell, init), whatever the number of asks
+    for a, b in zip(jax.tree.leaves(loaded.state), jax.tree.leaves(reference.state)):
+        if not jax.dtypes.issubdtype(a.dtype, jax.dtypes.prng_key):
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    loaded.optimize(_sphere, n_trials=3, batch_size=3, progress=False)
+    reference.optimize(_sphere, n_trials=3, batch_size=3, progress=False)
+    assert [t.params for t in loaded.trials] == [t.params for t in reference.trials]
+    loaded.close()

@@ -207,32 +207,54 @@ def fit(
     data: GPData,
     layout: Layout,
     kernel: str = "matern52",
-    max_steps: int = 50,
+    max_steps: Array | int = 50,
     num_starts: Array | int | None = None,
     tol: float = 1e-3,
+    rows: Array | None = None,
 ) -> Array:
     """Fits hyperparameters with L-BFGS from the starts ``raw_init[r, p]``; returns the best fit.
 
     Each start runs ``optax.lbfgs`` until the largest gradient entry of the
     per-observation loss falls below ``tol``, the loss stops decreasing, or
-    ``max_steps`` iterations. A warm start from the previous fit therefore
-    costs a few iterations. Starts run one after another in a
-    ``lax.while_loop``; ``num_starts`` (traced, at most ``r``) runs only the
-    first ones, and ``max_steps`` may be traced too, so a cheap warm-only fit
-    and a full multi-start fit share one compiled program (``num_starts=0``
-    runs nothing and returns ``raw_init[0]``). With a single start the final
-    loss is not evaluated (nothing to compare).
-    """
-    loss = lambda raw: neg_log_marginal_likelihood(raw, data, layout, kernel)  # noqa: E731
-    opt = optax.lbfgs(memory_size=10, linesearch=optax.scale_by_zoom_linesearch(max_linesearch_steps=12))
-    value_and_grad = optax.value_and_grad_from_state(loss)
-    total = raw_init.shape[0] if num_starts is None else num_starts
-    total = jnp.minimum(jnp.asarray(total, jnp.int32), raw_init.shape[0])
+    its step limit. Starts run one after another in one ``lax.while_loop``
+    (one compiled L-BFGS serves them all), so a warm start from the previous
+    fit costs a few iterations, and a cheap warm-only fit and a full
+    multi-start fit share one program.
 
-    def run(raw: Array) -> tuple[Array, Array]:
+    Args:
+        raw_init: ``[r, d + 2]`` starting points.
+        data: the observations.
+        layout: the coordinates' layout.
+        kernel: the kernel's name.
+        max_steps: most iterations, for every start (an int) or per start
+            (``[r]``); may be traced.
+        num_starts: how many of the starts to run (traced, at most ``r``;
+            default all); ``0`` runs nothing and returns ``raw_init[0]``.
+        tol: the gradient tolerance.
+        rows: optional ``[r]`` count of data rows each start fits on (the
+            first ones; the rest are masked), so that fresh starts can fit a
+            subset cheaply.
+
+    Returns:
+        The start whose fit has the lowest loss on all of ``data`` (with one
+        start run, its fit, without evaluating the loss again).
+    """
+    r = raw_init.shape[0]
+    total = r if num_starts is None else num_starts
+    total = jnp.minimum(jnp.asarray(total, jnp.int32), r)
+    steps = jnp.broadcast_to(jnp.asarray(max_steps, jnp.int32), (r,))
+    rows = jnp.full((r,), data.mask.shape[0], jnp.int32) if rows is None else jnp.asarray(rows, jnp.int32)
+    full_loss = lambda raw: neg_log_marginal_likelihood(raw, data, layout, kernel)  # noqa: E731
+    opt = optax.lbfgs(memory_size=10, linesearch=optax.scale_by_zoom_linesearch(max_linesearch_steps=12))
+
+    def run(raw: Array, limit: Array, num_rows: Array) -> Array:
+        subset = data._replace(mask=data.mask & (jnp.arange(data.mask.shape[0]) < num_rows))
+        loss = lambda raw: neg_log_marginal_likelihood(raw, subset, layout, kernel)  # noqa: E731
+        value_and_grad = optax.value_and_grad_from_state(loss)
+
         def not_done(carry):
             _, _, step, done = carry
-            return (step < max_steps) & ~done
+            return (step < limit) & ~done
 
         def step_fn(carry):
             params, state, step, _ = carry
@@ -247,13 +269,13 @@ def fit(
             return new, state, step + 1, done
 
         init = (raw, opt.init(raw), jnp.zeros((), jnp.int32), jnp.zeros((), bool))
-        params, state, _, _ = jax.lax.while_loop(not_done, step_fn, init)
-        value = jax.lax.cond(total > 1, loss, lambda p: jnp.zeros((), p.dtype), params)
-        return params, value
+        params, _, _, _ = jax.lax.while_loop(not_done, step_fn, init)
+        return params
 
     def over_starts(carry):
         i, best, best_value = carry
-        params, value = run(raw_init[i])
+        params = run(raw_init[i], steps[i], rows[i])
+        value = jax.lax.cond(total > 1, full_loss, lambda p: jnp.zeros((), p.dtype), params)
         better = value < best_value
         return i + 1, jnp.where(better, params, best), jnp.where(better, value, best_value)
 

@@ -224,16 +224,13 @@ def bayes(
         if prior_mean_quantile is not None:
             y_obs = gp.pessimistic_prior_mean(y_obs, m_obs, prior_mean_quantile)
 
-        # 1. hyperparameters: the warm start (a few steps, or to convergence in a full
-        # fit), and in a full fit fresh starts on a smaller subset, kept only if better
-        fit_data = gp.GPData(x_obs, y_obs, m_obs)
-        order = jnp.argsort(jnp.where(m_obs, gp.uniform(k_subset, m_obs.shape), 2.0))  # random, masked last
-
-        def subset(size: int) -> gp.GPData:
-            return jax.tree.map(lambda a: a[order[:size]], fit_data) if history.capacity > size else fit_data
-
-        restart_data = subset(min(restart_fit_points, max_fit_points))
-        fit_data = subset(max_fit_points)
+        # 1. hyperparameters: one L-BFGS loop over the starts. The warm start (the previous
+        # fit, a few steps, or to convergence in a full fit) on up to max_fit_points rows;
+        # in a full fit, fresh starts on the first restart_fit_points of them; the fit
+        # with the best likelihood on all fitting rows wins.
+        # rows in random order, masked ones last: the first rows are a random subset
+        order = jnp.argsort(jnp.where(m_obs, gp.uniform(k_subset, m_obs.shape), 2.0))[:max_fit_points]
+        fit_data = jax.tree.map(lambda a: a[order], gp.GPData(x_obs, y_obs, m_obs))
         starts = gp.initial_raw(k_fit, d, num_restarts)  # the prior centre, then random draws
         warm = state.raw.astype(jnp.float64)
         has_warm = jnp.any(warm != 0)
@@ -244,20 +241,11 @@ def bayes(
         # between full fits, warm_steps iterations per observation told since the last fit
         # (a batch of 4 moves the optimum more than one observation does)
         steps = jnp.minimum(warm_steps * jnp.maximum(count - state.fit_count, 1), fit_steps)
-        raw = gp.fit(jnp.where(has_warm, warm, starts[0])[None], fit_data, layout, kernel,
-                     jnp.where(full, fit_steps, steps), tol=fit_tol)
-        if num_restarts > 1:
-            # a loop of zero starts when not full (rather than a cond, which vmap turns into
-            # running both branches), so that many studies vmapped together skip it too
-            fresh = gp.fit(starts[1:], restart_data, layout, kernel, fit_steps,
-                           jnp.where(full, num_restarts - 1, 0), tol=fit_tol)
-
-            def keep_better(pair):
-                fresh, raw = pair
-                loss = lambda r: gp.neg_log_marginal_likelihood(r, fit_data, layout, kernel)  # noqa: E731
-                return jnp.where(loss(fresh) < loss(raw), fresh, raw)
-
-            raw = jax.lax.cond(full, keep_better, lambda pair: pair[1], (fresh, raw))
+        starts = starts.at[0].set(jnp.where(has_warm, warm, starts[0]))
+        max_steps = jnp.full((num_restarts,), fit_steps, jnp.int32).at[0].set(jnp.where(full, fit_steps, steps))
+        rows = jnp.full((num_restarts,), min(restart_fit_points, max_fit_points), jnp.int32)
+        rows = rows.at[0].set(fit_data.mask.shape[0])
+        raw = gp.fit(starts, fit_data, layout, kernel, max_steps, jnp.where(full, num_restarts, 1), fit_tol, rows)
 
         # 2. posterior over the observations, its variance conditioned on fantasies
         # (kriging believer) at the pending points and, later, this batch's earlier picks

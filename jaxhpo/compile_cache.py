@@ -11,11 +11,12 @@ points JAX's cache (``jax_compilation_cache_dir``) at, in this order:
 * ``$XDG_CACHE_HOME/jaxhpo/xla``, else ``~/.cache/jaxhpo/xla``.
 
 A cache directory you configured in JAX yourself is left alone (jaxhpo then
-uses yours). JAX only stores programs that took at least
-``jax_persistent_cache_min_compile_time_secs`` (1 s by default) to compile, so
-your own small programs are unaffected; programs over that limit that you
-compile after jaxhpo set the directory are cached there too. JAX writes
-entries atomically, so several processes may share one directory.
+uses yours, with your settings). In its own directory jaxhpo lowers
+``jax_persistent_cache_min_compile_time_secs`` from JAX's 1 s to 0.05 s
+(unless you changed it), so that the small programs a study starts with are
+stored too; programs of yours that take as long and are compiled after
+jaxhpo set the directory are stored there as well. JAX writes entries
+atomically, so several processes may share one directory.
 
 Example:
     >>> import jaxhpo
@@ -34,6 +35,8 @@ from typing import Optional, Union
 ENV = "JAXHPO_CACHE_DIR"
 _OFF = ("", "0", "off", "false", "no", "none")
 _UNSET = object()
+_JAX_DEFAULT_MIN_SECS = 1.0  # JAX's default jax_persistent_cache_min_compile_time_secs
+MIN_COMPILE_SECS = 0.05  # what jaxhpo sets it to in its own cache directory, unless you set another
 _lock = threading.Lock()
 _chosen: object = _UNSET  # what set_cache_dir asked for
 _ours: Optional[str] = None  # the directory jaxhpo put into JAX's config, if any
@@ -91,6 +94,10 @@ def ensure() -> Optional[str]:
             except OSError:
                 wanted = None  # an unwritable cache is no cache, never an error
         jax.config.update("jax_compilation_cache_dir", wanted)
+        if wanted is not None and jax.config.jax_persistent_cache_min_compile_time_secs == _JAX_DEFAULT_MIN_SECS:
+            # in jaxhpo's own directory, keep the small programs too (a study's init, tell and
+            # initial design compile in 0.05-0.4 s each: together most of a warm first trial)
+            jax.config.update("jax_persistent_cache_min_compile_time_secs", MIN_COMPILE_SECS)
         compilation_cache.reset_cache()  # so the new directory (or none) is used from the next compile
         _ours = wanted
         return wanted

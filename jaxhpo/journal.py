@@ -2,7 +2,9 @@
 
 A process killed mid-write leaves at most one partial last line; ``read``
 ignores it and ``Journal`` truncates it before appending again, so a resumed
-study never sees a corrupt record. A ``Journal`` holds an exclusive advisory
+study never sees a corrupt record. Nothing else is ever removed: a damaged
+complete line (a bad byte, half a line from another tool) is reported by
+``scan`` and skipped, and every line after it is read. A ``Journal`` holds an exclusive advisory
 lock (``flock``) on its file while open, so a second writer (a study resumed
 while the first process still runs) gets a clear error instead of
 truncating a line the first one is writing; the operating system releases
@@ -23,7 +25,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from typing import Any
+from typing import Any, NamedTuple
 
 try:
     import fcntl
@@ -52,24 +54,44 @@ def _finite(value: Any) -> Any:
     return value
 
 
-def _scan(path: str) -> tuple[list[dict], int]:
-    """Records and the byte length of the well-formed prefix of the file."""
-    records, good = [], 0
+class Contents(NamedTuple):
+    """What ``scan`` found: the records with their line numbers, and the lines it could not read.
+
+    Attributes:
+        records: ``[(line number from 1, record dict), ...]`` in file order.
+        damaged: line numbers of complete lines that are not a JSON object
+            (a bad byte, half a line written by another tool); skipped, never removed.
+        end: byte length up to and including the last newline (a partial
+            trailing line, left by a crash mid-write, starts there).
+    """
+
+    records: list
+    damaged: list
+    end: int
+
+
+def scan(path: str) -> Contents:
+    """Reads every complete line of the journal at ``path``; damaged lines are reported, not dropped."""
+    records, damaged, end = [], [], 0
     with open(path, "rb") as f:
-        for line in f:
+        for number, line in enumerate(f, start=1):
             if not line.endswith(b"\n"):
-                break
+                break  # a partial last line: the write a crash cut short
+            end += len(line)
             try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError:
-                break
-            good += len(line)
-    return records, good
+                record = json.loads(line)
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                record = None
+            if isinstance(record, dict):
+                records.append((number, record))
+            else:
+                damaged.append(number)
+    return Contents(records, damaged, end)
 
 
 def read(path: str) -> list[dict]:
-    """All complete records in the journal at ``path``."""
-    return _scan(path)[0]
+    """All readable complete records in the journal at ``path`` (see ``scan`` for the rest)."""
+    return [record for _, record in scan(path).records]
 
 
 class Journal:
@@ -86,9 +108,9 @@ class Journal:
                 self._file.close()
                 raise RuntimeError(f"Journal: {self.path!r} is open for writing elsewhere (another Study or "
                                    f"process holds its lock); close that one first") from None
-        _, good = _scan(self.path)  # under the lock: nobody is writing a line now
-        if good != os.path.getsize(self.path):
-            self._file.truncate(good)
+        end = scan(self.path).end  # under the lock: nobody is writing a line now
+        if end != os.path.getsize(self.path):
+            self._file.truncate(end)  # only a partial last line; damaged complete lines stay as they are
 
     def append(self, record: dict) -> None:
         self._file.write(dumps(record) + "\n")

@@ -182,8 +182,11 @@ class Study:
         if storage is not None:
             import os
 
-            if os.path.exists(storage) and journal.read(storage):
-                raise ValueError(f"Study: storage={storage!r} already holds a study; resume it with Study.load")
+            if os.path.exists(storage) and os.path.getsize(storage) > 0:
+                first = journal.read(storage)[:1]
+                what = "holds a study" if first and first[0].get("op") == "create" else "is not empty"
+                raise ValueError(f"Study: storage={storage!r} already exists and {what}; resume a study with "
+                                 f"Study.load, or pass a new path (nothing was written to the file)")
             self._journal = journal.Journal(storage)
             self._log(
                 {
@@ -205,15 +208,23 @@ class Study:
         their numbers and parameters. Pass the same ``strategy`` as the original
         study (strategies are code, not data, as with Optuna's samplers).
         """
-        records = journal.read(path)
-        if not records or records[0].get("op") != "create":
-            raise ValueError(f"Study.load: {path!r} does not start with a study record")
-        head = records[0]
+        contents = journal.scan(path)
+        records = contents.records
+        if not records or records[0][1].get("op") != "create" or records[0][0] != 1:
+            raise ValueError(f"Study.load: {path!r} does not start with a study record (line 1 is "
+                             f"{'damaged' if 1 in contents.damaged else 'something else'}); nothing was changed")
+        head = records[0][1]
         if head.get("version") != _JOURNAL_VERSION:
             raise ValueError(f"Study.load: unsupported journal version {head.get('version')!r} in {path!r}")
+        if contents.damaged:
+            logger.warning("Study.load: %s: lines %s could not be read and were skipped (the file is left as it "
+                           "is; trials they told come back as running)", path, contents.damaged)
         study = cls(Space.from_dict(head["space"]), strategy, head["direction"], None, head["seed"], pruner)
-        for record in records[1:]:
-            study._replay(record)
+        for line, record in records[1:]:
+            try:
+                study._replay(record)
+            except (KeyError, TypeError, ValueError, IndexError) as e:
+                raise ValueError(f"Study.load: {path!r} line {line}: cannot replay {record!r}: {e}") from None
         study._requeued = [t for t in study.trials if t.state is TrialState.RUNNING]
         study._journal = journal.Journal(path)
         logger.info(
@@ -227,6 +238,10 @@ class Study:
         if op == "grow":
             self._state = grow_state(self._state, record["capacity"])
         elif op == "ask":
+            numbers = [item["number"] for item in record["trials"]]
+            if numbers != list(range(len(self.trials), len(self.trials) + len(numbers))):
+                raise ValueError(f"trials {numbers} do not follow the {len(self.trials)} trials before them "
+                                 f"(an ask record is missing or damaged)")
             # the state change the original call recorded, else the call again (same key, same change)
             if not self._apply_delta(record.get("state")):
                 self._strategy_ask(record["n"])
@@ -241,7 +256,12 @@ class Study:
         elif op == "report":
             self.trials[record["number"]].intermediate_values[int(record["step"])] = float(record["value"])
         elif op == "tell":
-            trial = self.trials[record["number"]]
+            number = record["number"]
+            if not isinstance(number, int) or not 0 <= number < len(self.trials):
+                raise ValueError(f"trial {number!r} was never asked (an ask record is missing or damaged)")
+            trial = self.trials[number]
+            if trial.state is not TrialState.RUNNING:
+                raise ValueError(f"trial {number} was already told ({trial.state.value}): a duplicated tell")
             value = record["value"]
             value = float("nan") if value is None else float(value)
             if record["state"] == TrialState.FAILED.value and math.isfinite(value):
@@ -249,7 +269,7 @@ class Study:
             pruned = record["state"] == TrialState.PRUNED.value
             self._record_tell(trial, value, record.get("error"), record.get("time"), pruned)
         else:
-            raise ValueError(f"Study.load: unknown journal record {record!r}")
+            raise ValueError(f"unknown journal record {record!r}")
 
     # ------------------------------------------------------------ ask / tell
     def ask(self, n: int = 1) -> list[Trial]:
@@ -317,8 +337,10 @@ class Study:
             except (TypeError, ValueError):
                 raise ValueError(f"Study.tell: value must be a number or an exception, got value={value!r}") from None
         now = time.time()
+        outcome = _outcome(value, pruned)
+        # on disk first: an interrupt (Ctrl-C) during the write leaves the trial running, so telling again works
+        self._log({"op": "tell", "number": number, "value": value, "state": outcome.value, "error": error, "time": now})
         self._record_tell(record, value, error, now, pruned)
-        self._log({"op": "tell", "number": number, "value": value, "state": record.state.value, "error": error, "time": now})
         if record.state is TrialState.FAILED:
             logger.warning("trial %d failed: %s", number, error or f"value {value}")
 
@@ -327,10 +349,7 @@ class Study:
     ) -> None:
         trial.value = value
         trial.error = error
-        if pruned:
-            trial.state = TrialState.PRUNED
-        else:
-            trial.state = TrialState.COMPLETE if math.isfinite(value) else TrialState.FAILED
+        trial.state = _outcome(value, pruned)
         trial.datetime_complete = when if when is not None else time.time()
         history = self._state.history
         if int(history.count) + 1 > history.capacity:
@@ -502,6 +521,12 @@ class Study:
         if self._journal is not None:
             self._journal.close()
             self._journal = None
+
+
+def _outcome(value: float, pruned: bool) -> TrialState:
+    if pruned:
+        return TrialState.PRUNED
+    return TrialState.COMPLETE if math.isfinite(value) else TrialState.FAILED
 
 
 def _state_delta(before: Any, after: Any) -> Optional[dict]:

@@ -104,7 +104,7 @@ def test_journal_round_trip_and_refuses_to_overwrite(tmp_path):
     loaded.optimize(_objectives.quadratic, n_trials=4, progress=False)
     study.optimize(_objectives.quadratic, n_trials=4, progress=False)
     assert [t.params for t in loaded.trials] == [t.params for t in study.trials]
-    with pytest.raises(ValueError, match="already holds a study"):
+    with pytest.raises(ValueError, match="already exists and holds a study"):
         jaxhpo.Study(SPACE, storage=path)
 
 
@@ -274,3 +274,78 @@ def test_load_replays_without_running_the_strategy_and_continues_as_uninterrupte
     reference.optimize(_sphere, n_trials=3, batch_size=3, progress=False)
     assert [t.params for t in loaded.trials] == [t.params for t in reference.trials]
     loaded.close()
+
+
+def _journaled(tmp_path, n_trials=12):
+    path = str(tmp_path / "study.jsonl")
+    study = jaxhpo.Study(SPACE, jaxhpo.strategies.sobol(), seed=4, storage=path)
+    study.optimize(_objectives.quadratic, n_trials=n_trials, progress=False)
+    study.close()
+    return path, study
+
+
+def test_a_damaged_middle_line_is_skipped_and_nothing_is_removed(tmp_path, caplog):
+    path, study = _journaled(tmp_path)
+    lines = open(path, "rb").read().splitlines(keepends=True)
+    tells = [i for i, line in enumerate(lines) if b'"op": "tell"' in line]
+    damaged_at = tells[3]  # a tell in the middle: half a line from another tool, and a bad byte
+    lines[damaged_at] = lines[damaged_at][: len(lines[damaged_at]) // 2] + b"\xff\n"
+    open(path, "wb").write(b"".join(lines))
+    size = os.path.getsize(path)
+    with caplog.at_level("WARNING", logger="jaxhpo"):
+        loaded = jaxhpo.Study.load(path, jaxhpo.strategies.sobol())
+    assert f"lines [{damaged_at + 1}]" in caplog.text
+    assert os.path.getsize(path) == size  # the file keeps every line, the damaged one included
+    told = {t.number: t.value for t in study.trials}
+    states = [t.state for t in loaded.trials]
+    assert states.count(TrialState.RUNNING) == 1  # the trial whose tell was damaged runs again
+    for t in loaded.trials:
+        if t.state is not TrialState.RUNNING:
+            assert t.value == told[t.number]
+    loaded.optimize(_objectives.quadratic, n_trials=2, progress=False)  # it is handed out again first
+    assert all(t.state is not TrialState.RUNNING for t in loaded.trials)
+    loaded.close()
+
+
+def test_duplicated_tell_and_missing_ask_are_clear_errors(tmp_path):
+    path, _ = _journaled(tmp_path)
+    lines = open(path).read().splitlines(keepends=True)
+    tell = next(i for i, line in enumerate(lines) if '"op": "tell"' in line)
+    open(path, "w").write("".join(lines[: tell + 1] + [lines[tell]] + lines[tell + 1 :]))
+    with pytest.raises(ValueError, match=rf"line {tell + 2}: .*already told .*duplicated tell"):
+        jaxhpo.Study.load(path, jaxhpo.strategies.sobol())
+    asks = [i for i, line in enumerate(lines) if '"op": "ask"' in line]
+    open(path, "w").write("".join(lines[: asks[2]] + lines[asks[2] + 1 :]))
+    with pytest.raises(ValueError, match="an ask record is missing or damaged"):
+        jaxhpo.Study.load(path, jaxhpo.strategies.sobol())
+
+
+@pytest.mark.parametrize("content", ["a,b,c\n1,2,3\n", "not json at all"])
+def test_storage_that_is_not_an_empty_file_is_never_overwritten(tmp_path, content):
+    path = tmp_path / "data.csv"
+    path.write_text(content)
+    with pytest.raises(ValueError, match="already exists and is not empty.*nothing was written"):
+        jaxhpo.Study(SPACE, storage=str(path))
+    assert path.read_text() == content
+    with pytest.raises(ValueError, match="does not start with a study record"):
+        jaxhpo.Study.load(str(path))
+    assert path.read_text() == content
+
+
+def test_an_interrupted_journal_write_leaves_the_trial_running_and_retry_works(tmp_path, monkeypatch):
+    path = str(tmp_path / "study.jsonl")
+    study = jaxhpo.Study(SPACE, jaxhpo.strategies.sobol(), storage=path)
+    [trial] = study.ask()
+    real = study._journal.append
+
+    def interrupted(record):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(study._journal, "append", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        study.tell(trial, 1.5)
+    assert trial.state is TrialState.RUNNING  # not complete in memory while missing on disk
+    monkeypatch.setattr(study._journal, "append", real)
+    study.tell(trial, 1.5)
+    study.close()
+    assert jaxhpo.Study.load(path, jaxhpo.strategies.sobol()).trials[0].value == 1.5

@@ -13,7 +13,7 @@ program while the GP program compiles behind the first trials.
 
 Example:
     >>> import jax, jax.numpy as jnp
-    >>> square = Program(jax.jit(lambda x, n: x ** n, static_argnums=1))
+    >>> square = Program(jax.jit(lambda x, n: x ** n, static_argnums=1), static_argnums=(1,))
     >>> square.prepare(jnp.ones(3), 2)   # returns at once; compiles on a thread
     >>> square(jnp.arange(3.0), 2).tolist()
     [0.0, 1.0, 4.0]
@@ -80,8 +80,9 @@ class Program:
                 future.set_exception(e)
 
         if background:
-            # a daemon thread: a study that ends before the compile does not wait for it at exit
-            threading.Thread(target=compile_now, name="jaxhpo-compile", daemon=True).start()
+            # not a daemon: a process that ends during the compile waits for it (seconds) at exit,
+            # since stopping XLA mid-compile at interpreter shutdown aborts the process
+            threading.Thread(target=compile_now, name="jaxhpo-compile", daemon=False).start()
         else:
             compile_now()
         return future

@@ -258,7 +258,8 @@ class Space:
         for i, (name, _) in enumerate(self._items):
             v = xp.clip(values[..., i], clip_lo[i], clip_hi[i])
             if discrete[i]:
-                v = xp.clip(xp.round(v), clip_lo[i], clip_hi[i]).astype(int_dtype)
+                # floor(v + 0.5), not round-half-even: a point on a bin's edge takes the upper bin, as snap does
+                v = xp.clip(xp.floor(v + 0.5), clip_lo[i], clip_hi[i]).astype(int_dtype)
             else:
                 v = v.astype(u.dtype)
             out[name] = v

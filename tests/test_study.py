@@ -349,3 +349,18 @@ def test_an_interrupted_journal_write_leaves_the_trial_running_and_retry_works(t
     study.tell(trial, 1.5)
     study.close()
     assert jaxhpo.Study.load(path, jaxhpo.strategies.sobol()).trials[0].value == 1.5
+
+
+def test_a_script_that_ends_during_the_background_compile_exits_cleanly(tmp_path):
+    script = textwrap.dedent(
+        """
+        import jaxhpo
+        study = jaxhpo.Study(jaxhpo.Space({f"x{i}": jaxhpo.Float(0.0, 1.0) for i in range(6)}), seed=0)
+        [trial] = study.ask()   # the GP program now compiles on a thread
+        print("asked", trial.number)
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                         env=dict(os.environ, JAXHPO_CACHE_DIR="off"), cwd=tmp_path)
+    assert out.returncode == 0 and "asked 0" in out.stdout, out.stderr
+    assert "terminate called" not in out.stderr

@@ -22,7 +22,7 @@ Example:
     ...     data = gp.GPData(x, jnp.sin(6 * x[:, 0]), jnp.ones(8, bool))
     ...     raw = gp.fit(gp.initial_raw(jax.random.key(0), 1, 4), data, layout)
     ...     post = gp.posterior(raw, data, layout)
-    ...     mean, var = gp.predict(post, x[:2])
+    ...     mean, var = gp.predict(post, x[:2], layout)
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ Example:
     >>> layout = Layout.from_space_info(discrete=[False, True], categorical_sizes=[0, 3])
     >>> x = jnp.array([[0.1, 0.1], [0.1, 0.9]])
     >>> f = features(x, jnp.array([0.5, 1.0]), layout)
-    >>> float(sqdist(f, f)[0, 1])
+    >>> round(float(sqdist(f, f)[0, 1]), 6)
     1.0
 """
 

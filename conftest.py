@@ -1,4 +1,4 @@
-"""Test-session set-up: one throwaway persistent compilation cache for the whole run.
+"""Test-session set-up (tests and doctests): one throwaway persistent compilation cache for the whole run.
 
 The suite and the processes it starts share it (through ``JAXHPO_CACHE_DIR``),
 so a program compiled once is loaded by later processes, as on a user's

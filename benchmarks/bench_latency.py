@@ -196,7 +196,6 @@ def job_load100() -> dict:
 
 
 def job_population3() -> dict:
-    import jax
     import jax.numpy as jnp
     import numpy as np
     from sklearn.datasets import load_digits
@@ -217,7 +216,6 @@ def job_population3() -> dict:
     population.search(space, None, lambda h: population.MLP(hidden=(32,), outputs=10),
                       jnp.asarray(xt), jnp.asarray(yt), jnp.asarray(xv), jnp.asarray(yv),
                       rounds=3, batch_size=8, seed=0, progress=False, mesh=None)
-    del jax
     return {"seconds": time.perf_counter() - t0, **counts}
 
 

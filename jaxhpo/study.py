@@ -387,7 +387,7 @@ class Study:
         else:
             with limit_blas_threads():  # GP strategies call LAPACK (jaxhpo.gp.blas)
                 x, self._state = jax.block_until_ready(self._ask_fn(*args, self._state, n))
-        self._prepare_growth(args, n)
+        self._prepare_growth(args, n, len(running))
         return np.asarray(x, dtype=np.float64)
 
     def _apply_delta(self, delta: Optional[dict]) -> bool:
@@ -407,10 +407,10 @@ class Study:
         self._state = jax.tree.unflatten(tree, new)
         return True
 
-    def _prepare_growth(self, args: tuple, n: int) -> None:
+    def _prepare_growth(self, args: tuple, n: int, running: int) -> None:
         """Compiles, behind the next trials, the ask for the buffer this study is about to grow into."""
         history = self._state.history
-        outstanding = sum(t.state is TrialState.RUNNING for t in self.trials) + int(history.count)
+        outstanding = running + int(history.count)
         # a few asks ahead, and only past any budget reserved (which already sized the buffer)
         if outstanding > self._budget_end and outstanding + 4 * n > history.capacity:
             self._ask_fn.prepare(*args, grow_state(self._state, 2 * history.capacity), n)

@@ -5,6 +5,7 @@ so a program compiled once is loaded by later processes, as on a user's
 machine, while nothing is written to the user's own cache directory.
 """
 
+import atexit
 import os
 import shutil
 import tempfile
@@ -12,6 +13,5 @@ import tempfile
 _CACHE = tempfile.mkdtemp(prefix="jaxhpo-test-cache-")
 os.environ.setdefault("JAXHPO_CACHE_DIR", _CACHE)
 
-
-def pytest_unconfigure(config):
-    shutil.rmtree(_CACHE, ignore_errors=True)
+# at exit, after the interpreter has joined background compiles (which may still write to the cache)
+atexit.register(shutil.rmtree, _CACHE, ignore_errors=True)

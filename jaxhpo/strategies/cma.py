@@ -3,10 +3,17 @@
 A sampled point outside the cube is mirrored into ``[0, 1]^d`` (reflection
 at the bounds) and, by default, the distribution is updated with the
 mirrored (repaired) points; ``bounds="periodic"`` updates with the
-unbounded points instead. One generation is
-``popsize`` points: ``ask`` hands them out in any batch sizes (one batch of
-``popsize`` is the natural use), ``tell`` fills the generation in order and
-the update runs when it is complete. Restarts (IPOP) double the population
+unbounded points instead. One generation is ``popsize`` told points.
+``ask`` hands out points in any batch size and remembers each one (its
+internal point and the generation it was drawn in) in a ring of
+``4 * max population`` slots; ``tell`` matches every told point to the asked
+one it equals, whatever the order of the tells, and the update runs each
+time ``popsize`` points have been told. A told point drawn in an earlier
+generation (a batch larger than the population, a slow worker) or never
+asked at all joins the current generation as an injected solution, its step
+clipped to the Mahalanobis length ``sqrt(n) + 2n / (n + 2)`` (Hansen,
+"Injecting External Solutions Into CMA-ES", 2011), so no evaluation is
+wasted and none misleads the update. Restarts (IPOP) double the population
 inside fixed buffers of the largest size, so nothing recompiles.
 
 Example:
@@ -40,9 +47,15 @@ class CMAState(NamedTuple):
         history: every told point (phenotypes in the unit cube).
         mean, sigma, cov, p_sigma, p_c: the search distribution and its paths.
         eigvecs, eigvals: ``cov = eigvecs diag(eigvals) eigvecs^T`` (refreshed per generation).
-        genotypes: ``[max_popsize, d]`` internal points of the current generation.
-        fitness: ``[max_popsize]`` their values (filled by ``tell``).
-        asked, told: cursors into the generation.
+        genotypes: ``[max_popsize, d]`` internal points told in the current generation.
+        fitness: ``[max_popsize]`` their values.
+        injected: ``[max_popsize]`` True for those drawn in another generation (or never asked).
+        told: how many of the current generation have been told.
+        pool: ``[4 max_popsize, d]`` internal points handed out by ``ask`` (a ring).
+        pool_generation: ``[4 max_popsize]`` the update count when each was drawn.
+        pool_open: ``[4 max_popsize]`` True while a handed-out point waits for its value.
+        asked: points handed out so far (the ring's cursor).
+        updates: updates so far, restarts included (a generation's identity).
         popsize: the current population size (doubles on an IPOP restart).
         generation: generations completed since the last restart.
         restarts: restarts so far.
@@ -61,8 +74,13 @@ class CMAState(NamedTuple):
     eigvals: Array
     genotypes: Array
     fitness: Array
-    asked: Array
+    injected: Array
     told: Array
+    pool: Array
+    pool_generation: Array
+    pool_open: Array
+    asked: Array
+    updates: Array
     popsize: Array
     generation: Array
     restarts: Array
@@ -151,14 +169,26 @@ def cma_es(
         size = lam0 * 2**restarts
         window = 10 + int(math.ceil(30 * d / lam0))
         mean = None if x0 == "center" else jax.random.uniform(jax.random.fold_in(key, 1), (d,), jnp.float32)
-        return _fresh(key, d, capacity, size, window, jnp.float32(lam0), jnp.zeros((), jnp.int32),
-                      Static((lam0, restarts)), mean=mean)
+        fresh = _fresh(key, d, size, window, jnp.float32(lam0), jnp.zeros((), jnp.int32), Static((lam0, restarts)),
+                       history_init(capacity, d), mean=mean)
+        ring = POOL_FACTOR * size
+        return fresh._replace(
+            pool=jnp.zeros((ring, d), jnp.float32),
+            pool_generation=jnp.zeros((ring,), jnp.int32),
+            pool_open=jnp.zeros((ring,), bool),
+            asked=jnp.zeros((), jnp.int32),
+            updates=jnp.zeros((), jnp.int32),
+        )
 
-    def _fresh(key, d, capacity, size, window, lam, n_restarts, static, history=None, mean=None):
+    def _fresh(key, d, size, window, lam, n_restarts, static, history, mean=None, carried=None):
+        """A new search distribution; ``carried`` keeps the asked-point ring and the update count."""
         if mean is None:
             mean = jnp.full((d,), 0.5, jnp.float32)
+        ring = dict(pool=None, pool_generation=None, pool_open=None, asked=None, updates=None)
+        if carried is not None:
+            ring = {name: getattr(carried, name) for name in ring}
         return CMAState(
-            history=history_init(capacity, d) if history is None else history,
+            history=history,
             mean=mean,
             sigma=jnp.float32(sigma0),
             cov=jnp.eye(d, dtype=jnp.float32),
@@ -168,7 +198,7 @@ def cma_es(
             eigvals=jnp.ones((d,), jnp.float32),
             genotypes=jnp.zeros((size, d), jnp.float32),
             fitness=jnp.full((size,), jnp.inf, jnp.float32),
-            asked=jnp.zeros((), jnp.int32),
+            injected=jnp.zeros((size,), bool),
             told=jnp.zeros((), jnp.int32),
             popsize=lam,
             generation=jnp.zeros((), jnp.int32),
@@ -176,32 +206,84 @@ def cma_es(
             best_recent=jnp.full((window,), jnp.inf, jnp.float32),
             key=key,
             static=static,
+            **ring,
         )
 
     def ask(key: Array, state: CMAState, num: int = 1) -> tuple[Array, CMAState]:
         d = state.mean.shape[0]
-        size = state.genotypes.shape[0]
         z = jax.random.normal(key, (num, d), jnp.float32)
-        y = (z * jnp.sqrt(state.eigvals)) @ state.eigvecs.T
-        g = state.mean + state.sigma * y
-        slots = jnp.mod(state.asked + jnp.arange(num), size)
-        genotypes = state.genotypes.at[slots].set(mirror(g) if repair else g)
-        return mirror(g).astype(state.history.x.dtype), state._replace(genotypes=genotypes, asked=state.asked + num)
+        g = state.mean + state.sigma * ((z * jnp.sqrt(state.eigvals)) @ state.eigvecs.T)
+        g = mirror(g) if repair else g
+        slots = jnp.mod(state.asked + jnp.arange(num), state.pool.shape[0])
+        return mirror(g).astype(state.history.x.dtype), state._replace(
+            pool=state.pool.at[slots].set(g),
+            pool_generation=state.pool_generation.at[slots].set(state.updates),
+            pool_open=state.pool_open.at[slots].set(True),
+            asked=state.asked + num,
+        )
 
     def tell(state: CMAState, x: Array, y: Array) -> CMAState:
         history = history_add(state.history, x, y)
+        x = jnp.asarray(x).reshape(-1, state.mean.shape[0])
+        y = jnp.asarray(y, jnp.float32).reshape(-1)
+        q = x.shape[0]
+        genotypes, injected, state = _match(state, x)
+        # the generation so far, then the new points: an update for each popsize of them
         size = state.genotypes.shape[0]
+        queue_g = jnp.concatenate([state.genotypes, genotypes])
+        queue_f = jnp.concatenate([state.fitness, jnp.where(jnp.isfinite(y), y, jnp.inf)])
+        queue_i = jnp.concatenate([state.injected, injected])
+        waiting = jnp.concatenate([jnp.arange(size) < state.told, jnp.ones((q,), bool)])
+        order = jnp.argsort(~waiting, stable=True)  # waiting rows first, in order
+        queue = (queue_g[order], queue_f[order], queue_i[order], jnp.sum(waiting).astype(jnp.int32))
+        lam0, _ = state.static.value
+        state = state._replace(history=history)
 
-        def one(state, value):
-            state = state._replace(
-                fitness=state.fitness.at[jnp.mod(state.told, size)].set(jnp.where(jnp.isfinite(value), value, jnp.inf)),
-                told=state.told + 1,
-            )
-            complete = state.told >= state.popsize.astype(jnp.int32)
-            return jax.lax.cond(complete, _update, lambda s: s, state), None
+        def maybe_update(carry, _):
+            state, (g, f, inj, n) = carry
+            lam = state.popsize.astype(jnp.int32)
 
-        state, _ = jax.lax.scan(one, state._replace(history=history), y.astype(jnp.float32))
-        return state
+            def update(args):
+                state, (g, f, inj, n) = args
+                state = _update(state._replace(genotypes=g[:size], fitness=f[:size], injected=inj[:size]))
+                # what is left belongs to the new generation, as injected solutions
+                rest = jnp.arange(g.shape[0]) + lam
+                keep = lambda a: a[jnp.minimum(rest, g.shape[0] - 1)]  # noqa: E731
+                return state, (keep(g), keep(f), jnp.ones_like(inj), n - lam)
+
+            return jax.lax.cond(n >= lam, update, lambda a: a, (state, (g, f, inj, n))), None
+
+        # at most one update per popsize told (plus one for the generation already under way)
+        (state, (g, f, inj, n)), _ = jax.lax.scan(maybe_update, (state, queue), None, length=1 + (q - 1) // lam0)
+        unused = jnp.arange(size) >= n
+        return state._replace(
+            genotypes=jnp.where(unused[:, None], 0.0, g[:size]),
+            fitness=jnp.where(unused, jnp.inf, f[:size]),
+            injected=inj[:size] & ~unused,
+            told=n,
+        )
+
+    def _match(state: CMAState, x: Array) -> tuple[Array, Array, CMAState]:
+        """Internal points of the told ``x[q, d]``: each matched to the open asked point it equals.
+
+        A point asked in another generation, or not asked by this state at
+        all (its internal point is then the told point itself), is flagged
+        injected. Matched asked points are closed, so two equal tells take two
+        asked points.
+        """
+        tolerance = 1e-5  # told points come back in the history's dtype (float32 at least)
+
+        def one(pool_open, xi):
+            gap = jnp.max(jnp.abs(mirror(state.pool) - xi.astype(jnp.float32)), axis=1)
+            gap = jnp.where(pool_open, gap, jnp.inf)
+            j = jax.lax.top_k(-gap, 1)[1][0]  # not argmin: it fails to lower inside minimize's x64 context
+            found = gap[j] <= tolerance
+            genotype = jnp.where(found, state.pool[j], xi.astype(jnp.float32))
+            injected = ~found | (state.pool_generation[j] != state.updates)
+            return pool_open.at[j].set(pool_open[j] & ~found), (genotype, injected)
+
+        pool_open, (genotypes, injected) = jax.lax.scan(one, state.pool_open, x)
+        return genotypes, injected, state._replace(pool_open=pool_open)
 
     def _update(state: CMAState) -> CMAState:
         d = state.mean.shape[0]
@@ -212,7 +294,8 @@ def cma_es(
         fit = jnp.where(valid, state.fitness, jnp.inf)
         order = jnp.argsort(fit)
         w, mu_eff, c_1, c_mu = _weights(lam, size, n)
-        ys = (state.genotypes[order] - state.mean) / state.sigma
+        inv_sqrt = (state.eigvecs / jnp.sqrt(state.eigvals)) @ state.eigvecs.T
+        ys = _clip_injected((state.genotypes[order] - state.mean) / state.sigma, state.injected[order], inv_sqrt, n)
         w_pos = jnp.maximum(w, 0.0)
         y_w = w_pos @ ys
         c_sigma = (mu_eff + 2.0) / (n + mu_eff + 5.0)
@@ -220,7 +303,6 @@ def cma_es(
         c_c = (4.0 + mu_eff / n) / (n + 4.0 + 2.0 * mu_eff / n)
         chi_n = jnp.sqrt(n) * (1.0 - 1.0 / (4.0 * n) + 1.0 / (21.0 * n**2))
         mean = state.mean + state.sigma * y_w
-        inv_sqrt = (state.eigvecs / jnp.sqrt(state.eigvals)) @ state.eigvecs.T
         p_sigma = (1.0 - c_sigma) * state.p_sigma + jnp.sqrt(c_sigma * (2.0 - c_sigma) * mu_eff) * (inv_sqrt @ y_w)
         gen = state.generation + 1
         norm_ps = jnp.linalg.norm(p_sigma)
@@ -242,8 +324,8 @@ def cma_es(
         best_recent = jnp.roll(state.best_recent, 1).at[0].set(best)
         new = state._replace(
             mean=mean, sigma=sigma, cov=cov, p_sigma=p_sigma, p_c=p_c, eigvecs=eigvecs, eigvals=eigvals,
-            fitness=jnp.full((size,), jnp.inf, jnp.float32), asked=jnp.zeros((), jnp.int32),
-            told=jnp.zeros((), jnp.int32), generation=gen, best_recent=best_recent,
+            fitness=jnp.full((size,), jnp.inf, jnp.float32), injected=jnp.zeros((size,), bool),
+            told=jnp.zeros((), jnp.int32), generation=gen, best_recent=best_recent, updates=state.updates + 1,
         )
         _, max_restarts = state.static.value
         if max_restarts == 0:
@@ -259,9 +341,19 @@ def cma_es(
         def do_restart(s):
             mean0 = jax.random.uniform(jax.random.fold_in(s.key, s.restarts), (d,), jnp.float32)
             lam_new = jnp.minimum(s.popsize * 2.0, jnp.float32(size))
-            return _fresh(s.key, d, None, size, window, lam_new, s.restarts + 1, s.static,
-                          history=s.history, mean=mean0)
+            return _fresh(s.key, d, size, window, lam_new, s.restarts + 1, s.static, s.history, mean=mean0, carried=s)
 
         return jax.lax.cond(restart, do_restart, lambda s: s, new)
 
     return Strategy(init, ask, tell)
+
+
+POOL_FACTOR = 4  # asked points remembered per slot of the largest generation
+
+
+def _clip_injected(ys: Array, injected: Array, inv_sqrt: Array, n: Array) -> Array:
+    """Steps of injected solutions shortened to Mahalanobis length ``sqrt(n) + 2n / (n + 2)`` at most (Hansen 2011)."""
+    length = jnp.sqrt(jnp.sum((ys @ inv_sqrt.T) ** 2, axis=1))
+    limit = jnp.sqrt(n) + 2.0 * n / (n + 2.0)
+    scale = jnp.where(injected, jnp.minimum(1.0, limit / jnp.maximum(length, 1e-20)), 1.0)
+    return ys * scale[:, None]

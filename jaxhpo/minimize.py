@@ -20,13 +20,12 @@ Example:
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
 
-from jaxhpo import compile_cache
+from jaxhpo import compile_cache, compile_options
 from jaxhpo._objective_key import ObjectiveKey
 from jaxhpo.gp.blas import limit_blas_threads
 from jaxhpo.space import Space
@@ -114,17 +113,17 @@ def minimize(
     if isinstance(key, jax.core.Tracer):  # under the caller's jit/vmap: nothing runs here
         with jax.enable_x64(True):
             return _run(objective, space, strategy, num_rounds, batch_size, dtype, key)
-    # called directly: run to completion with BLAS limited (jaxhpo.gp.blas)
+    # called directly: the top-level program (jaxhpo's XLA options), run to completion with BLAS
+    # limited (jaxhpo.gp.blas)
     compile_cache.ensure()
     with jax.enable_x64(True), limit_blas_threads():
-        return jax.block_until_ready(_run(objective, space, strategy, num_rounds, batch_size, dtype, key))
+        return jax.block_until_ready(_run_top(objective, space, strategy, num_rounds, batch_size, dtype, key))
 
 
 def _cast_floats(tree: Any, dtype: Any) -> Any:
     return jax.tree.map(lambda a: a.astype(dtype) if a.dtype == jnp.float64 else a, tree)
 
 
-@partial(jax.jit, static_argnums=(0, 1, 2, 3, 4, 5))
 def _run(
     objective: Objective, space: Space, strategy: Strategy, num_rounds: int, batch_size: int, dtype: Any, key: Array
 ) -> MinimizeResult:
@@ -167,3 +166,6 @@ def _run(
         state=state,
     )
 
+
+_run_top = compile_options.jit(_run, static_argnums=(0, 1, 2, 3, 4, 5))  # minimize called directly
+_run = jax.jit(_run, static_argnums=(0, 1, 2, 3, 4, 5))  # under the caller's jit or vmap

@@ -2,7 +2,8 @@
 
 ``Program`` wraps a jitted function. ``prepare(*args)`` starts compiling it
 for the shapes of ``args`` on a thread (``jit(...).lower(...).compile()``,
-which releases the GIL while XLA works) and returns at once; calling the
+which releases the GIL while XLA works; with jaxhpo's XLA options,
+``jaxhpo.compile_options``) and returns at once; calling the
 program with arguments of those shapes waits for that compile, if it is still
 running, and then runs it. Calls with shapes never prepared compile in the
 foreground, once per shape. The results are those of the jitted function:
@@ -28,6 +29,8 @@ import threading
 from typing import Any, Callable, Sequence
 
 import jax
+
+from jaxhpo.compile_options import COMPILER_OPTIONS
 
 
 class Program:
@@ -75,7 +78,7 @@ class Program:
 
         def compile_now() -> None:
             try:
-                future.set_result(self._fn.lower(*shapes).compile())
+                future.set_result(self._fn.lower(*shapes).compile(COMPILER_OPTIONS))
             except BaseException as e:  # noqa: BLE001 - handed to whoever runs the program
                 future.set_exception(e)
 

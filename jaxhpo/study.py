@@ -30,7 +30,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxhpo import compile_cache, journal
+from jaxhpo import compile_cache, compile_options, journal
 from jaxhpo.gp.blas import limit_blas_threads
 from jaxhpo.programs import Program
 from jaxhpo.space import Space
@@ -40,6 +40,9 @@ from jaxhpo.strategies.grid import GridExhausted
 logger = logging.getLogger("jaxhpo")
 
 _JOURNAL_VERSION = 1
+# the first buffer of a study: 64 rows cost a GP ask almost nothing more than 16, and a study that
+# asks one trial at a time (no budget given) then compiles its GP program once for its first 64 trials
+INITIAL_CAPACITY = 64
 
 
 class TrialState(str, enum.Enum):
@@ -176,8 +179,8 @@ class Study:
         self._ask_fn = Program(_keyed(self.strategy.ask), static_argnums=(3,))
         design = self.strategy.design_ask is not None and self.strategy.in_design is not None
         self._design_fn = _keyed(self.strategy.design_ask) if design else None
-        self._tell_fn = jax.jit(self.strategy.tell)
-        self._state = _init(self.strategy.init, space, next_capacity(1), self._seed_key)
+        self._tell_fn = compile_options.jit(self.strategy.tell)
+        self._state = _init(self.strategy.init, space, next_capacity(1, INITIAL_CAPACITY), self._seed_key)
         self._journal: Optional[journal.Journal] = None
         if storage is not None:
             import os
@@ -236,7 +239,8 @@ class Study:
     def _replay(self, record: dict) -> None:
         op = record["op"]
         if op == "grow":
-            self._state = grow_state(self._state, record["capacity"])
+            if record["capacity"] > self._state.history.capacity:  # journals of studies that began smaller
+                self._state = grow_state(self._state, record["capacity"])
         elif op == "ask":
             numbers = [item["number"] for item in record["trials"]]
             if numbers != list(range(len(self.trials), len(self.trials) + len(numbers))):
@@ -363,7 +367,7 @@ class Study:
         planned = int(self._state.history.count) + len(self._requeued) + int(n_trials)
         self._budget_end = planned
         if planned > self._state.history.capacity:
-            self._grow(next_capacity(planned))
+            self._grow(next_capacity(planned, INITIAL_CAPACITY))
 
     def _grow(self, capacity: int) -> None:
         self._state = grow_state(self._state, capacity)
@@ -411,8 +415,9 @@ class Study:
         """Compiles, behind the next trials, the ask for the buffer this study is about to grow into."""
         history = self._state.history
         outstanding = running + int(history.count)
-        # a few asks ahead, and only past any budget reserved (which already sized the buffer)
-        if outstanding > self._budget_end and outstanding + 4 * n > history.capacity:
+        # once the buffer is half full (a GP program compiles in seconds: tens of fast trials
+        # ahead), and only past any budget reserved (which already sized the buffer)
+        if outstanding > self._budget_end and outstanding + max(4 * n, history.capacity // 2) > history.capacity:
             self._ask_fn.prepare(*args, grow_state(self._state, 2 * history.capacity), n)
 
     def _make_trial(self, number: int, x: np.ndarray, when: Optional[float]) -> Trial:
@@ -556,7 +561,7 @@ def _state_delta(before: Any, after: Any) -> Optional[dict]:
     return {"leaves": len(new), "changed": changed}
 
 
-@functools.partial(jax.jit, static_argnums=(0, 1, 2))
+@functools.partial(compile_options.jit, static_argnums=(0, 1, 2))
 def _init(init: Callable, space: Space, capacity: int, seed_key: jax.Array) -> Any:
     """The strategy's initial state, from the first of the two keys a study's seed splits into."""
     return init(jax.random.split(seed_key)[0], space, capacity)
@@ -574,7 +579,7 @@ def _keyed(ask: Callable) -> Callable:
     def run(seed_key: jax.Array, calls: jax.Array, state: Any, num: int) -> tuple[jax.Array, Any]:
         return ask(jax.random.fold_in(jax.random.split(seed_key)[1], calls), state, num)
 
-    return jax.jit(run, static_argnums=3)
+    return compile_options.jit(run, static_argnums=3)
 
 
 def _takes_trial(fn: Callable) -> bool:

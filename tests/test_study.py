@@ -240,15 +240,36 @@ def test_background_compile_gives_the_same_trials_as_without():
 
 
 def test_growing_buffer_is_compiled_ahead():
-    study = jaxhpo.Study(SPACE, jaxhpo.strategies.sobol(), seed=0)  # capacity 16, no reserve: ask/tell by hand
-    for _ in range(15):
+    study = jaxhpo.Study(SPACE, jaxhpo.strategies.sobol(), seed=0)  # no reserve: ask/tell by hand
+    assert study.state.history.capacity == jaxhpo.study.INITIAL_CAPACITY == 64
+
+    def step():
         [t] = study.ask()
         study.tell(t, _objectives.quadratic(t.params))
-    assert study._ask_fn.num_compiles == 2  # the program for 32 rows is prepared before row 16 arrives
-    for _ in range(3):
-        [t] = study.ask()
-        study.tell(t, _objectives.quadratic(t.params))
-    assert study.state.history.capacity == 32 and study._ask_fn.num_compiles == 2
+
+    for _ in range(33):
+        step()
+    assert study._ask_fn.num_compiles == 1  # one program for the first 64 trials
+    step()  # more than half full: the program for 128 rows is prepared, 30 trials ahead of its use
+    assert study._ask_fn.num_compiles == 2
+    for _ in range(31):  # 65 trials: the 65th tell grew the buffer to the prepared size
+        step()
+    assert study.state.history.capacity == 128 and study._ask_fn.num_compiles == 2
+
+
+def test_load_replays_a_journal_that_grew_from_a_smaller_first_buffer(tmp_path):
+    path = str(tmp_path / "study.jsonl")
+    study = jaxhpo.Study(SPACE, jaxhpo.strategies.sobol(), seed=0, storage=path)
+    study.optimize(_objectives.quadratic, n_trials=3, progress=False)
+    study.close()
+    lines = open(path).read().splitlines()
+    # as an older jaxhpo wrote it: a 16-row buffer grown to 32 (smaller than today's first buffer)
+    lines.insert(1, json.dumps({"op": "grow", "capacity": 32}))
+    open(path, "w").write("\n".join(lines) + "\n")
+    loaded = jaxhpo.Study.load(path, jaxhpo.strategies.sobol())
+    assert [t.params for t in loaded.trials] == [t.params for t in study.trials]
+    assert loaded.state.history.capacity == 64 and int(loaded.state.history.count) == 3
+    loaded.close()
 
 
 @pytest.mark.parametrize("make", [lambda: jaxhpo.strategies.bayes(num_initial=4, refine_steps=3),

@@ -35,7 +35,7 @@ from jaxhpo.gp.blas import limit_blas_threads
 from jaxhpo.programs import Program
 from jaxhpo.space import Space
 from jaxhpo.strategies.base import Strategy, grow_state, next_capacity
-from jaxhpo.strategies.grid import GridExhausted
+from jaxhpo.strategies.base import SpaceExhausted
 
 logger = logging.getLogger("jaxhpo")
 
@@ -277,10 +277,11 @@ class Study:
 
     # ------------------------------------------------------------ ask / tell
     def ask(self, n: int = 1) -> list[Trial]:
-        """Proposes ``n`` trials (fewer only when a grid runs out).
+        """Proposes ``n`` trials (fewer only when the space runs out).
 
         Raises:
-            GridExhausted: when the strategy is a grid with no points left.
+            SpaceExhausted: when the strategy has no new configuration left (a grid past its end,
+                ``bayes()`` in a fully evaluated finite space).
         """
         if not isinstance(n, (int, np.integer)) or n < 1:
             raise ValueError(f"Study.ask: n must be a positive int, got n={n!r}")
@@ -306,7 +307,8 @@ class Study:
             self.trials.extend(fresh)
             out.extend(fresh)
             if not out:
-                raise GridExhausted(f"the grid is exhausted after {len(self.trials)} trials")
+                raise SpaceExhausted(f"the search space is exhausted after {len(self.trials)} trials: the "
+                                     f"strategy has no new configuration left")
         return out
 
     def tell(self, trial: Trial | int, value: Any) -> None:
@@ -468,7 +470,7 @@ class Study:
             while done < n_trials:
                 try:
                     batch = self.ask(min(batch_size, n_trials - done))
-                except GridExhausted as e:
+                except SpaceExhausted as e:
                     logger.info("stopping: %s", e)
                     break
                 for trial, outcome in _evaluate(fn, batch, executor, catch, with_trial):

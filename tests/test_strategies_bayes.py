@@ -119,3 +119,93 @@ def test_bad_arguments():
         jaxhpo.strategies.bayes(warm_steps=-1)
     with pytest.raises(ValueError, match="restart_fit_points=1"):
         jaxhpo.strategies.bayes(restart_fit_points=1)
+
+
+# ---------------------------------------------------------------- mixed spaces: no repeats (issue 17)
+FINITE = jaxhpo.Space({"n": jaxhpo.Int(1, 3), "c": jaxhpo.Categorical(["a", "b", "c"]),
+                       "m": jaxhpo.Int(1, 4, log=True)})  # 36 configurations
+
+
+def _config(params):
+    return tuple(params[name] for name in sorted(params))
+
+
+def _finite_objective(p):
+    return (p["n"] - 2) ** 2 + (p["c"] != "b") + 0.1 * p["m"]
+
+
+def test_a_small_finite_space_is_enumerated_without_a_repeat_then_reported_exhausted():
+    study = jaxhpo.Study(FINITE, jaxhpo.strategies.bayes(num_initial=4, refine_steps=3), seed=0)
+    for _ in range(36):
+        [trial] = study.ask()
+        study.tell(trial, _finite_objective(trial.params))
+    configs = [_config(t.params) for t in study.trials]
+    assert len(set(configs)) == 36
+    with pytest.raises(jaxhpo.strategies.SpaceExhausted, match="exhausted"):
+        study.ask()
+    # optimize stops there instead of failing
+    study.optimize(_finite_objective, n_trials=5, progress=False)
+    assert len(study.trials) == 36
+
+
+def test_batches_are_distinct_configurations_never_seen_before():
+    # all discrete, 19 x 64 x 2 x 4 = 9,728 configurations: too many to enumerate, candidates are sampled
+    space = jaxhpo.Space({"depth": jaxhpo.Int(2, 20), "leaf": jaxhpo.Int(1, 64, log=True),
+                          "crit": jaxhpo.Categorical(["gini", "entropy"]), "k": jaxhpo.Int(0, 3)})
+    study = jaxhpo.Study(space, jaxhpo.strategies.bayes(num_initial=4, refine_steps=3), seed=1)
+    objective = lambda p: (p["depth"] - 4) ** 2 + abs(np.log(p["leaf"] / 8)) + (p["crit"] == "gini") + p["k"]  # noqa: E731
+    study.optimize(objective, n_trials=40, batch_size=4, progress=False)
+    configs = [_config(t.params) for t in study.trials]
+    assert len(configs) == 40 and len(set(configs)) == 40
+    assert study.best_value <= 1.5  # and it still optimizes (optimum 0 at depth 4, leaf 8, entropy, k 0)
+
+
+def test_proposals_are_the_points_the_gp_scored():
+    from jaxhpo.gp.kernels import Layout, snap
+
+    s = jaxhpo.strategies.bayes(num_initial=4, refine_steps=3)
+    layout = Layout.from_space(FINITE)
+    u = jax.random.uniform(jax.random.key(0), (500, 3))
+    snapped = np.asarray(snap(u, layout))
+    assert FINITE.to_python(FINITE.decode_numpy(snapped), 7) == FINITE.to_python(FINITE.decode_numpy(np.asarray(u)), 7)
+    for i in range(500):  # snapping keeps every configuration
+        assert _config(FINITE.to_python(FINITE.decode_numpy(snapped), i)) == _config(
+            FINITE.to_python(FINITE.decode_numpy(np.asarray(u)), i))
+    x = jax.random.uniform(jax.random.key(1), (6, 3))
+    state = s.tell(s.init(jax.random.key(0), FINITE, 32), x, jnp.sum(x, axis=1))
+    assert not bool(s.in_design(state, 3))
+    proposal, _ = s.ask(jax.random.key(2), state, 3)
+    np.testing.assert_allclose(np.asarray(snap(proposal, layout)), np.asarray(proposal), atol=1e-6)
+
+
+def test_repeats_allowed_on_request():
+    tiny = jaxhpo.Space({"c": jaxhpo.Categorical(["a", "b"])})
+    study = jaxhpo.Study(tiny, jaxhpo.strategies.bayes(num_initial=2, refine_steps=2, repeats=True), seed=0)
+    study.optimize(lambda p: float(p["c"] == "a"), n_trials=6, progress=False)
+    assert len(study.trials) == 6  # two configurations, six trials: repeats
+    strict = jaxhpo.Study(tiny, jaxhpo.strategies.bayes(num_initial=2, refine_steps=2), seed=0)
+    strict.optimize(lambda p: float(p["c"] == "a"), n_trials=6, progress=False)
+    assert len(strict.trials) == 2
+
+
+def test_noisy_incumbent_is_the_lowest_posterior_mean():
+    from jaxhpo.gp import gp
+    from jaxhpo.gp.kernels import Layout
+    from jaxhpo.strategies.bayes import incumbent
+
+    space = jaxhpo.Space({"x": jaxhpo.Float(0.0, 1.0)})
+    layout = Layout.from_space(space)
+    with jax.enable_x64(True):
+        x = jnp.linspace(0.0, 1.0, 12)[:, None]
+        noise = 0.3 * jax.random.normal(jax.random.key(0), (12,), jnp.float64)
+        y = (x[:, 0] - 0.5) ** 2 + noise
+        y = y.at[3].set(-2.0)  # one lucky draw far below the curve
+        mask = jnp.ones(12, bool)
+        raw = gp.pack(jnp.array([0.3]), jnp.array(1.0), jnp.array(0.1))
+        post = gp.posterior(raw, gp.GPData(x, y, mask), layout)
+        mean, _ = gp.predict(post, x, layout)
+        noisy = incumbent(post, x, y, mask, layout, "matern52", True)
+        plain = incumbent(post, x, y, mask, layout, "matern52", False)
+    assert float(plain) == -2.0
+    np.testing.assert_allclose(float(noisy), float(jnp.min(mean)), rtol=1e-6)
+    assert float(noisy) > -2.0  # the lucky value does not set the bar

@@ -18,6 +18,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -35,25 +36,35 @@ class Layout:
     Attributes:
         discrete: per coordinate, True for integers and categoricals.
         categorical_sizes: per coordinate, the number of choices (0 if not categorical).
-        bins: per coordinate, the number of integer bins (0 for floats).
+        bins: per coordinate, the number of integer bins (0 for floats and log-integers).
+        log_ints: per coordinate, ``(lo, hi, low, high)`` for a log-scale integer
+            (``lo``, ``hi``: its range in log units, as ``Space`` decodes it;
+            ``low``, ``high``: its values), else ``()``; empty when there is none.
     """
 
     discrete: tuple[bool, ...]
     categorical_sizes: tuple[int, ...]
     bins: tuple[int, ...]
+    log_ints: tuple[tuple, ...] = ()
 
     @classmethod
     def from_space(cls, space) -> "Layout":
-        bins = []
+        from jaxhpo.space import Categorical, Int
+
+        bins, log_ints = [], []
         for _, p in space.params.items():
-            if hasattr(p, "choices"):
+            log_int = ()
+            if isinstance(p, Categorical):
                 bins.append(len(p.choices))
-            elif type(p).__name__ == "Int" and not p.log:
+            elif isinstance(p, Int) and not p.log:
                 bins.append(p.high - p.low + 1)
             else:
                 bins.append(0)  # floats, and log-integers (bins of unequal width)
+                if isinstance(p, Int):
+                    log_int = (math.log(p.low - 0.5), math.log(p.high + 0.5), int(p.low), int(p.high))
+            log_ints.append(log_int)
         return cls(tuple(bool(b) for b in space.discrete_mask), tuple(int(k) for k in space.categorical_sizes),
-                   tuple(bins))
+                   tuple(bins), tuple(log_ints) if any(log_ints) else ())
 
     @classmethod
     def from_space_info(cls, discrete: Sequence[bool], categorical_sizes: Sequence[int]) -> "Layout":
@@ -68,15 +79,55 @@ class Layout:
     def categorical(self) -> np.ndarray:
         return np.array([k > 0 for k in self.categorical_sizes], dtype=bool)
 
+    @property
+    def num_configurations(self) -> int | None:
+        """How many distinct points the space has, when every coordinate is discrete; else None."""
+        if not all(self.discrete):
+            return None
+        sizes = [b or (li[3] - li[2] + 1) for b, li in zip(self.bins, self.log_ints or [()] * self.dim)]
+        return int(np.prod(np.asarray(sizes, dtype=np.float64))) if sizes else 1
+
+    def configurations(self) -> np.ndarray:
+        """``[num_configurations, d]`` every point of an all-discrete space, snapped (float64)."""
+        axes = []
+        for j, bins in enumerate(self.bins):
+            if bins:
+                axes.append((np.arange(bins) + 0.5) / bins)
+            else:
+                lo, hi, low, high = self.log_ints[j]
+                axes.append((np.log(np.arange(low, high + 1, dtype=np.float64)) - lo) / (hi - lo))
+        grid = np.meshgrid(*axes, indexing="ij")
+        return np.stack([g.reshape(-1) for g in grid], axis=-1)
+
 
 def snap(x: Array, layout: Layout) -> Array:
-    """Moves integer and categorical coordinates to the centre of their bin."""
+    """Moves every discrete coordinate to the point that decodes to its value.
+
+    Integer and categorical coordinates go to the centre of their bin; a
+    log-scale integer goes to the point whose decoded value is exactly its
+    integer. Two snapped points are equal exactly when they decode to the
+    same configuration (in their discrete coordinates).
+    """
     out = x
     for j, bins in enumerate(layout.bins):
         if bins:
             centre = (jnp.clip(jnp.floor(x[..., j] * bins), 0, bins - 1) + 0.5) / bins
             out = out.at[..., j].set(centre)
+        elif layout.log_ints and layout.log_ints[j]:
+            lo, hi, low, high = layout.log_ints[j]
+            value = jnp.clip(jnp.floor(jnp.exp(lo + jnp.clip(x[..., j], 0.0, 1.0) * (hi - lo)) + 0.5), low, high)
+            out = out.at[..., j].set((jnp.log(value) - lo) / (hi - lo))
     return out
+
+
+def unseen(x: Array, seen: Array, mask: Array, tol: float = 1e-6) -> Array:
+    """``[n]`` True where a snapped point ``x[n, d]`` differs from every masked row of snapped ``seen[m, d]``.
+
+    Coordinates closer than ``tol`` count as equal (discrete ones are equal
+    exactly when snapped to the same value).
+    """
+    same = jnp.all(jnp.abs(x[:, None, :] - seen[None, :, :]) <= tol, axis=-1) & mask[None, :]
+    return ~jnp.any(same, axis=1)
 
 
 def features(x: Array, lengthscales: Array, layout: Layout) -> Array:

@@ -9,6 +9,7 @@ from jaxhpo.strategies.base import History, Strategy, history_add, history_best,
 from jaxhpo.strategies.bayes import bayes
 from jaxhpo.strategies.cma import CMAState, cma_es
 from jaxhpo.strategies.genetic import GeneticState, genetic
+from jaxhpo.strategies.base import SpaceExhausted
 from jaxhpo.strategies.grid import GridExhausted, grid
 from jaxhpo.strategies.policy import PolicyState, policy_gradient, policy_probabilities
 from jaxhpo.strategies.sampling import lhs, random, sobol
@@ -28,6 +29,7 @@ __all__ = [
     "policy_gradient",
     "policy_probabilities",
     "GridExhausted",
+    "SpaceExhausted",
     "bayes",
     "History",
     "Strategy",

@@ -39,6 +39,14 @@ from jaxhpo.space import Space
 Array = jax.Array
 
 
+class SpaceExhausted(RuntimeError):
+    """Raised by the Python shell when a strategy has no new configuration left to propose.
+
+    Strategies signal it by returning NaN rows from ``ask`` (a grid past its
+    end, ``bayes()`` in a fully evaluated finite space).
+    """
+
+
 class History(NamedTuple):
     """Fixed-capacity observation buffer.
 

@@ -41,7 +41,7 @@ import optax
 
 from jaxhpo.gp import acquisition as acq
 from jaxhpo.gp import gp
-from jaxhpo.gp.kernels import KERNELS, Layout, snap
+from jaxhpo.gp.kernels import KERNELS, Layout, snap, unseen
 from jaxhpo.gp.linalg import cholesky_and_inverse
 from jaxhpo.space import Space
 from jaxhpo.strategies.base import History, Static, Strategy, factory, history_init, tell_history, with_pending
@@ -82,6 +82,8 @@ def bayes(
     max_fit_points: int = 128,
     restart_fit_points: int = 64,
     pending_capacity: int = 16,
+    repeats: bool = False,
+    noisy: bool = False,
 ) -> Strategy:
     """GP-based Bayesian optimization.
 
@@ -135,6 +137,20 @@ def bayes(
             likelihood evaluation at 128 against 64); the best replaces the
             warm fit only if its likelihood on the fitting data is higher.
         pending_capacity: most pending points taken into account in a ``Study``.
+        repeats: allow proposing a configuration already evaluated, pending, or
+            earlier in the same batch. By default (``False``, for deterministic
+            objectives) every proposal is a configuration not seen before:
+            candidates are compared as they will be evaluated (integers and
+            categories snapped to their values), and when every configuration
+            of an all-discrete space has been seen the strategy returns NaN
+            rows, which ``Study`` reports as ``SpaceExhausted`` and ``minimize``
+            records as failed. A space of at most ``num_candidates``
+            configurations is enumerated exactly; in larger discrete spaces a
+            repeat is proposed only if none of the candidates is new.
+        noisy: the objective is noisy (the validation loss of a stochastic
+            training run, say): the incumbent of the improvement-based
+            acquisitions is the lowest posterior mean at an observed point,
+            not the luckiest observed value, and repeats are allowed.
     """
     if acquisition not in ACQUISITIONS:
         raise ValueError(f"bayes: acquisition must be one of {ACQUISITIONS}, got acquisition={acquisition!r}")
@@ -164,6 +180,10 @@ def bayes(
                          f"got prior_mean_quantile={prior_mean_quantile!r}")
     if not (isinstance(fit_tol, (int, float)) and np.isfinite(fit_tol) and fit_tol > 0):
         raise ValueError(f"bayes: fit_tol must be a finite number > 0, got fit_tol={fit_tol!r}")
+    for name, value in (("repeats", repeats), ("noisy", noisy)):
+        if not isinstance(value, (bool, np.bool_)):
+            raise ValueError(f"bayes: {name} must be True or False, got {name}={value!r}")
+    repeats = bool(repeats) or bool(noisy)
     if not np.isfinite(beta) or beta < 0:
         raise ValueError(f"bayes: beta must be a finite number >= 0, got beta={beta!r}")
 
@@ -183,15 +203,42 @@ def bayes(
         )
 
     def in_design(state: BayesState, num: int = 1) -> Array:
-        """True while the next points come from the initial design (too few observations for the GP)."""
+        """True while the next points come from the initial design (too few observations for the GP).
+
+        In a finite space the design takes at most half of its configurations.
+        """
         del num  # the whole batch comes from the design when its first point does
-        return ~((state.history.count >= num_initial) & (jnp.sum(state.history.valid) >= 2))
+        size = state.layout.value.num_configurations
+        initial = num_initial if size is None else min(num_initial, max(2, size // 2))
+        return ~((state.history.count >= initial) & (jnp.sum(state.history.valid) >= 2))
 
     def design_ask(key: Array, state: BayesState, num: int = 1) -> tuple[Array, BayesState]:
-        """The next ``num`` points of the scrambled Sobol design (``ask`` while ``in_design``)."""
+        """The next ``num`` points of the scrambled Sobol design (``ask`` while ``in_design``).
+
+        Unless ``repeats``, points whose configuration was already evaluated,
+        is pending or came earlier in the batch are skipped (the design moves
+        on along the sequence).
+        """
         del key
-        x = sobol_points(state.directions, state.shift, state.index + jnp.arange(num)).astype(state.history.x.dtype)
-        return x, state._replace(index=(state.index + num).astype(jnp.int32))
+        dtype = state.history.x.dtype
+        if repeats:
+            x = sobol_points(state.directions, state.shift, state.index + jnp.arange(num)).astype(dtype)
+            return x, state._replace(index=(state.index + num).astype(jnp.int32))
+        layout = state.layout.value
+        window = num + DESIGN_LOOKAHEAD
+        x = sobol_points(state.directions, state.shift, state.index + jnp.arange(window)).astype(dtype)
+        seen_x, seen_m = _seen(state, layout)
+        snapped = snap(x, layout)
+        fresh = unseen(snapped, seen_x.astype(dtype), seen_m)
+        earlier = jnp.tril(jnp.ones((window, window), bool), -1)  # [i, j]: j comes before i
+        repeated = jnp.any(jnp.all(jnp.abs(snapped[:, None] - snapped[None]) <= 1e-6, -1) & earlier, axis=1)
+        fresh = fresh & ~repeated
+        (rows,) = jnp.nonzero(fresh, size=num, fill_value=window)
+        found = rows < window
+        # none new in the window (a nearly explored small space): the next points in order
+        used = jnp.where(jnp.all(found), rows[-1] + 1, num)
+        rows = jnp.where(jnp.all(found), rows, jnp.arange(num))
+        return x[rows], state._replace(index=(state.index + used).astype(jnp.int32))
 
     def ask(key: Array, state: BayesState, num: int = 1) -> tuple[Array, BayesState]:
         initial, after_design = design_ask(key, state, num)  # exact 24-bit values in any float dtype
@@ -219,7 +266,7 @@ def bayes(
         k_fit, k_subset, k_pick = jax.random.split(key, 3)
         history, pending = state.history, state.pending
         d = layout.dim
-        x_obs = snap(history.x.astype(jnp.float64), layout)
+        x_obs = snap(jnp.where(jnp.isfinite(history.x), history.x, 0.0).astype(jnp.float64), layout)
         y_obs, m_obs = gp.standardize_outputs(history.y.astype(jnp.float64), history.filled)
         if prior_mean_quantile is not None:
             y_obs = gp.pessimistic_prior_mean(y_obs, m_obs, prior_mean_quantile)
@@ -254,20 +301,25 @@ def bayes(
         x_fant = jnp.concatenate([snap(pending.x.astype(jnp.float64), layout), jnp.zeros((num - 1, d))])
         m_fant = jnp.concatenate([pending.filled, jnp.zeros(num - 1, bool)])
         post = gp.with_fantasies(post, x_fant, m_fant, layout, kernel)
-        best = jnp.min(jnp.where(m_obs, y_obs, jnp.inf))
+        best = incumbent(post, x_obs, y_obs, m_obs, layout, kernel, noisy)
         ranked = jnp.argsort(jnp.where(m_obs, y_obs, jnp.inf))
         top = x_obs[ranked[: min(5, history.capacity)]]
         top_ok = m_obs[ranked[: min(5, history.capacity)]]
 
+        # what was evaluated (failed trials included), is pending, or is earlier in this batch
+        seen = lambda x_fant, m_fant: (jnp.concatenate([x_obs, x_fant]),  # noqa: E731
+                                       jnp.concatenate([history.filled, m_fant]))
         if acquisition == "thompson":
-            return _thompson(k_pick, post, top, top_ok, num, layout), raw, full
+            return _thompson(k_pick, post, top, top_ok, num, layout, *seen(x_fant, m_fant)), raw, full
 
         def pick(carry, k):
             post, x_fant, m_fant, slot = carry
-            x = _maximize(k, post, best, top, top_ok, layout)
+            x = _maximize(k, post, best, top, top_ok, layout, *seen(x_fant, m_fant))
             if num > 1:  # the pick joins the fantasies for the next members of the batch
                 row = p_cap + jnp.minimum(slot, num - 2)
-                x_fant, m_fant = x_fant.at[row].set(x), m_fant.at[row].set(True)
+                found = jnp.all(jnp.isfinite(x))  # NaN: the space is exhausted
+                x_fant = x_fant.at[row].set(jnp.where(found, x, 0.0))
+                m_fant = m_fant.at[row].set(found)
                 post = gp.with_fantasies(post, x_fant, m_fant, layout, kernel)
             return (post, x_fant, m_fant, slot + 1), x
 
@@ -281,6 +333,8 @@ def bayes(
         return acq.ACQUISITIONS[acquisition](mean, var, best)
 
     def _candidates(key: Array, top: Array, top_ok: Array, layout: Layout, count: int) -> Array:
+        if _enumerated(layout, count):  # a small all-discrete space: all of it
+            return jnp.asarray(layout.configurations(), jnp.float64)
         d = layout.dim
         k_shift, k_start, k_local = jax.random.split(key, 3)
         shift = jax.random.bits(k_shift, (d,), jnp.uint32)
@@ -289,12 +343,18 @@ def bayes(
         local = _perturb(k_local, top, top_ok, layout, max(count // 4, 1))
         return snap(jnp.concatenate([uniform, local]), layout)
 
-    def _maximize(key: Array, post: gp.Posterior, best: Array, top: Array, top_ok: Array, layout: Layout) -> Array:
+    def _admissible(scores: Array, x: Array, seen_x: Array, seen_m: Array) -> Array:
+        """Scores with non-finite values made very low and, unless ``repeats``, seen points at -inf."""
+        scores = jnp.where(jnp.isfinite(scores), scores, -1e300)
+        return scores if repeats else jnp.where(unseen(x, seen_x, seen_m), scores, -jnp.inf)
+
+    def _maximize(key: Array, post: gp.Posterior, best: Array, top: Array, top_ok: Array, layout: Layout,
+                  seen_x: Array, seen_m: Array) -> Array:
         k_cand, _ = jax.random.split(key)
         count = num_candidates or min(1024, 256 * layout.dim)
         cands = _candidates(k_cand, top, top_ok, layout, count)
-        scores = _score(post, cands, best, layout)
-        scores = jnp.where(jnp.isfinite(scores), scores, -jnp.inf)
+        count = min(count, cands.shape[0] - 1)  # an enumerated space: its first rows play the global ones
+        scores = _admissible(_score(post, cands, best, layout), cands, seen_x, seen_m)
         # starts: the best global candidates, the best local ones (around the best
         # points), and the best observed point itself (where Optuna's GPSampler also starts)
         n_global = max(1, (refine_starts - 1) // 2)
@@ -323,11 +383,11 @@ def bayes(
 
         refined = snap(jax.vmap(refine)(starts), layout)
         pool = jnp.concatenate([refined, cands[global_idx[:1]], cands[local_idx[:1]]])
-        final = _score(post, pool, best, layout)
-        final = jnp.where(jnp.isfinite(final), final, -jnp.inf)
-        return pool[gp.argmax(final)]
+        final = _admissible(_score(post, pool, best, layout), pool, seen_x, seen_m)
+        return _chosen(pool, final, cands, scores, _enumerated(layout, num_candidates or min(1024, 256 * layout.dim)))
 
-    def _thompson(key: Array, post: gp.Posterior, top: Array, top_ok: Array, num: int, layout: Layout) -> Array:
+    def _thompson(key: Array, post: gp.Posterior, top: Array, top_ok: Array, num: int, layout: Layout,
+                  seen_x: Array, seen_m: Array) -> Array:
         k_cand, k_draw = jax.random.split(key)
         count = num_candidates or min(1024, 256 * layout.dim)
         cands = _candidates(k_cand, top, top_ok, layout, count)
@@ -341,10 +401,50 @@ def bayes(
             i = gp.argmax(jnp.where(taken, -jnp.inf, -sample))
             return taken.at[i].set(True), i
 
-        _, picks = jax.lax.scan(take, jnp.zeros(n, bool), draws)
-        return cands[picks]
+        taken = jnp.zeros(n, bool) if repeats else ~unseen(cands, seen_x, seen_m)
+        exhausted = jnp.sum(~taken) - jnp.arange(num) <= 0  # [num]: no new candidate left for this draw
+        _, picks = jax.lax.scan(take, taken, draws)
+        if not _enumerated(layout, count) or repeats:
+            return cands[picks]
+        return jnp.where(exhausted[:, None], jnp.nan, cands[picks])
 
     return Strategy(init, ask, tell_history, design_ask=design_ask, in_design=in_design, set_pending=with_pending)
+
+
+DESIGN_LOOKAHEAD = 32  # Sobol points the initial design looks ahead to skip repeated configurations
+
+
+def _seen(state: BayesState, layout: Layout) -> tuple[Array, Array]:
+    """Snapped points told or pending in ``state``, and the mask of rows that hold one."""
+    x = jnp.concatenate([state.history.x, state.pending.x])
+    x = snap(jnp.where(jnp.isfinite(x), x, 0.0), layout)
+    return x, jnp.concatenate([state.history.filled, state.pending.filled])
+
+
+def incumbent(post: gp.Posterior, x_obs: Array, y_obs: Array, m_obs: Array, layout: Layout, kernel: str,
+              noisy: bool) -> Array:
+    """The value to improve on: the lowest observed (standardized) value or, when ``noisy``, the lowest
+    posterior mean at an observed point (a lucky noisy draw does not set the bar)."""
+    if noisy:
+        mean, _ = gp.predict(post._replace(fantasy_mask=jnp.zeros((0,), bool)), x_obs, layout, kernel)
+        return jnp.min(jnp.where(m_obs, mean, jnp.inf))
+    return jnp.min(jnp.where(m_obs, y_obs, jnp.inf))
+
+
+def _enumerated(layout: Layout, count: int) -> bool:
+    """Whether the candidates are every configuration of the space (all discrete, at most ``1.25 count``)."""
+    size = layout.num_configurations
+    return size is not None and size <= count + max(count // 4, 1)
+
+
+def _chosen(pool: Array, final: Array, cands: Array, scores: Array, enumerated: bool) -> Array:
+    """The best point of the refined pool; when none is new, the best new candidate; NaN when the
+    candidates enumerate the space and none is new (only possible unless ``repeats``)."""
+    best_pool, best_cand = gp.argmax(final), gp.argmax(scores)
+    x = jnp.where(final[best_pool] > -jnp.inf, pool[best_pool], cands[best_cand])
+    if not enumerated:
+        return x
+    return jnp.where(jnp.maximum(final[best_pool], scores[best_cand]) > -jnp.inf, x, jnp.nan)
 
 
 def _perturb(key: Array, top: Array, top_ok: Array, layout: Layout, count: int) -> Array:

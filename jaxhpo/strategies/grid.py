@@ -23,14 +23,12 @@ import jax
 import jax.numpy as jnp
 
 from jaxhpo.space import Space
-from jaxhpo.strategies.base import History, Strategy, history_init, tell_history, factory
+from jaxhpo.strategies.base import History, SpaceExhausted, Strategy, history_init, tell_history, factory
 
 Array = jax.Array
 
 
-class GridExhausted(RuntimeError):
-    """Raised by the Python shell when a grid has handed out every point."""
-
+GridExhausted = SpaceExhausted  # the name under which grids raised it first
 
 class GridState(NamedTuple):
     history: History

@@ -8,6 +8,11 @@ ask + tell time; jaxhpo: the whole compiled run divided by generations,
 objective included). Then 64 jaxhpo CMA-ES runs vmapped in one call against
 64 sequential calls.
 
+Part 1b (``--only batching``, issue 16): jaxhpo CMA-ES at batch sizes other
+than its population (3, popsize + 1, 2 popsize) and with each generation's
+values told one at a time in a random order (as an executor returns them),
+against the aligned, in-order run: median final log10 regret, same seeds.
+
 Part 2: ``genetic()``, ``policy_gradient()`` and ``random()`` at equal
 evaluations (500, batches of 10) on the same functions and on a categorical
 problem (8 variables x 5 choices, regret = number of wrong choices).
@@ -90,6 +95,52 @@ def pycma_runs(f, seeds):
     return np.asarray(best), float(np.median(per_gen))
 
 
+def _shuffled_cma(f, s, lam, rounds):
+    """A CMA-ES run whose values are told one at a time, each generation in a random order."""
+
+    def run(key):
+        k_init, k_run = jax.random.split(key)
+        state = s.init(k_init, f.space, rounds * lam)
+
+        def one_round(state, k):
+            k_ask, k_perm = jax.random.split(k)
+            x, state = s.ask(k_ask, state, lam)
+            y = f.objective(f.space.decode(x))
+            order = jax.random.permutation(k_perm, lam)
+            state, _ = jax.lax.scan(lambda st, i: (s.tell(st, x[i][None], y[i][None]), None), state, order)
+            return state, jnp.min(y)
+
+        _, best = jax.lax.scan(one_round, state, jax.random.split(k_run, rounds))
+        return jnp.min(best)
+
+    return jax.jit(run)
+
+
+def cma_batching(seeds):
+    """Regret of CMA-ES at batch sizes other than its population and with shuffled tells."""
+    rows = []
+    print(f"\nCMA-ES batching ({EVALS} evaluations, {seeds} seeds, median final log10 regret)")
+    for name in NAMES:
+        f = FUNCTIONS[name]
+        lam = jaxhpo.strategies.cma.default_popsize(f.dim)
+        s = jaxhpo.strategies.cma_es(sigma0=0.3, x0="random")
+        keys = jax.random.split(jax.random.key(0), seeds)
+        row = {"function": name, "popsize": lam}
+        variants = {f"batch {lam} (aligned)": lam, "batch 3": 3, f"batch {lam + 1}": lam + 1, f"batch {2 * lam}": 2 * lam}
+        for label, batch in variants.items():
+            rounds = math.ceil(EVALS / batch)
+            run = jax.jit(lambda k, b=batch, r=rounds: jnp.min(
+                jaxhpo.minimize(f.objective, f.space, s, num_rounds=r, batch_size=b, key=k).y[:EVALS]))
+            row[label] = float(np.median(log10_regret(f.regret(np.asarray([run(k) for k in keys], np.float64)))))
+        shuffled = _shuffled_cma(f, s, lam, math.ceil(EVALS / lam))
+        row[f"batch {lam}, shuffled tells"] = float(np.median(log10_regret(
+            f.regret(np.asarray([shuffled(k) for k in keys], np.float64)))))
+        rows.append(row)
+        print(f"{name:<12} " + "  ".join(f"{k}: {v:6.2f}" for k, v in row.items() if k not in ("function", "popsize")),
+              flush=True)
+    return rows
+
+
 def compare_strategies(seeds):
     rows = []
     strategies = {"random": jaxhpo.strategies.random(), "genetic": jaxhpo.strategies.genetic(),
@@ -119,7 +170,17 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--skip-ga", action="store_true")
+    parser.add_argument("--only", choices=["batching"], help="run only the batching part (merged into the results)")
     args = parser.parse_args()
+    if args.only == "batching":
+        import json
+        import os
+
+        path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "evolution.json")
+        previous = json.load(open(path)) if os.path.exists(path) else {}
+        previous.pop("machine", None)
+        print("wrote", write_results("evolution", {**previous, "cma_batching": cma_batching(args.seeds)}))
+        return
     cma_rows = []
     print(f"CMA-ES, {EVALS} evaluations, {args.seeds} seeds (median final log10 regret; overhead ms per generation)")
     print(f"{'function':<12} {'jaxhpo':>8} {'pycma':>8} {'jaxhpo ms/gen':>14} {'pycma ms/gen':>13} {'ratio':>7} "
@@ -138,9 +199,10 @@ def main() -> None:
         print(f"{name:<12} {row['jaxhpo_log10_regret']:8.2f} {row['pycma_log10_regret']:8.2f} "
               f"{1e3 * ours_gen:14.3f} {1e3 * theirs_gen:13.3f} {row['overhead_ratio']:6.0f}x "
               f"{t_seq:9.2f} {t_vmap:10.2f}", flush=True)
+    batching_rows = cma_batching(args.seeds)
     ga_rows = [] if args.skip_ga else compare_strategies(args.seeds)
     print("wrote", write_results("evolution", {"evals": EVALS, "seeds": args.seeds, "cma": cma_rows,
-                                                "strategies": ga_rows}))
+                                                "cma_batching": batching_rows, "strategies": ga_rows}))
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxhpo import compile_cache, compile_options
+from jaxhpo._checks import positive_int
 from jaxhpo._objective_key import ObjectiveKey
 from jaxhpo.gp.blas import limit_blas_threads
 from jaxhpo.space import Space
@@ -90,9 +91,8 @@ def minimize(
         ValueError: for a non-positive ``num_rounds`` or ``batch_size``, or a
             grid smaller than the budget.
     """
-    for name, value in (("num_rounds", num_rounds), ("batch_size", batch_size)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"minimize: {name} must be a positive int, got {name}={value!r}")
+    num_rounds = positive_int("minimize", "num_rounds", num_rounds)
+    batch_size = positive_int("minimize", "batch_size", batch_size)
     if not isinstance(space, Space):
         raise ValueError(f"minimize: space must be a jaxhpo.Space, got space={space!r}")
     capacity = num_rounds * batch_size

@@ -32,6 +32,12 @@ import numpy as np
 Array = jax.Array
 
 
+def _check_flag(kind: str, name: str, value: Any) -> None:
+    """A flag must be True or False: ``log="False"`` would otherwise mean True."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{kind}: {name} must be True or False, got {name}={value!r}")
+
+
 def _check_bound(kind: str, name: str, value: Any) -> float:
     try:
         number = float(value)
@@ -55,6 +61,7 @@ class Float:
     log: bool = False
 
     def __post_init__(self) -> None:
+        _check_flag("Float", "log", self.log)
         low = _check_bound("Float", "low", self.low)
         high = _check_bound("Float", "high", self.high)
         if not low < high:
@@ -79,6 +86,7 @@ class Int:
     log: bool = False
 
     def __post_init__(self) -> None:
+        _check_flag("Int", "log", self.log)
         for name in ("low", "high"):
             value = getattr(self, name)
             number = _check_bound("Int", name, value)

@@ -31,6 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxhpo import compile_cache, compile_options, journal
+from jaxhpo._checks import positive_int, real_scalar
 from jaxhpo.gp.blas import limit_blas_threads
 from jaxhpo.programs import Program
 from jaxhpo.space import Space
@@ -283,8 +284,7 @@ class Study:
             SpaceExhausted: when the strategy has no new configuration left (a grid past its end,
                 ``bayes()`` in a fully evaluated finite space).
         """
-        if not isinstance(n, (int, np.integer)) or n < 1:
-            raise ValueError(f"Study.ask: n must be a positive int, got n={n!r}")
+        n = positive_int("Study.ask", "n", n)
         out = self._requeued[:n]
         self._requeued = self._requeued[len(out) :]
         need = n - len(out)
@@ -321,6 +321,9 @@ class Study:
                 ``TrialPruned()`` marks it pruned: its last reported value is
                 kept (and given to the strategy), or NaN if it reported none.
         """
+        if isinstance(trial, Trial) and trial._study is not None and trial._study is not self:
+            raise ValueError(f"Study.tell: trial {trial.number} belongs to another study; tell it to the study "
+                             f"that asked it (nothing was recorded)")
         number = trial.number if isinstance(trial, Trial) else trial
         if not isinstance(number, (int, np.integer)) or not 0 <= number < len(self.trials):
             raise ValueError(f"Study.tell: unknown trial {trial!r}")
@@ -456,10 +459,8 @@ class Study:
                 installed and the output is a terminal.
             catch: exception types recorded as failed trials; others propagate.
         """
-        if not isinstance(n_trials, (int, np.integer)) or n_trials < 1:
-            raise ValueError(f"Study.optimize: n_trials must be a positive int, got n_trials={n_trials!r}")
-        if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-            raise ValueError(f"Study.optimize: batch_size must be a positive int, got batch_size={batch_size!r}")
+        n_trials = positive_int("Study.optimize", "n_trials", n_trials)
+        batch_size = positive_int("Study.optimize", "batch_size", batch_size)
         with_trial = _takes_trial(fn)
         if with_trial and isinstance(executor, cf.ProcessPoolExecutor):
             raise ValueError("Study.optimize: fn(params, trial) needs the trial in this process; use threads, not processes")
@@ -474,6 +475,9 @@ class Study:
                     logger.info("stopping: %s", e)
                     break
                 for trial, outcome in _evaluate(fn, batch, executor, catch, with_trial):
+                    if not isinstance(outcome, BaseException) and not real_scalar(outcome):
+                        # as Optuna does: a failed trial, and the search goes on
+                        outcome = TypeError(f"the objective returned {outcome!r}; it must return one number")
                     self.tell(trial, outcome)
                     done += 1
                     if bar is not None:

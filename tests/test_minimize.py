@@ -119,3 +119,12 @@ def test_objective_key_tells_closures_apart():
     assert ObjectiveKey(make(2.0, table)) != ObjectiveKey(make(2.0, np.ones(3)))  # arrays by identity
     assert ObjectiveKey(make(2, table)) != ObjectiveKey(make(2.0, table))  # 2 and 2.0 by type too
     assert ObjectiveKey(make(2.0, table)) != ObjectiveKey(lambda p: 2.0 * p["x"])
+
+
+def test_counts_accept_numpy_integers_and_refuse_bools():
+    space = jaxhpo.Space({"x": jaxhpo.Float(0.0, 1.0)})
+    res = jaxhpo.minimize(lambda p: p["x"], space, jaxhpo.strategies.random(), num_rounds=np.int64(3),
+                          batch_size=np.int32(2), key=jax.random.key(0))
+    assert res.y.shape == (6,)
+    with pytest.raises(ValueError, match="num_rounds must be a positive int, got num_rounds=True"):
+        jaxhpo.minimize(lambda p: p["x"], space, jaxhpo.strategies.random(), num_rounds=True, key=jax.random.key(0))

@@ -170,3 +170,10 @@ def test_bad_values_raise_naming_parameter_and_value():
         space.decode(jnp.zeros((4, 2)))
     with pytest.raises(ValueError, match="resolution"):
         space.grid(0)
+
+
+@pytest.mark.parametrize("kind", [jaxhpo.Float, jaxhpo.Int])
+def test_log_must_be_a_bool_not_a_truthy_string(kind):
+    with pytest.raises(ValueError, match="log must be True or False, got log='False'"):
+        kind(1, 10, log="False")
+    assert kind(1, 10, log=np.bool_(True)).log is True

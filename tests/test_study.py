@@ -385,3 +385,29 @@ def test_a_script_that_ends_during_the_background_compile_exits_cleanly(tmp_path
                          env=dict(os.environ, JAXHPO_CACHE_DIR="off"), cwd=tmp_path)
     assert out.returncode == 0 and "asked 0" in out.stdout, out.stderr
     assert "terminate called" not in out.stderr
+
+
+def test_tell_refuses_a_trial_of_another_study():
+    a = jaxhpo.Study(SPACE, jaxhpo.strategies.random(), seed=0)
+    b = jaxhpo.Study(SPACE, jaxhpo.strategies.random(), seed=1)
+    [ta] = a.ask()
+    b.ask()  # b has a trial 0 too: the number alone would match it
+    with pytest.raises(ValueError, match="belongs to another study"):
+        b.tell(ta, 1.0)
+    assert b.trials[0].state is TrialState.RUNNING and a.trials[0].state is TrialState.RUNNING
+
+
+@pytest.mark.parametrize("bad", [(1.0, 2.0), np.array([0.5]), "0.5", None, True])
+def test_an_objective_returning_something_else_than_a_number_fails_its_trial_and_the_search_goes_on(bad):
+    study = jaxhpo.Study(SPACE, jaxhpo.strategies.random(), seed=0)
+    study.optimize(lambda p: bad, n_trials=3, progress=False)
+    assert [t.state for t in study.trials] == [TrialState.FAILED] * 3
+    assert "must return one number" in study.trials[0].error
+
+
+def test_counts_accept_numpy_integers_and_refuse_bools():
+    study = jaxhpo.Study(SPACE, jaxhpo.strategies.random(), seed=0)
+    assert len(study.ask(np.int64(2))) == 2
+    with pytest.raises(ValueError, match="n must be a positive int, got n=True"):
+        study.ask(True)
+    study.optimize(_objectives.quadratic, n_trials=np.int32(2), progress=False)

@@ -1,0 +1,284 @@
+"""``bayes()`` on mixed spaces (log floats, ints, categoricals) against Optuna and random search (issue 17).
+
+Problems: scikit-learn models on scikit-learn's bundled data sets, each with
+a mixed space and the 3-fold cross-validated loss as objective (evaluations
+cached by configuration, so repeats cost nothing but a wasted budget slot),
+plus synthetic mixed functions with known optima. Methods, in the same run:
+jaxhpo ``bayes()`` (through ``Study``), Optuna's TPE (``constant_liar`` for
+batches) and GPSampler, and random search (jaxhpo ``random()``);
+scikit-optimize's ``Optimizer`` with ``--skopt`` (about 20 s per 40-trial
+run on 2 cores, so off by default). Budget: 40 evaluations, at batch 1 and
+batch 4 (ask 4, evaluate, tell 4), ``--seeds`` seeds.
+
+Scores as bayesmark does: per problem, 0 = the best value any method found,
+1 = the median of all random-search evaluations, the final best of each run
+mapped to that scale and clipped to [-1, 1]; per method, the mean and the
+median over problems of its median score over seeds, the share of problems
+where it beats TPE, and the mean number of distinct configurations
+evaluated (of 40).
+
+    OPENBLAS_NUM_THREADS=1 python benchmarks/bench_mixed.py [--seeds 16] [--skopt]
+
+Writes ``benchmarks/results/mixed.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+import time
+import warnings
+from dataclasses import dataclass
+from typing import Callable
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import numpy as np  # noqa: E402
+
+import jaxhpo  # noqa: E402
+from benchmarks.common import write_results  # noqa: E402
+
+EVALS = 40
+F, I, C = jaxhpo.Float, jaxhpo.Int, jaxhpo.Categorical
+
+
+@dataclass
+class Problem:
+    name: str
+    space: jaxhpo.Space
+    loss: Callable[[dict], float]
+
+
+def _cv_loss(make_model, data, scoring="accuracy"):
+    from sklearn.model_selection import cross_val_score
+
+    x, y = data
+    cache: dict = {}
+
+    def loss(params: dict) -> float:
+        key = tuple(sorted((k, repr(v)) for k, v in params.items()))
+        if key not in cache:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                try:
+                    score = float(np.mean(cross_val_score(make_model(params), x, y, cv=3, scoring=scoring)))
+                except ValueError:
+                    score = -math.inf if scoring != "accuracy" else 0.0
+            cache[key] = (1.0 - score) if scoring == "accuracy" else -score
+        return cache[key]
+
+    return loss
+
+
+def problems() -> list[Problem]:
+    from sklearn import datasets
+    from sklearn.linear_model import ElasticNet, LogisticRegression
+    from sklearn.neighbors import KNeighborsClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import SVC
+    from sklearn.tree import DecisionTreeClassifier
+
+    wine = datasets.load_wine(return_X_y=True)
+    cancer = datasets.load_breast_cancer(return_X_y=True)
+    digits = datasets.load_digits(return_X_y=True)
+    diabetes = datasets.load_diabetes(return_X_y=True)
+    out = [
+        Problem("tree-wine", jaxhpo.Space({
+            "max_depth": I(1, 20), "min_samples_split": I(2, 40, log=True), "min_samples_leaf": I(1, 20, log=True),
+            "criterion": C(["gini", "entropy", "log_loss"]), "max_features": F(0.1, 1.0)}),
+            _cv_loss(lambda p: DecisionTreeClassifier(random_state=0, **p), wine)),
+        Problem("knn-cancer", jaxhpo.Space({
+            "n_neighbors": I(1, 60, log=True), "weights": C(["uniform", "distance"]), "p": I(1, 2),
+            "leaf_size": I(5, 60)}),
+            _cv_loss(lambda p: make_pipeline(StandardScaler(), KNeighborsClassifier(**p)), cancer)),
+        Problem("svc-cancer", jaxhpo.Space({
+            "C": F(1e-3, 1e3, log=True), "gamma": F(1e-5, 1.0, log=True), "kernel": C(["rbf", "sigmoid", "poly"]),
+            "degree": I(2, 5)}),
+            _cv_loss(lambda p: make_pipeline(StandardScaler(), SVC(**p)), cancer)),
+        Problem("logreg-digits", jaxhpo.Space({
+            "C": F(1e-4, 1e2, log=True), "fit_intercept": C([True, False]), "max_iter": I(5, 200, log=True)}),
+            _cv_loss(lambda p: make_pipeline(StandardScaler(), LogisticRegression(**p)), (digits[0][:600], digits[1][:600]))),
+        Problem("enet-diabetes", jaxhpo.Space({
+            "alpha": F(1e-4, 10.0, log=True), "l1_ratio": F(0.0, 1.0), "fit_intercept": C([True, False]),
+            "selection": C(["cyclic", "random"])}),
+            _cv_loss(lambda p: ElasticNet(random_state=0, max_iter=2000, **p), diabetes, "neg_mean_squared_error")),
+    ]
+
+    # synthetic: known optimum 0
+    offsets = np.array([0.8, 0.0, 1.5, 0.3, 2.0])
+
+    def mixed_ackley(p):
+        x = np.array([p["x0"], p["x1"], p["x2"]])
+        a = -20 * np.exp(-0.2 * np.sqrt(np.mean(x ** 2))) - np.exp(np.mean(np.cos(2 * np.pi * x))) + 20 + np.e
+        return float(a + (p["n"] - 7) ** 2 / 10 + offsets[["a", "b", "c", "d", "e"].index(p["c"])])
+
+    out.append(Problem("synth-ackley-mixed", jaxhpo.Space({
+        "x0": F(-5.0, 5.0), "x1": F(-5.0, 5.0), "x2": F(-5.0, 5.0), "n": I(0, 10), "c": C(list("abcde"))}),
+        mixed_ackley))
+
+    def discrete_bowl(p):
+        ints = np.array([p["i0"], p["i1"], p["i2"], p["i3"]], dtype=float)
+        return float(np.sum((ints - np.array([3, 11, 7, 0])) ** 2) / 16 + (p["c0"] != "x") + 0.5 * (p["c1"] != "w"))
+
+    out.append(Problem("synth-discrete", jaxhpo.Space({
+        "i0": I(0, 15), "i1": I(0, 15), "i2": I(0, 15), "i3": I(0, 15), "c0": C(list("xyzw")), "c1": C(list("xyzw"))}),
+        discrete_bowl))
+    return out
+
+
+# ------------------------------------------------------------------ methods: each returns the 40 values in order
+def run_jaxhpo(problem: Problem, seed: int, batch: int, strategy) -> list:
+    study = jaxhpo.Study(problem.space, strategy, seed=seed)
+    study.optimize(problem.loss, n_trials=EVALS, batch_size=batch, progress=False)
+    return [(t.value, _key(t.params)) for t in study.trials]
+
+
+def _optuna_suggest(trial, space: jaxhpo.Space) -> dict:
+    out = {}
+    for name, p in space.params.items():
+        if isinstance(p, jaxhpo.Categorical):
+            out[name] = trial.suggest_categorical(name, list(p.choices))
+        elif isinstance(p, jaxhpo.Int):
+            out[name] = trial.suggest_int(name, p.low, p.high, log=p.log)
+        else:
+            out[name] = trial.suggest_float(name, p.low, p.high, log=p.log)
+    return out
+
+
+def run_optuna(problem: Problem, seed: int, batch: int, kind: str) -> list:
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if kind == "tpe":
+        sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=10, constant_liar=batch > 1)
+    else:
+        sampler = optuna.samplers.GPSampler(seed=seed, n_startup_trials=10)
+    study = optuna.create_study(sampler=sampler)
+    out = []
+    while len(out) < EVALS:
+        trials = [study.ask() for _ in range(min(batch, EVALS - len(out)))]
+        params = [_optuna_suggest(t, problem.space) for t in trials]
+        for t, p in zip(trials, params):
+            value = problem.loss(p)
+            study.tell(t, value)
+            out.append((value, _key(p)))
+    return out
+
+
+def run_skopt(problem: Problem, seed: int, batch: int) -> list:
+    from skopt import Optimizer
+    from skopt.space import Categorical, Integer, Real
+
+    dims, names = [], list(problem.space.params)
+    for name, p in problem.space.params.items():
+        if isinstance(p, jaxhpo.Categorical):
+            dims.append(Categorical(list(p.choices), name=name))
+        elif isinstance(p, jaxhpo.Int):
+            dims.append(Integer(p.low, p.high, prior="log-uniform" if p.log else "uniform", name=name))
+        else:
+            dims.append(Real(p.low, p.high, prior="log-uniform" if p.log else "uniform", name=name))
+    opt = Optimizer(dims, base_estimator="GP", n_initial_points=10, random_state=seed)
+    out = []
+    while len(out) < EVALS:
+        xs = opt.ask(n_points=min(batch, EVALS - len(out))) if batch > 1 else [opt.ask()]
+        values = []
+        for x in xs:
+            p = dict(zip(names, [v.item() if hasattr(v, "item") else v for v in x]))
+            values.append(problem.loss(p))
+            out.append((values[-1], _key(p)))
+        opt.tell(xs, values)
+    return out
+
+
+def _key(params: dict) -> tuple:
+    return tuple(sorted((k, repr(v)) for k, v in params.items()))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seeds", type=int, default=16)
+    parser.add_argument("--batches", default="1,4")
+    parser.add_argument("--skopt", action="store_true", help="add scikit-optimize (about 20 s per run)")
+    parser.add_argument("--problems", default=None, help="comma-separated names (default: all)")
+    args = parser.parse_args()
+
+    bayes = jaxhpo.strategies.bayes()
+    methods: dict[str, Callable] = {
+        "jaxhpo bayes": lambda pr, s, b: run_jaxhpo(pr, s, b, bayes),
+        "optuna TPE": lambda pr, s, b: run_optuna(pr, s, b, "tpe"),
+        "optuna GP": lambda pr, s, b: run_optuna(pr, s, b, "gp"),
+        "random": lambda pr, s, b: run_jaxhpo(pr, s, b, jaxhpo.strategies.random()),
+    }
+    if args.skopt:
+        methods["skopt GP"] = run_skopt
+    probs = problems()
+    if args.problems:
+        probs = [p for p in probs if p.name in args.problems.split(",")]
+    batches = [int(b) for b in args.batches.split(",")]
+
+    runs: dict = {}  # (problem, batch, method) -> list over seeds of [(value, key)] * 40
+    seconds: dict = {}
+    for problem in probs:
+        for batch in batches:
+            for name, fn in methods.items():
+                start = time.perf_counter()
+                runs[(problem.name, batch, name)] = [fn(problem, seed, batch) for seed in range(args.seeds)]
+                seconds[(problem.name, batch, name)] = (time.perf_counter() - start) / args.seeds
+                print(f"  {problem.name:20s} batch {batch}  {name:14s} {seconds[(problem.name, batch, name)]:6.2f} s/run",
+                      flush=True)
+
+    rows, summary = [], {}
+    for batch in batches:
+        per_method: dict = {name: {"scores": [], "distinct": [], "vs_tpe": []} for name in methods}
+        for problem in probs:
+            everything = [v for name in methods for run in runs[(problem.name, batch, name)] for v, _ in run
+                          if np.isfinite(v)]
+            best = min(everything)
+            random_median = float(np.median([v for run in runs[(problem.name, batch, "random")] for v, _ in run
+                                             if np.isfinite(v)]))
+            scale = random_median - best if random_median > best else 1.0
+            medians = {}
+            for name in methods:
+                finals = [min(v for v, _ in run) for run in runs[(problem.name, batch, name)]]
+                scores = np.clip((np.asarray(finals) - best) / scale, -1.0, 1.0)
+                distinct = [len({k for _, k in run}) for run in runs[(problem.name, batch, name)]]
+                medians[name] = float(np.median(scores))
+                per_method[name]["scores"].append(medians[name])
+                per_method[name]["distinct"].append(float(np.mean(distinct)))
+                rows.append({"problem": problem.name, "batch": batch, "method": name,
+                             "median_score": medians[name], "mean_distinct": float(np.mean(distinct)),
+                             "seconds_per_run": seconds[(problem.name, batch, name)]})
+            for name in methods:
+                per_method[name]["vs_tpe"].append(medians[name] < medians["optuna TPE"])
+        summary[batch] = {
+            name: {"mean_score": float(np.mean(m["scores"])), "median_score": float(np.median(m["scores"])),
+                   "share_better_than_tpe": float(np.mean(m["vs_tpe"])), "mean_distinct": float(np.mean(m["distinct"]))}
+            for name, m in per_method.items()
+        }
+
+    print(f"\n{args.seeds} seeds x {EVALS} evaluations; normalized score (0 = best found by any method, "
+          "1 = median random evaluation; lower is better)\n")
+    header = f"{'problem':20s} {'batch':>5s} " + " ".join(f"{name:>14s}" for name in methods)
+    print(header)
+    for batch in batches:
+        for problem in probs:
+            cells = [next(r for r in rows if r["problem"] == problem.name and r["batch"] == batch
+                          and r["method"] == name) for name in methods]
+            print(f"{problem.name:20s} {batch:5d} " + " ".join(f"{c['median_score']:8.3f} ({c['mean_distinct']:4.1f})"
+                                                              for c in cells))
+    print("\n(in parentheses: distinct configurations evaluated, of 40)\n")
+    print(f"{'batch':>5s} {'method':14s} {'mean':>7s} {'median':>7s} {'beats TPE':>10s} {'distinct':>9s}")
+    for batch in batches:
+        for name, s in summary[batch].items():
+            print(f"{batch:5d} {name:14s} {s['mean_score']:7.3f} {s['median_score']:7.3f} "
+                  f"{100 * s['share_better_than_tpe']:9.0f}% {s['mean_distinct']:9.1f}")
+    path = write_results("mixed", {"seeds": args.seeds, "evals": EVALS, "rows": rows,
+                                   "summary": {str(k): v for k, v in summary.items()}})
+    print(f"\nwrote {path}")
+
+
+if __name__ == "__main__":
+    main()

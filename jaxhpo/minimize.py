@@ -30,7 +30,7 @@ from jaxhpo._checks import positive_int
 from jaxhpo._objective_key import ObjectiveKey
 from jaxhpo.gp.blas import limit_blas_threads
 from jaxhpo.space import Space
-from jaxhpo.strategies.base import Strategy, history_best
+from jaxhpo.strategies.base import Strategy, check_strategy, history_best
 from jaxhpo.strategies.grid import GridState
 
 Array = jax.Array
@@ -95,6 +95,9 @@ def minimize(
     batch_size = positive_int("minimize", "batch_size", batch_size)
     if not isinstance(space, Space):
         raise ValueError(f"minimize: space must be a jaxhpo.Space, got space={space!r}")
+    check_strategy("minimize", strategy)
+    if not _is_key(key):
+        raise ValueError(f"minimize: key must be a JAX PRNG key such as jax.random.key(0), got key={key!r}")
     capacity = num_rounds * batch_size
     shape = jax.eval_shape(lambda k: strategy.init(k, space, capacity), key)
     if isinstance(shape, GridState) and shape.points.shape[0] < capacity:
@@ -120,6 +123,16 @@ def minimize(
         return jax.block_until_ready(_run_top(objective, space, strategy, num_rounds, batch_size, dtype, key))
 
 
+def _is_key(key: Any) -> bool:
+    """A new-style PRNG key (``jax.random.key``) or a legacy ``uint32[2]`` one (``jax.random.PRNGKey``)."""
+    dtype = getattr(key, "dtype", None)
+    if dtype is None:
+        return False
+    if jnp.issubdtype(dtype, jax.dtypes.prng_key):
+        return True
+    return dtype == jnp.uint32 and getattr(key, "shape", ())[-1:] == (2,)
+
+
 def _cast_floats(tree: Any, dtype: Any) -> Any:
     return jax.tree.map(lambda a: a.astype(dtype) if a.dtype == jnp.float64 else a, tree)
 
@@ -132,7 +145,14 @@ def _run(
 
     def one_round(state: Any, k: Array) -> tuple[Any, tuple[Array, Array]]:
         x, state = strategy.ask(k, state, batch_size)
-        y = jnp.asarray(objective(space.decode(x)))
+        out = objective(space.decode(x))
+        if out is None or isinstance(out, (dict, str)):
+            raise ValueError(f"minimize: objective must return an array of {batch_size} values (one per point of "
+                             f"the batch it is given), got {type(out).__name__}: {out!r}")
+        y = jnp.asarray(out)
+        if jnp.iscomplexobj(y):
+            raise ValueError("minimize: objective returned complex values; return real ones (for example the "
+                             "absolute value or the real part) so that nothing is dropped silently")
         if y.shape != (batch_size,):
             raise ValueError(
                 f"minimize: objective must return values of shape ({batch_size},) for a batch of "

@@ -35,7 +35,7 @@ from jaxhpo._checks import positive_int, real_scalar
 from jaxhpo.gp.blas import limit_blas_threads
 from jaxhpo.programs import Program
 from jaxhpo.space import Space
-from jaxhpo.strategies.base import Strategy, grow_state, next_capacity
+from jaxhpo.strategies.base import Strategy, check_strategy, grow_state, next_capacity
 from jaxhpo.strategies.base import SpaceExhausted
 
 logger = logging.getLogger("jaxhpo")
@@ -160,8 +160,8 @@ class Study:
             raise ValueError(f"Study: direction must be 'minimize' or 'maximize', got direction={direction!r}")
         if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
             raise ValueError(f"Study: seed must be an int, got seed={seed!r}")
-        if strategy is not None and not isinstance(strategy, Strategy):
-            raise ValueError(f"Study: strategy must be a jaxhpo Strategy, got strategy={strategy!r}")
+        if strategy is not None:
+            check_strategy("Study", strategy)
         if pruner is not None and not callable(getattr(pruner, "prune", None)):
             raise ValueError(f"Study: pruner must have a prune(study, trial) method, got pruner={pruner!r}")
         self.pruner = pruner
@@ -185,6 +185,8 @@ class Study:
         self._journal: Optional[journal.Journal] = None
         if storage is not None:
             import os
+
+            _check_journal_safe(space)
 
             if os.path.exists(storage) and os.path.getsize(storage) > 0:
                 first = journal.read(storage)[:1]
@@ -257,7 +259,7 @@ class Study:
                 )
             for item in record["trials"]:
                 x = np.asarray(item["x"], dtype=np.float64)
-                self.trials.append(self._make_trial(item["number"], x, item.get("time")))
+                self.trials.append(self._make_trial(item["number"], x, record.get("time")))
         elif op == "report":
             self.trials[record["number"]].intermediate_values[int(record["step"])] = float(record["value"])
         elif op == "tell":
@@ -532,6 +534,18 @@ class Study:
         if self._journal is not None:
             self._journal.close()
             self._journal = None
+
+
+def _check_journal_safe(space: Space) -> None:
+    """Categorical choices must come back from the journal (JSON) as they went in, as Optuna requires too."""
+    for name, param in space.params.items():
+        for choice in getattr(param, "choices", ()):
+            if choice is not None and type(choice) not in (bool, int, float, str):
+                raise ValueError(
+                    f"Study: choice {choice!r} of parameter {name!r} cannot be stored in the journal and would come "
+                    f"back changed after Study.load; use None, bool, int, float or str choices (a name or an index) "
+                    f"and map them to objects in your objective"
+                )
 
 
 def _outcome(value: float, pruned: bool) -> TrialState:

@@ -128,3 +128,23 @@ def test_counts_accept_numpy_integers_and_refuse_bools():
     assert res.y.shape == (6,)
     with pytest.raises(ValueError, match="num_rounds must be a positive int, got num_rounds=True"):
         jaxhpo.minimize(lambda p: p["x"], space, jaxhpo.strategies.random(), num_rounds=True, key=jax.random.key(0))
+
+
+@pytest.mark.parametrize("objective, message", [
+    (lambda p: None, "objective must return an array of 2 values"),
+    (lambda p: {"loss": p["x"]}, "objective must return an array of 2 values"),
+    (lambda p: p["x"] + 1j, "complex values"),
+])
+def test_objective_mistakes_are_clear_errors(objective, message):
+    space = jaxhpo.Space({"x": jaxhpo.Float(0.0, 1.0)})
+    with pytest.raises(ValueError, match=message):
+        jaxhpo.minimize(objective, space, jaxhpo.strategies.random(), num_rounds=2, batch_size=2, key=jax.random.key(0))
+
+
+def test_a_factory_or_an_int_key_is_a_clear_error():
+    space = jaxhpo.Space({"x": jaxhpo.Float(0.0, 1.0)})
+    with pytest.raises(ValueError, match=r"did you mean random\(\)"):
+        jaxhpo.minimize(lambda p: p["x"], space, jaxhpo.strategies.random, num_rounds=2, key=jax.random.key(0))
+    with pytest.raises(ValueError, match=r"key must be a JAX PRNG key such as jax.random.key\(0\), got key=0"):
+        jaxhpo.minimize(lambda p: p["x"], space, jaxhpo.strategies.random(), num_rounds=2, key=0)
+    jaxhpo.minimize(lambda p: p["x"], space, jaxhpo.strategies.random(), num_rounds=2, key=jax.random.PRNGKey(0))

@@ -411,3 +411,23 @@ def test_counts_accept_numpy_integers_and_refuse_bools():
     with pytest.raises(ValueError, match="n must be a positive int, got n=True"):
         study.ask(True)
     study.optimize(_objectives.quadratic, n_trials=np.int32(2), progress=False)
+
+
+def test_loaded_trials_keep_their_start_times(tmp_path):
+    path = str(tmp_path / "study.jsonl")
+    study = jaxhpo.Study(SPACE, jaxhpo.strategies.random(), seed=0, storage=path)
+    study.optimize(_objectives.quadratic, n_trials=3, progress=False)
+    study.close()
+    loaded = jaxhpo.Study.load(path, jaxhpo.strategies.random())
+    assert [t.datetime_start for t in loaded.trials] == pytest.approx([t.datetime_start for t in study.trials])
+    assert all(t.duration >= 0 for t in loaded.trials)
+    loaded.close()
+
+
+@pytest.mark.parametrize("choice", [(1, 2), len, b"bytes"])
+def test_choices_the_journal_cannot_carry_are_refused_with_the_choice_named(tmp_path, choice):
+    space = jaxhpo.Space({"c": jaxhpo.Categorical(["a", choice])})
+    path = str(tmp_path / "study.jsonl")
+    with pytest.raises(ValueError, match="parameter 'c' cannot be stored in the journal"):
+        jaxhpo.Study(space, jaxhpo.strategies.random(), storage=path)
+    jaxhpo.Study(space, jaxhpo.strategies.random())  # without a journal: any choice

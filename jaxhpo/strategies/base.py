@@ -200,6 +200,17 @@ class Strategy(NamedTuple):
         return self  # immutable pure functions: a copy is the same strategy
 
 
+def check_strategy(where: str, strategy: Any) -> None:
+    """A clear error when ``strategy`` is not a ``Strategy`` (a factory passed without calling it, say)."""
+    if isinstance(strategy, Strategy):
+        return
+    hint = ""
+    if callable(strategy) and getattr(strategy, "__name__", None):
+        hint = f"; did you mean {strategy.__name__}() (the factory called)?"
+    raise ValueError(f"{where}: strategy must be a jaxhpo Strategy such as jaxhpo.strategies.bayes(), "
+                     f"got strategy={strategy!r}{hint}")
+
+
 def _rebuild(module: str, name: str, args: tuple, kwargs: tuple) -> "Strategy":
     import importlib
 

@@ -31,7 +31,6 @@ from jaxhpo._objective_key import ObjectiveKey
 from jaxhpo.gp.blas import limit_blas_threads
 from jaxhpo.space import Space
 from jaxhpo.strategies.base import Strategy, check_strategy, history_best
-from jaxhpo.strategies.grid import GridState
 
 Array = jax.Array
 Objective = Callable[[dict[str, Array]], Array]
@@ -99,11 +98,11 @@ def minimize(
     if not _is_key(key):
         raise ValueError(f"minimize: key must be a JAX PRNG key such as jax.random.key(0), got key={key!r}")
     capacity = num_rounds * batch_size
-    shape = jax.eval_shape(lambda k: strategy.init(k, space, capacity), key)
-    if isinstance(shape, GridState) and shape.points.shape[0] < capacity:
+    points = None if strategy.num_points is None else strategy.num_points(space)
+    if points is not None and points < capacity:
         raise ValueError(
-            f"minimize: the grid has {shape.points.shape[0]} points but num_rounds * batch_size = "
-            f"{capacity}; lower the budget or raise the grid resolution"
+            f"minimize: the strategy has {points} points to hand out (a grid's size) but num_rounds * "
+            f"batch_size = {capacity}; lower the budget or raise the grid resolution"
         )
     # The program is traced, batched and compiled in a local float64 context, so
     # that the GP inside model-based strategies computes in float64 even when the

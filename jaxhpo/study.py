@@ -32,6 +32,7 @@ import numpy as np
 
 from jaxhpo import compile_cache, compile_options, journal
 from jaxhpo._checks import positive_int, real_scalar
+from jaxhpo.progress import progress_bar
 from jaxhpo.gp.blas import limit_blas_threads
 from jaxhpo.programs import Program
 from jaxhpo.space import Space
@@ -467,7 +468,7 @@ class Study:
         if with_trial and isinstance(executor, cf.ProcessPoolExecutor):
             raise ValueError("Study.optimize: fn(params, trial) needs the trial in this process; use threads, not processes")
         self.reserve(n_trials)
-        bar = _progress_bar(n_trials, progress)
+        bar = progress_bar(n_trials, progress)
         done = 0
         try:
             while done < n_trials:
@@ -634,19 +635,3 @@ def _evaluate(
         if error is not None and not isinstance(error, (catch, TrialPruned)):
             raise error
         yield futures[future], error if error is not None else future.result()
-
-
-def _progress_bar(total: int, progress: Optional[bool], desc: str = "trials") -> Any:
-    if progress is False:
-        return None
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:
-        if progress:
-            logger.warning("progress=True needs tqdm: pip install tqdm")
-        return None
-    import sys
-
-    if progress is None and not sys.stderr.isatty():
-        return None
-    return tqdm(total=total, desc=desc, leave=False)

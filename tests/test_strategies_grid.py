@@ -27,7 +27,7 @@ def test_grid_hands_out_every_point_once_in_order_then_stops():
 
 
 def test_minimize_refuses_budget_past_grid():
-    with pytest.raises(ValueError, match="grid has 18 points"):
+    with pytest.raises(ValueError, match="has 18 points to hand out"):
         jaxhpo.minimize(lambda p: p["x"], SPACE, jaxhpo.strategies.grid(3), num_rounds=19, key=jax.random.key(0))
 
 

@@ -124,9 +124,9 @@ def search(
     options.setdefault("batch_size_range", _int_range(space, "batch_size"))
     options.setdefault("epochs_range", _int_range(space, "epochs"))
     pop = Population(model_fn, x_train, y_train, x_val, y_val, max_epochs=epochs, **options)
-    from jaxhpo.study import _progress_bar
+    from jaxhpo.progress import progress_bar
 
-    bar = _progress_bar(rounds, progress, desc="rounds")
+    bar = progress_bar(rounds, progress, desc="rounds")
     results, preds, losses = [], [], []
     for r in range(rounds):
         trials = study.ask(batch_size)

@@ -180,6 +180,10 @@ class Strategy(NamedTuple):
         set_pending: optional ``(state, x[p, d]) -> state`` for strategies that
             take into account points asked and not yet told (so parallel
             workers get different suggestions); drivers call it before ``ask``.
+        num_points: optional ``(space) -> int``: how many points the strategy
+            can hand out in ``space`` before it is exhausted (a grid's size);
+            ``None`` when there is no such bound. Drivers refuse a larger
+            compiled budget instead of evaluating NaN rows.
     """
 
     init: Callable[[Array, Space, int], Any]
@@ -189,6 +193,7 @@ class Strategy(NamedTuple):
     design_ask: Optional[Callable[[Array, Any, int], tuple[Array, Any]]] = None
     in_design: Optional[Callable[[Any, int], Array]] = None
     set_pending: Optional[Callable[[Any, Array], Any]] = None
+    num_points: Optional[Callable[[Space], int]] = None
 
     def __reduce__(self):
         """Factory-made strategies pickle as their recipe (closures cannot be pickled)."""

@@ -62,4 +62,7 @@ def grid(resolution: int = 5) -> Strategy:
         x = jnp.where(inside[:, None], state.points[jnp.minimum(rows, size - 1)], jnp.nan)
         return x, state._replace(index=state.index + num, exhausted=state.exhausted | ~inside[-1])
 
-    return Strategy(init, ask, tell_history)
+    def num_points(space: Space) -> int:
+        return len(space.grid(resolution))
+
+    return Strategy(init, ask, tell_history, num_points=num_points)

@@ -15,6 +15,18 @@ from jaxhpo.study import Study, Trial, TrialPruned, TrialState
 
 __version__ = "0.1.0"
 
+_OPTIONAL = ("plots", "sklearn")  # modules whose dependencies are extras: imported on first use
+
+
+def __getattr__(name: str):
+    """``jaxhpo.plots`` and ``jaxhpo.sklearn`` without an explicit import (matplotlib and scikit-learn load then)."""
+    if name in _OPTIONAL:
+        import importlib
+
+        return importlib.import_module(f"jaxhpo.{name}")
+    raise AttributeError(f"module 'jaxhpo' has no attribute {name!r}")
+
+
 __all__ = [
     "Categorical",
     "Float",

@@ -43,3 +43,13 @@ def test_plots_reject_bad_input(tmp_path):
         plots.history(empty, str(tmp_path / "h.png"))
     with pytest.raises(ValueError, match="members, epochs"):
         plots.learning_curves(np.ones(3), str(tmp_path / "l.png"))
+
+
+def test_plots_and_sklearn_need_no_explicit_import():
+    import subprocess
+    import sys
+
+    code = ("import sys, jaxhpo; assert 'jaxhpo.plots' not in sys.modules; "
+            "print(jaxhpo.plots.__name__, jaxhpo.sklearn.__name__)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["jaxhpo.plots", "jaxhpo.sklearn"]

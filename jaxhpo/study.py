@@ -20,6 +20,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import enum
 import functools
+import json
 import logging
 import math
 import time
@@ -35,7 +36,7 @@ from jaxhpo._checks import positive_int, real_scalar
 from jaxhpo.progress import progress_bar
 from jaxhpo.gp.blas import limit_blas_threads
 from jaxhpo.programs import Program
-from jaxhpo.space import Space
+from jaxhpo.space import Int, Space
 from jaxhpo.strategies.base import Strategy, check_strategy, grow_state, next_capacity
 from jaxhpo.strategies.base import SpaceExhausted
 
@@ -81,7 +82,20 @@ class Trial:
     datetime_start: float = field(default_factory=time.time, repr=False)
     datetime_complete: Optional[float] = field(default=None, repr=False)
     intermediate_values: dict = field(default_factory=dict, repr=False)
+    user_attrs: dict = field(default_factory=dict, repr=False)
     _study: Any = field(default=None, repr=False, compare=False)
+
+    def set_user_attr(self, key: str, value: Any) -> None:
+        """Attaches ``value`` (anything JSON can store) to the trial under ``key``; journaled."""
+        if not isinstance(key, str):
+            raise ValueError(f"Trial.set_user_attr: key must be a str, got key={key!r}")
+        try:
+            json.dumps(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"Trial.set_user_attr: value must be JSON-serializable, got value={value!r}") from None
+        self.user_attrs[key] = value
+        if self._study is not None:
+            self._study._log({"op": "attr", "number": self.number, "key": key, "value": value})
 
     def report(self, step: int, value: float) -> None:
         """Records an intermediate value (a validation loss after ``step`` epochs, say).
@@ -175,6 +189,8 @@ class Study:
         self._requeued: list[Trial] = []
         self._budget_end = 0  # trials the buffer was last reserved for (reserve)
         self._pending_told = False  # whether the strategy state holds pending points
+        self._enqueued: list[dict] = []  # parameters to evaluate next (enqueue_trial), as given
+        self._stop = False
         self._ask_calls = 0
         compile_cache.ensure()
         self._seed_key = jax.random.key(self.seed)
@@ -250,6 +266,13 @@ class Study:
             if numbers != list(range(len(self.trials), len(self.trials) + len(numbers))):
                 raise ValueError(f"trials {numbers} do not follow the {len(self.trials)} trials before them "
                                  f"(an ask record is missing or damaged)")
+            if record.get("enqueued"):  # parameters given by the user: the strategy was not asked
+                for item in record["trials"]:
+                    trial = Trial(number=item["number"], params=dict(item["params"]),
+                                  x=np.asarray(item["x"], dtype=np.float64), datetime_start=record.get("time"),
+                                  _study=self)
+                    self.trials.append(trial)
+                return
             # the state change the original call recorded, else the call again (same key, same change)
             if not self._apply_delta(record.get("state")):
                 self._strategy_ask(record["n"])
@@ -261,6 +284,8 @@ class Study:
             for item in record["trials"]:
                 x = np.asarray(item["x"], dtype=np.float64)
                 self.trials.append(self._make_trial(item["number"], x, record.get("time")))
+        elif op == "attr":
+            self.trials[record["number"]].user_attrs[record["key"]] = record["value"]
         elif op == "report":
             self.trials[record["number"]].intermediate_values[int(record["step"])] = float(record["value"])
         elif op == "tell":
@@ -290,6 +315,8 @@ class Study:
         n = positive_int("Study.ask", "n", n)
         out = self._requeued[:n]
         self._requeued = self._requeued[len(out) :]
+        while len(out) < n and self._enqueued:
+            out.append(self._ask_enqueued(self._enqueued.pop(0)))
         need = n - len(out)
         if need:
             before = self._state
@@ -313,6 +340,70 @@ class Study:
                 raise SpaceExhausted(f"the search space is exhausted after {len(self.trials)} trials: the "
                                      f"strategy has no new configuration left")
         return out
+
+    def enqueue_trial(self, params: dict[str, Any]) -> None:
+        """Asks for ``params`` to be evaluated next, exactly as given (a known good configuration, say).
+
+        The next ``ask`` hands it out before any suggestion of the strategy,
+        which learns from its value like from any other trial.
+
+        Args:
+            params: a value for every parameter (categoricals as their choices).
+
+        Raises:
+            ValueError: for unknown or missing names, or values outside the space.
+        """
+        self._enqueued.append(self._checked_params(params))
+
+    def add_trial(self, params: dict[str, Any], value: Any) -> Trial:
+        """Records a trial evaluated elsewhere: ``params`` (as ``enqueue_trial`` takes them) and its ``value``."""
+        trial = self._ask_enqueued(self._checked_params(params))
+        self.tell(trial, value)
+        return trial
+
+    def stop(self) -> None:
+        """Makes a running ``optimize`` return after the trials under way are told (from the objective or
+        a callback, as ``optuna.Study.stop``)."""
+        self._stop = True
+
+    def _checked_params(self, params: dict[str, Any]) -> dict[str, Any]:
+        if not isinstance(params, dict):
+            raise ValueError(f"Study: params must be a dict of parameter values, got params={params!r}")
+        indices = {}
+        for name, param in self.space.params.items():
+            if name in params and hasattr(param, "choices"):
+                try:
+                    indices[name] = param.index(params[name])
+                except ValueError:
+                    raise ValueError(f"Study: params[{name!r}]={params[name]!r} is not one of the choices "
+                                     f"{list(param.choices)}") from None
+        values = {name: indices.get(name, value) for name, value in params.items()}
+        self.space.encode(values)  # names and ranges checked, with errors naming them
+        out = {}
+        for name, param in self.space.params.items():
+            value = params[name]
+            if hasattr(param, "choices"):
+                value = param.choices[indices[name]]
+            elif isinstance(param, Int):
+                if float(value) != int(value):
+                    raise ValueError(f"Study: params[{name!r}] must be an integer, got {value!r}")
+                value = int(value)
+            else:
+                value = float(value)
+            out[name] = value
+        return out
+
+    def _ask_enqueued(self, params: dict[str, Any]) -> Trial:
+        """A running trial for ``params`` (checked), journaled; the strategy is not asked."""
+        encodable = {name: (self.space.params[name].index(v) if hasattr(self.space.params[name], "choices") else v)
+                     for name, v in params.items()}
+        x = np.asarray(self.space.encode(encodable, dtype=np.float32), dtype=np.float64)
+        now = time.time()
+        trial = Trial(number=len(self.trials), params=dict(params), x=x, datetime_start=now, _study=self)
+        self._log({"op": "ask", "n": 1, "enqueued": True, "time": now,
+                   "trials": [{"number": trial.number, "x": x.tolist(), "params": trial.params}]})
+        self.trials.append(trial)
+        return trial
 
     def tell(self, trial: Trial | int, value: Any) -> None:
         """Records the outcome of a trial.
@@ -470,8 +561,9 @@ class Study:
         self.reserve(n_trials)
         bar = progress_bar(n_trials, progress)
         done = 0
+        self._stop = False
         try:
-            while done < n_trials:
+            while done < n_trials and not self._stop:
                 try:
                     batch = self.ask(min(batch_size, n_trials - done))
                 except SpaceExhausted as e:

@@ -431,3 +431,56 @@ def test_choices_the_journal_cannot_carry_are_refused_with_the_choice_named(tmp_
     with pytest.raises(ValueError, match="parameter 'c' cannot be stored in the journal"):
         jaxhpo.Study(space, jaxhpo.strategies.random(), storage=path)
     jaxhpo.Study(space, jaxhpo.strategies.random())  # without a journal: any choice
+
+
+def test_enqueued_trials_are_evaluated_first_and_exactly_and_survive_load(tmp_path):
+    space = jaxhpo.Space({"lr": jaxhpo.Float(1e-5, 1e-1, log=True), "n": jaxhpo.Int(1, 9),
+                          "act": jaxhpo.Categorical(["relu", "tanh"])})
+    path = str(tmp_path / "study.jsonl")
+    study = jaxhpo.Study(space, jaxhpo.strategies.bayes(num_initial=3, refine_steps=2), seed=0, storage=path)
+    given = [{"lr": 0.0012345678901234, "n": 7, "act": "tanh"}, {"lr": 3e-5, "n": 1, "act": "relu"}]
+    for params in given:
+        study.enqueue_trial(params)
+    received = []
+
+    def objective(p):
+        received.append(dict(p))
+        return np.log(p["lr"]) ** 2 / 100 + p["n"]
+
+    study.optimize(objective, n_trials=5, progress=False)
+    assert received[:2] == given  # first, and the float64 values exactly as given
+    assert [t.params for t in study.trials[:2]] == given
+    added = study.add_trial({"lr": 1e-3, "n": 2, "act": "relu"}, 0.5)
+    assert added.state is TrialState.COMPLETE and added.number == 5
+    study.trials[0].set_user_attr("note", {"source": "paper"})
+    study.close()
+    loaded = jaxhpo.Study.load(path, jaxhpo.strategies.bayes(num_initial=3, refine_steps=2))
+    assert [t.params for t in loaded.trials] == [t.params for t in study.trials]
+    assert [t.value for t in loaded.trials] == [t.value for t in study.trials]
+    assert loaded.trials[0].user_attrs == {"note": {"source": "paper"}}
+    loaded.close()
+
+
+def test_enqueue_trial_checks_its_params():
+    study = jaxhpo.Study(jaxhpo.Space({"x": jaxhpo.Float(0.0, 1.0), "c": jaxhpo.Categorical(["a", "b"])}),
+                         jaxhpo.strategies.random())
+    with pytest.raises(ValueError, match="is not one of the choices"):
+        study.enqueue_trial({"x": 0.5, "c": "z"})
+    with pytest.raises(ValueError, match="x"):
+        study.enqueue_trial({"x": 2.0, "c": "a"})
+    with pytest.raises(ValueError):
+        study.enqueue_trial({"c": "a"})
+
+
+def test_stop_ends_optimize_after_the_current_trial():
+    study = jaxhpo.Study(SPACE, jaxhpo.strategies.random(), seed=0)
+
+    def objective(p, trial):
+        if trial.number == 3:
+            study.stop()
+        return _objectives.quadratic(p)
+
+    study.optimize(objective, n_trials=20, progress=False)
+    assert len(study.trials) == 4 and all(t.state is TrialState.COMPLETE for t in study.trials)
+    study.optimize(_objectives.quadratic, n_trials=2, progress=False)  # a later optimize runs normally
+    assert len(study.trials) == 6

@@ -8,8 +8,11 @@ complete line (a bad byte, half a line from another tool) is reported by
 lock (``flock``) on its file while open, so a second writer (a study resumed
 while the first process still runs) gets a clear error instead of
 truncating a line the first one is writing; the operating system releases
-the lock when the process dies, so a crash never leaves it stale. (No lock
-where ``fcntl`` is missing, on Windows.)
+the lock when the process dies, so a crash never leaves it stale. A child
+process forked while the journal is open (a process-pool worker) does not
+keep the lock alive: its copy of the file descriptor is pointed at
+``/dev/null`` right after the fork. (No lock where ``fcntl`` is missing, on
+Windows.)
 
 Example:
     >>> import os, tempfile
@@ -25,6 +28,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import weakref
 from typing import Any, NamedTuple
 
 try:
@@ -94,6 +98,26 @@ def read(path: str) -> list[dict]:
     return [record for _, record in scan(path).records]
 
 
+_OPEN: "weakref.WeakSet[Journal]" = weakref.WeakSet()  # journals open in this process
+
+
+def _release_in_child() -> None:
+    """After a fork: the child's descriptors of open journals point at /dev/null, so that the lock
+    (held by the open file, shared with the parent) dies with the parent, not with its last worker."""
+    for journal in list(_OPEN):
+        try:
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, journal._file.fileno())
+            os.close(null)
+        except (OSError, ValueError):
+            pass
+        journal._forked_copy = True
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_release_in_child)
+
+
 class Journal:
     """Appends records to ``path``; truncates a partial trailing line left by a crash."""
 
@@ -111,8 +135,12 @@ class Journal:
         end = scan(self.path).end  # under the lock: nobody is writing a line now
         if end != os.path.getsize(self.path):
             self._file.truncate(end)  # only a partial last line; damaged complete lines stay as they are
+        self._forked_copy = False
+        _OPEN.add(self)
 
     def append(self, record: dict) -> None:
+        if self._forked_copy:
+            raise RuntimeError(f"Journal: {self.path!r} belongs to the process that opened it, not to this forked child")
         self._file.write(dumps(record) + "\n")
         self._file.flush()
         if self.fsync:

@@ -484,3 +484,28 @@ def test_stop_ends_optimize_after_the_current_trial():
     assert len(study.trials) == 4 and all(t.state is TrialState.COMPLETE for t in study.trials)
     study.optimize(_objectives.quadratic, n_trials=2, progress=False)  # a later optimize runs normally
     assert len(study.trials) == 6
+
+
+def test_a_forked_worker_does_not_keep_the_journal_locked_after_the_study_process_dies(tmp_path):
+    path = str(tmp_path / "study.jsonl")
+    pid_file = str(tmp_path / "worker.pid")
+    script = textwrap.dedent(f"""
+        import multiprocessing, os, time
+        import jaxhpo
+        study = jaxhpo.Study(jaxhpo.Space({{"x": jaxhpo.Float(0.0, 1.0)}}), jaxhpo.strategies.random(),
+                             storage={path!r})
+        study.optimize(lambda p: p["x"], n_trials=2, progress=False)
+        worker = multiprocessing.get_context("fork").Process(target=time.sleep, args=(60,))
+        worker.start()
+        open({pid_file!r}, "w").write(str(worker.pid))
+        os._exit(0)  # the study process dies (as when killed); the forked worker lives on
+    """)
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=120)
+    worker = int(open(pid_file).read())
+    try:
+        os.kill(worker, 0)  # still alive, holding a copy of the journal's descriptor
+        loaded = jaxhpo.Study.load(path, jaxhpo.strategies.random())
+        assert len(loaded.trials) == 2
+        loaded.close()
+    finally:
+        os.kill(worker, 9)

@@ -12,7 +12,9 @@ the lock when the process dies, so a crash never leaves it stale. A child
 process forked while the journal is open (a process-pool worker) does not
 keep the lock alive: its copy of the file descriptor is pointed at
 ``/dev/null`` right after the fork. (No lock where ``fcntl`` is missing, on
-Windows.)
+Windows.) Within one process, opening a journal again (a notebook cell
+with ``Study.load`` run twice) hands the file over to the new opening; the
+older one refuses to write, with an error that says so.
 
 Example:
     >>> import os, tempfile
@@ -124,6 +126,11 @@ class Journal:
     def __init__(self, path: str, fsync: bool = True) -> None:
         self.path = os.fspath(path)
         self.fsync = fsync
+        self._handed_over = False
+        for older in list(_OPEN):  # the same file, open in this process (a notebook cell run again)
+            if not older._file.closed and os.path.realpath(older.path) == os.path.realpath(self.path):
+                older._file.close()
+                older._handed_over = True
         self._file = open(self.path, "a", encoding="utf-8")
         if fcntl is not None:
             try:
@@ -141,6 +148,9 @@ class Journal:
     def append(self, record: dict) -> None:
         if self._forked_copy:
             raise RuntimeError(f"Journal: {self.path!r} belongs to the process that opened it, not to this forked child")
+        if self._handed_over:
+            raise RuntimeError(f"Journal: {self.path!r} was opened again in this process (Study.load run again, "
+                               f"say) and only the newest opening writes to it; use that Study")
         self._file.write(dumps(record) + "\n")
         self._file.flush()
         if self.fsync:

@@ -622,6 +622,12 @@ class Study:
             rows.append(row)
         return pd.DataFrame(rows)
 
+    def __enter__(self) -> "Study":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
     def close(self) -> None:
         """Closes the journal file (the study stays usable in memory)."""
         if self._journal is not None:

@@ -114,10 +114,11 @@ def test_a_journal_open_for_writing_refuses_a_second_writer(tmp_path):
     path = str(tmp_path / "study.jsonl")
     study = jaxhpo.Study(SPACE, jaxhpo.strategies.random(), storage=path, seed=0)
     study.optimize(_objectives.quadratic, n_trials=2, progress=False)
-    with pytest.raises(RuntimeError, match="open for writing elsewhere"):
-        jaxhpo.Study.load(path, jaxhpo.strategies.random())
-    with pytest.raises(RuntimeError, match="study.jsonl"):
-        journal.Journal(path)
+    # a second process (within one process, a newer opening takes the file over: see below)
+    code = (f"import jaxhpo; jaxhpo.Study.load({path!r}, jaxhpo.strategies.random())")
+    second = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert second.returncode != 0 and "open for writing elsewhere" in second.stderr
+    assert "study.jsonl" in second.stderr
     study.optimize(_objectives.quadratic, n_trials=1, progress=False)  # the first writer carries on
     study.close()  # releases the lock
     again = jaxhpo.Study.load(path, jaxhpo.strategies.random())
@@ -509,3 +510,18 @@ def test_a_forked_worker_does_not_keep_the_journal_locked_after_the_study_proces
         loaded.close()
     finally:
         os.kill(worker, 9)
+
+
+def test_loading_a_journal_twice_in_one_process_hands_it_to_the_newest_study(tmp_path):
+    path = str(tmp_path / "study.jsonl")
+    with jaxhpo.Study(SPACE, jaxhpo.strategies.random(), seed=0, storage=path) as study:
+        study.optimize(_objectives.quadratic, n_trials=2, progress=False)
+    first = jaxhpo.Study.load(path, jaxhpo.strategies.random())  # a notebook cell...
+    second = jaxhpo.Study.load(path, jaxhpo.strategies.random())  # ...run again, the first still alive
+    with pytest.raises(RuntimeError, match="opened again in this process"):
+        first.ask()
+    second.optimize(_objectives.quadratic, n_trials=1, progress=False)
+    second.close()
+    with jaxhpo.Study.load(path, jaxhpo.strategies.random()) as third:
+        assert len(third.trials) == 3
+    assert third._journal is None  # closed on leaving the block

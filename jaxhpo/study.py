@@ -283,7 +283,12 @@ class Study:
                 )
             for item in record["trials"]:
                 x = np.asarray(item["x"], dtype=np.float64)
-                self.trials.append(self._make_trial(item["number"], x, record.get("time")))
+                trial = self._make_trial(item["number"], x, record.get("time"))
+                if "params" in item and not _same_params(trial.params, item["params"]):
+                    raise ValueError(f"trial {trial.number}'s parameters {item['params']} are not what its point "
+                                     f"means in the study's space ({trial.params}): the space in the first line "
+                                     f"does not match the trials (was it edited?)")
+                self.trials.append(trial)
         elif op == "attr":
             self.trials[record["number"]].user_attrs[record["key"]] = record["value"]
         elif op == "report":
@@ -633,6 +638,20 @@ class Study:
         if self._journal is not None:
             self._journal.close()
             self._journal = None
+
+
+def _same_params(a: dict, b: dict) -> bool:
+    """Parameters equal as journaled (floats to 1e-9 relative: JSON keeps 17 digits)."""
+    if set(a) != set(b):
+        return False
+    for name, value in a.items():
+        other = b[name]
+        if isinstance(value, float) and isinstance(other, (int, float)) and not isinstance(other, bool):
+            if not math.isclose(value, other, rel_tol=1e-9, abs_tol=1e-300):
+                return False
+        elif value != other or type(value) is bool and type(other) is not bool:
+            return False
+    return True
 
 
 def _check_journal_safe(space: Space) -> None:

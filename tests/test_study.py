@@ -525,3 +525,16 @@ def test_loading_a_journal_twice_in_one_process_hands_it_to_the_newest_study(tmp
     with jaxhpo.Study.load(path, jaxhpo.strategies.random()) as third:
         assert len(third.trials) == 3
     assert third._journal is None  # closed on leaving the block
+
+
+def test_load_refuses_a_header_edited_after_the_trials(tmp_path):
+    path = str(tmp_path / "study.jsonl")
+    with jaxhpo.Study(SPACE, jaxhpo.strategies.random(), seed=0, storage=path) as study:
+        study.optimize(_objectives.quadratic, n_trials=3, progress=False)
+    lines = open(path).read().splitlines()
+    header = json.loads(lines[0])
+    name = next(iter(header["space"]))
+    header["space"][name]["high"] = header["space"][name]["high"] * 2 + 1  # bounds edited by hand
+    open(path, "w").write("\n".join([json.dumps(header)] + lines[1:]) + "\n")
+    with pytest.raises(ValueError, match="does not match the trials"):
+        jaxhpo.Study.load(path, jaxhpo.strategies.random())

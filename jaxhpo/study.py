@@ -83,6 +83,7 @@ class Trial:
     datetime_complete: Optional[float] = field(default=None, repr=False)
     intermediate_values: dict = field(default_factory=dict, repr=False)
     user_attrs: dict = field(default_factory=dict, repr=False)
+    infrastructure_faults: int = field(default=0, repr=False)  # times its worker died under it
     _study: Any = field(default=None, repr=False, compare=False)
 
     def set_user_attr(self, key: str, value: Any) -> None:
@@ -574,7 +575,19 @@ class Study:
                 except SpaceExhausted as e:
                     logger.info("stopping: %s", e)
                     break
+                broken = None
                 for trial, outcome in _evaluate(fn, batch, executor, catch, with_trial):
+                    if isinstance(outcome, _InfrastructureFault):
+                        # a dead worker, a broken pool, a cancelled future: not the objective's failure;
+                        # the trial runs again (the next ask hands it out first)
+                        trial.infrastructure_faults += 1
+                        if trial.infrastructure_faults <= MAX_INFRASTRUCTURE_RETRIES:
+                            logger.warning("trial %d: %s; it will run again", trial.number, outcome.error)
+                            self._requeued.append(trial)
+                            broken = broken or (outcome.error if outcome.executor_broken else None)
+                            continue
+                        outcome = RuntimeError(f"its worker died {trial.infrastructure_faults} times "
+                                               f"(last: {outcome.error})")
                     if not isinstance(outcome, BaseException) and not real_scalar(outcome):
                         # as Optuna does: a failed trial, and the search goes on
                         outcome = TypeError(f"the objective returned {outcome!r}; it must return one number")
@@ -584,6 +597,11 @@ class Study:
                         bar.update(1)
                         if self._has_complete():
                             bar.set_postfix(best=self.best_value)
+                if broken is not None:
+                    waiting = sorted(t.number for t in self._requeued)
+                    raise RuntimeError(f"Study.optimize: the executor broke ({broken}); trials {waiting} were not "
+                                       f"told and run again first at the next ask or optimize: pass a working "
+                                       f"executor (nothing was recorded as failed)")
         finally:
             if bar is not None:
                 bar.close()
@@ -733,10 +751,29 @@ def _takes_trial(fn: Callable) -> bool:
     return len(params) == 2
 
 
+MAX_INFRASTRUCTURE_RETRIES = 2  # a trial whose worker dies more often than this fails (it may be the cause)
+
+
+@dataclass
+class _InfrastructureFault:
+    """What ``_evaluate`` yields when a trial could not run through no fault of the objective."""
+
+    error: str
+    executor_broken: bool
+
+
+def _infrastructure_fault(error: BaseException) -> Optional[_InfrastructureFault]:
+    """A dead worker, a broken pool, a cancelled future (dask's too); None for the objective's own errors."""
+    broken = isinstance(error, cf.BrokenExecutor)
+    if broken or isinstance(error, cf.CancelledError) or type(error).__name__ in ("KilledWorker", "CommClosedError"):
+        return _InfrastructureFault(f"{type(error).__name__}: {error}", broken)
+    return None
+
+
 def _evaluate(
     fn: Callable, batch: list[Trial], executor: Optional[cf.Executor], catch: tuple, with_trial: bool = False
 ) -> Iterable[tuple[Trial, Any]]:
-    """Yields ``(trial, value or exception)`` as evaluations finish."""
+    """Yields ``(trial, value or exception or _InfrastructureFault)`` as evaluations finish."""
     if executor is None:
         for trial in batch:
             try:
@@ -746,9 +783,21 @@ def _evaluate(
             except catch as e:  # noqa: PERF203 - one objective call per iteration
                 yield trial, e
         return
-    futures = {executor.submit(fn, dict(t.params), *((t,) if with_trial else ())): t for t in batch}
+    futures = {}
+    for t in batch:
+        try:
+            futures[executor.submit(fn, dict(t.params), *((t,) if with_trial else ()))] = t
+        except (cf.BrokenExecutor, RuntimeError) as e:  # a pool already broken or shut down
+            yield t, _InfrastructureFault(f"{type(e).__name__}: {e}", True)
     for future in cf.as_completed(futures):
-        error = future.exception()
+        try:
+            error = future.exception()
+        except cf.CancelledError as e:
+            error = e
+        fault = None if error is None else _infrastructure_fault(error)
+        if fault is not None:
+            yield futures[future], fault
+            continue
         if error is not None and not isinstance(error, (catch, TrialPruned)):
             raise error
         yield futures[future], error if error is not None else future.result()

@@ -34,3 +34,13 @@ def die_on_fifth_call(params):
     if os.path.getsize(counter) == 6:
         os.kill(os.getpid(), signal.SIGKILL)
     return quadratic(params)
+
+
+def kill_worker_once(params):
+    """The first call whose ``n`` is 2 kills its worker process (a marker file in $JAXHPO_TEST_MARKER
+    remembers it); every other call is ``quadratic``."""
+    marker = os.environ["JAXHPO_TEST_MARKER"]
+    if params["n"] == 2 and not os.path.exists(marker):
+        open(marker, "w").close()
+        os.kill(os.getpid(), signal.SIGKILL)
+    return quadratic(params)

@@ -538,3 +538,24 @@ def test_load_refuses_a_header_edited_after_the_trials(tmp_path):
     open(path, "w").write("\n".join([json.dumps(header)] + lines[1:]) + "\n")
     with pytest.raises(ValueError, match="does not match the trials"):
         jaxhpo.Study.load(path, jaxhpo.strategies.random())
+
+
+def test_a_dead_pool_worker_sends_its_trials_back_instead_of_failing_them(tmp_path, monkeypatch):
+    monkeypatch.setenv("JAXHPO_TEST_MARKER", str(tmp_path / "killed"))
+    study = jaxhpo.Study(SPACE, jaxhpo.strategies.random(), seed=3)
+    context = multiprocessing.get_context("spawn")
+    with pytest.raises(RuntimeError, match="the executor broke"):
+        with cf.ProcessPoolExecutor(max_workers=2, mp_context=context) as pool:
+            study.optimize(_objectives.kill_worker_once, n_trials=40, batch_size=8, executor=pool, progress=False)
+    assert (tmp_path / "killed").exists()  # a worker did die
+    assert not [t for t in study.trials if t.state is TrialState.FAILED]  # nobody blamed the objective
+    waiting = [t for t in study.trials if t.state is TrialState.RUNNING]
+    assert waiting  # the trial that killed its worker, and those the broken pool never ran
+    with cf.ProcessPoolExecutor(max_workers=2, mp_context=context) as pool:
+        study.optimize(_objectives.kill_worker_once, n_trials=len(waiting), batch_size=8, executor=pool,
+                       progress=False)
+    assert all(t.state is TrialState.COMPLETE for t in study.trials)
+    numbers = [t.number for t in study.trials]
+    assert numbers == sorted(set(numbers))  # nothing duplicated
+    for t in study.trials:
+        assert t.value == pytest.approx(_objectives.quadratic(t.params))

@@ -25,7 +25,7 @@ import logging
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Optional
+from typing import Any, Callable, Iterable, Optional, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -542,6 +542,8 @@ class Study:
         executor: Optional[cf.Executor] = None,
         progress: Optional[bool] = None,
         catch: tuple[type[BaseException], ...] = (Exception,),
+        timeout: Optional[float] = None,
+        callbacks: Optional[Sequence[Callable[["Study", Trial], None]]] = None,
     ) -> None:
         """Runs ``n_trials`` more trials of ``fn(params) -> value``.
 
@@ -558,9 +560,20 @@ class Study:
             progress: show a tqdm progress bar; ``None`` shows one when tqdm is
                 installed and the output is a terminal.
             catch: exception types recorded as failed trials; others propagate.
+            timeout: seconds after which no new trial starts (those under way
+                finish and are told), as in Optuna; ``None``: no limit.
+            callbacks: functions called as ``callback(study, trial)`` after each
+                trial is told (call ``study.stop()`` from one to end early).
         """
         n_trials = positive_int("Study.optimize", "n_trials", n_trials)
         batch_size = positive_int("Study.optimize", "batch_size", batch_size)
+        if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float))
+                                    or not timeout > 0):
+            raise ValueError(f"Study.optimize: timeout must be a number of seconds > 0 or None, got timeout={timeout!r}")
+        callbacks = list(callbacks or [])
+        if not all(callable(c) for c in callbacks):
+            raise ValueError(f"Study.optimize: callbacks must be functions callback(study, trial), got {callbacks!r}")
+        deadline = None if timeout is None else time.monotonic() + float(timeout)
         with_trial = _takes_trial(fn)
         if with_trial and isinstance(executor, cf.ProcessPoolExecutor):
             raise ValueError("Study.optimize: fn(params, trial) needs the trial in this process; use threads, not processes")
@@ -569,7 +582,7 @@ class Study:
         done = 0
         self._stop = False
         try:
-            while done < n_trials and not self._stop:
+            while done < n_trials and not self._stop and (deadline is None or time.monotonic() < deadline):
                 try:
                     batch = self.ask(min(batch_size, n_trials - done))
                 except SpaceExhausted as e:
@@ -593,6 +606,8 @@ class Study:
                         outcome = TypeError(f"the objective returned {outcome!r}; it must return one number")
                     self.tell(trial, outcome)
                     done += 1
+                    for callback in callbacks:
+                        callback(self, trial)
                     if bar is not None:
                         bar.update(1)
                         if self._has_complete():

@@ -559,3 +559,27 @@ def test_a_dead_pool_worker_sends_its_trials_back_instead_of_failing_them(tmp_pa
     assert numbers == sorted(set(numbers))  # nothing duplicated
     for t in study.trials:
         assert t.value == pytest.approx(_objectives.quadratic(t.params))
+
+
+def test_optimize_timeout_and_callbacks():
+    import time as _time
+
+    study = jaxhpo.Study(SPACE, jaxhpo.strategies.random(), seed=0)
+    seen = []
+
+    def slow(p):
+        _time.sleep(0.05)
+        return _objectives.quadratic(p)
+
+    study.reserve(1000)
+    study.optimize(_objectives.quadratic, n_trials=1, progress=False)  # programs compiled before timing
+    start = _time.monotonic()
+    study.optimize(slow, n_trials=999, timeout=0.5, callbacks=[lambda s, t: seen.append((s, t.number))],
+                   progress=False)
+    assert _time.monotonic() - start < 5.0
+    assert 4 <= len(study.trials) < 100 and all(t.state is TrialState.COMPLETE for t in study.trials)
+    assert seen == [(study, t.number) for t in study.trials[1:]]  # one call per told trial, in order
+    with pytest.raises(ValueError, match="timeout must be a number of seconds"):
+        study.optimize(slow, n_trials=1, timeout=-1)
+    with pytest.raises(ValueError, match="callbacks must be functions"):
+        study.optimize(slow, n_trials=1, callbacks=[1])

@@ -1,0 +1,218 @@
+"""An Optuna sampler that runs any jaxhpo strategy: ``optuna.create_study(sampler=JaxhpoSampler())``.
+
+Optuna users keep their objective, ``trial.suggest_*`` calls, storages
+(RDB, journal), workers and dashboard, and get jaxhpo's strategies
+(``bayes()`` by default) for the parameters every trial shares. Needs the
+``optuna`` extra (``pip install "jaxhpo[optuna]"``).
+
+* **Relative sampling** on the intersection search space (Optuna's
+  ``IntersectionSearchSpace``, pruned trials included): floats (``log``,
+  ``step``), ints (``log``, ``step``) and categoricals map to a jaxhpo
+  ``Space``; parameters outside it (define-by-run, conditional ones) come
+  from ``independent_sampler`` (``RandomSampler`` by default).
+* **Every finished trial is told once**, in trial order, to a state kept per
+  study and search space: COMPLETE with its value, PRUNED with its last
+  intermediate value, FAIL as a failed trial (masked out of the GP, never
+  proposed again). Maximizing studies are negated.
+* **Pending-aware**: trials RUNNING in the storage (other workers', other
+  processes') are passed to the strategy's ``set_pending``, so parallel
+  workers get different points.
+* **No recompile as the study grows**: the state's buffers grow by doubling
+  from 64 rows, and each ask and tell is one compiled program per buffer
+  size. ``bayes()``'s initial design comes from its small design program.
+* **Deterministic for a seed**: the key of trial ``n``'s ask is the seed's
+  key folded with ``n``.
+
+Example:
+    >>> import optuna, jaxhpo
+    >>> from jaxhpo.integrations.optuna import JaxhpoSampler
+    >>> optuna.logging.set_verbosity(optuna.logging.WARNING)
+    >>> study = optuna.create_study(sampler=JaxhpoSampler(jaxhpo.strategies.sobol(), seed=0))
+    >>> study.optimize(lambda t: (t.suggest_float("x", -2, 2) - 1) ** 2 + t.suggest_int("n", 0, 4), n_trials=16)
+    >>> study.best_value < 0.5
+    True
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+import numpy as np
+
+try:
+    import optuna
+    from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
+    from optuna.samplers import BaseSampler
+    from optuna.search_space import IntersectionSearchSpace
+    from optuna.trial import TrialState
+except ImportError as e:  # pragma: no cover - the extra is missing
+    raise ImportError('jaxhpo.integrations.optuna needs Optuna: pip install "jaxhpo[optuna]"') from e
+
+from jaxhpo.space import Categorical, Float, Int, Space
+from jaxhpo.strategies.base import Strategy, check_strategy, grow_state, next_capacity
+
+__all__ = ["JaxhpoSampler"]
+
+INITIAL_CAPACITY = 64
+
+
+def _param(dist: BaseDistribution) -> Any:
+    """The jaxhpo parameter for an Optuna distribution (stepped ones as an index)."""
+    if isinstance(dist, CategoricalDistribution):
+        return Categorical(list(dist.choices))
+    if isinstance(dist, IntDistribution):
+        if dist.step != 1:
+            return Int(0, (dist.high - dist.low) // dist.step)
+        return Int(dist.low, dist.high, log=dist.log)
+    if isinstance(dist, FloatDistribution):
+        if dist.step is not None:
+            return Int(0, int(round((dist.high - dist.low) / dist.step)))
+        return Float(dist.low, dist.high, log=dist.log)
+    raise ValueError(f"JaxhpoSampler: unsupported distribution {dist!r}")
+
+
+def _to_jaxhpo(dist: BaseDistribution, value: Any) -> Any:
+    """An Optuna parameter value as the jaxhpo value ``Space.encode`` takes (categoricals as indices)."""
+    if isinstance(dist, CategoricalDistribution):
+        return dist.to_internal_repr(value)
+    if isinstance(dist, (IntDistribution, FloatDistribution)) and dist.step not in (None, 1):
+        return int(round((value - dist.low) / dist.step))
+    return value
+
+
+def _to_optuna(dist: BaseDistribution, value: Any) -> Any:
+    """A decoded jaxhpo value as the Optuna parameter value."""
+    if isinstance(dist, CategoricalDistribution):
+        return dist.choices[int(value)]
+    if isinstance(dist, IntDistribution):
+        return int(dist.low + int(value) * dist.step) if dist.step != 1 else int(value)
+    if dist.step is not None:
+        return float(min(dist.low + int(value) * dist.step, dist.high))
+    return float(min(max(float(value), dist.low), dist.high))
+
+
+@dataclass
+class _Model:
+    """A strategy's state for one study and one search space, with the trials it has been told."""
+
+    space: Space
+    distributions: dict
+    state: Any
+    told: set = field(default_factory=set)
+
+
+class JaxhpoSampler(BaseSampler):
+    """Runs a jaxhpo strategy as an Optuna sampler.
+
+    Args:
+        strategy: any jaxhpo ``Strategy`` (default ``jaxhpo.strategies.bayes()``).
+        seed: seed of the strategy's keys (and of the independent sampler);
+            ``None`` draws one.
+        independent_sampler: samples the parameters outside the intersection
+            search space (default ``optuna.samplers.RandomSampler(seed)``).
+    """
+
+    def __init__(self, strategy: Optional[Strategy] = None, *, seed: Optional[int] = None,
+                 independent_sampler: Optional[BaseSampler] = None) -> None:
+        from jaxhpo import compile_cache, strategies
+
+        if strategy is not None:
+            check_strategy("JaxhpoSampler", strategy)
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
+            raise ValueError(f"JaxhpoSampler: seed must be an int or None, got seed={seed!r}")
+        compile_cache.ensure()
+        self._strategy = strategy or strategies.bayes()
+        self._seed = int(seed) if seed is not None else int(np.random.SeedSequence().entropy % 2**31)
+        self._independent = independent_sampler or optuna.samplers.RandomSampler(seed=seed)
+        self._search_space = IntersectionSearchSpace(include_pruned=True)
+        self._models: dict = {}
+
+    def reseed_rng(self) -> None:
+        """A new seed (Optuna calls it in each worker process of ``n_jobs``)."""
+        self._seed = int(np.random.SeedSequence().entropy % 2**31)
+        self._independent.reseed_rng()
+
+    def infer_relative_search_space(self, study: "optuna.Study", trial: "optuna.trial.FrozenTrial") -> dict:
+        self._raise_error_if_multi_objective(study)
+        return {name: dist for name, dist in sorted(self._search_space.calculate(study).items())
+                if not dist.single()}
+
+    def sample_relative(self, study: "optuna.Study", trial: "optuna.trial.FrozenTrial", search_space: dict) -> dict:
+        if not search_space:
+            return {}
+        import jax
+
+        from jaxhpo.gp.blas import limit_blas_threads
+
+        model = self._model(study, search_space)
+        trials = study._get_trials(deepcopy=False, use_cache=True)
+        self._tell_finished(model, trials, study.direction == optuna.study.StudyDirection.MAXIMIZE)
+        running = [self._encode(model, t.params) for t in trials
+                   if t.state == TrialState.RUNNING and t.number != trial.number and self._covers(model, t.params)]
+        strategy = self._strategy
+        if strategy.set_pending is not None:
+            model.state = strategy.set_pending(model.state, np.asarray(running, np.float32).reshape(-1, model.space.dim))
+        key = jax.random.fold_in(jax.random.key(self._seed), trial.number)
+        with limit_blas_threads():
+            if strategy.design_ask is not None and bool(strategy.in_design(model.state, 1)):
+                x, model.state = strategy.design_ask(key, model.state, 1)
+            else:
+                x, model.state = strategy.ask(key, model.state, 1)
+        x = np.asarray(x, np.float64)[0]
+        if not np.all(np.isfinite(x)):
+            return {}  # the strategy has nothing new: the independent sampler takes over
+        decoded = model.space.decode_numpy(x)
+        return {name: _to_optuna(dist, decoded[name]) for name, dist in model.distributions.items()}
+
+    def sample_independent(self, study: "optuna.Study", trial: "optuna.trial.FrozenTrial", param_name: str,
+                           param_distribution: BaseDistribution) -> Any:
+        return self._independent.sample_independent(study, trial, param_name, param_distribution)
+
+    def before_trial(self, study: "optuna.Study", trial: "optuna.trial.FrozenTrial") -> None:
+        self._independent.before_trial(study, trial)
+
+    def after_trial(self, study: "optuna.Study", trial: "optuna.trial.FrozenTrial", state: TrialState,
+                    values: Any) -> None:
+        self._independent.after_trial(study, trial, state, values)
+
+    # ------------------------------------------------------------ internals
+    def _model(self, study: "optuna.Study", search_space: dict) -> _Model:
+        import jax
+
+        key = (study._study_id, tuple((name, repr(dist)) for name, dist in search_space.items()))
+        model = self._models.get(key)
+        if model is None:
+            space = Space({name: _param(dist) for name, dist in search_space.items()})
+            state = self._strategy.init(jax.random.key(self._seed), space, INITIAL_CAPACITY)
+            model = self._models[key] = _Model(space, dict(search_space), state)
+        return model
+
+    def _covers(self, model: _Model, params: dict) -> bool:
+        return all(name in params for name in model.distributions)
+
+    def _encode(self, model: _Model, params: dict) -> np.ndarray:
+        values = {name: _to_jaxhpo(dist, params[name]) for name, dist in model.distributions.items()}
+        return np.asarray(model.space.encode(values), np.float64)
+
+    def _tell_finished(self, model: _Model, trials: list, maximize: bool) -> None:
+        """Tells the strategy, once each and in trial order, the finished trials it has not seen."""
+        for t in trials:
+            if t.number in model.told or not t.state.is_finished():
+                continue
+            model.told.add(t.number)
+            if not self._covers(model, t.params):
+                continue
+            if t.state == TrialState.COMPLETE:
+                value = t.value
+            elif t.state == TrialState.PRUNED and t.intermediate_values:
+                value = t.intermediate_values[max(t.intermediate_values)]
+            else:
+                value = math.nan  # failed (and pruned before any report): never proposed again, not modelled
+            value = -value if maximize else value
+            history = model.state.history
+            if int(history.count) + 1 > history.capacity:
+                model.state = grow_state(model.state, next_capacity(int(history.count) + 1, 2 * history.capacity))
+            x = self._encode(model, t.params)[None].astype(np.float32)
+            model.state = self._strategy.tell(model.state, x, np.asarray([value], np.float32))

@@ -1,0 +1,88 @@
+import numpy as np
+import pytest
+
+optuna = pytest.importorskip("optuna")
+
+import jax  # noqa: E402
+
+import jaxhpo  # noqa: E402
+from jaxhpo.integrations.optuna import JaxhpoSampler  # noqa: E402
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+BAYES = dict(num_initial=5, refine_steps=3)
+
+
+def objective(trial):
+    x = trial.suggest_float("x", 1e-3, 10.0, log=True)
+    n = trial.suggest_int("n", 0, 8)
+    c = trial.suggest_categorical("c", ["a", "b", "c"])
+    s = trial.suggest_float("s", 0.0, 1.0, step=0.25)
+    if c == "b":  # a conditional parameter: outside the intersection search space
+        trial.suggest_float("extra", 0.0, 1.0)
+    return (np.log10(x) - 0.5) ** 2 + (n - 5) ** 2 / 10 + (c != "b") + (s - 0.5) ** 2
+
+
+def test_sampler_optimizes_a_mixed_space_deterministically_without_repeats():
+    runs = []
+    for _ in range(2):
+        study = optuna.create_study(sampler=JaxhpoSampler(jaxhpo.strategies.bayes(**BAYES), seed=0))
+        study.optimize(objective, n_trials=24)
+        runs.append(study)
+    assert [t.params for t in runs[0].trials] == [t.params for t in runs[1].trials]
+    assert runs[0].best_value < 0.1  # optimum 0 at x = 10**0.5, n = 5, c = "b", s = 0.5
+    configs = [tuple(sorted((k, v) for k, v in t.params.items() if k != "extra")) for t in runs[0].trials]
+    assert len(set(configs)) == len(configs)
+    for t in runs[0].trials:  # values on Optuna's grid (step) and inside the bounds
+        assert t.params["s"] in (0.0, 0.25, 0.5, 0.75, 1.0) and 1e-3 <= t.params["x"] <= 10.0
+
+
+def test_running_trials_are_pending_and_failed_or_pruned_ones_are_told():
+    sampler = JaxhpoSampler(jaxhpo.strategies.bayes(**BAYES), seed=1)
+    study = optuna.create_study(sampler=sampler, direction="maximize")
+
+    def flaky(trial):
+        value = -objective(trial)
+        if trial.number == 3:
+            raise RuntimeError("diverged")
+        if trial.number == 4:
+            trial.report(value, 0)
+            raise optuna.TrialPruned()
+        return value
+
+    study.optimize(flaky, n_trials=10, catch=(RuntimeError,))
+    first, second = study.ask(), study.ask()
+    for t in (first, second):  # both running: the second is sampled with the first pending
+        for name, dist in (("x", (1e-3, 10.0)), ("n", (0, 8)), ("s", (0.0, 1.0))):
+            (t.suggest_float(name, *dist, log=True) if name == "x" else t.suggest_int(name, *dist)
+             if name == "n" else t.suggest_float(name, *dist, step=0.25))
+        t.suggest_categorical("c", ["a", "b", "c"])
+    model = list(sampler._models.values())[-1]  # the current intersection search space
+    assert int(model.state.pending.count) == 1
+    history = model.state.history
+    assert int(history.count) == 10  # every finished trial told once: 8 complete, 1 failed, 1 pruned
+    assert int(np.sum(np.asarray(history.failed))) == 1
+    assert first.params != second.params
+
+
+def test_no_recompile_as_the_study_grows():
+    study = optuna.create_study(sampler=JaxhpoSampler(jaxhpo.strategies.bayes(**BAYES), seed=2))
+    study.optimize(objective, n_trials=10)  # the design and the first model-based asks compile here
+    built = []
+    jax.monitoring.register_event_duration_secs_listener(
+        lambda event, duration, **_: built.append(event) if event == "/jax/core/compile/backend_compile_duration" else None)
+    study.optimize(objective, n_trials=15)
+    assert built == []
+
+
+def test_multi_objective_studies_are_refused_clearly():
+    study = optuna.create_study(sampler=JaxhpoSampler(jaxhpo.strategies.random(), seed=0),
+                                directions=["minimize", "minimize"])
+    with pytest.raises(ValueError, match="multi-objective"):
+        study.optimize(lambda t: (t.suggest_float("x", 0, 1), t.suggest_float("y", 0, 1)), n_trials=2)
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match=r"did you mean bayes\(\)"):
+        JaxhpoSampler(jaxhpo.strategies.bayes)
+    with pytest.raises(ValueError, match="seed must be an int"):
+        JaxhpoSampler(seed="0")

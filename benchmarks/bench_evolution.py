@@ -102,8 +102,8 @@ def _shuffled_cma(f, s, lam, rounds):
         k_init, k_run = jax.random.split(key)
         state = s.init(k_init, f.space, rounds * lam)
 
-        def one_round(state, k):
-            k_ask, k_perm = jax.random.split(k)
+        def one_round(state, k):  # the same keys as minimize's rounds: only the order of the tells differs
+            k_ask, k_perm = k, jax.random.fold_in(k, 1)
             x, state = s.ask(k_ask, state, lam)
             y = f.objective(f.space.decode(x))
             order = jax.random.permutation(k_perm, lam)
@@ -127,17 +127,18 @@ def cma_batching(seeds):
         keys = jax.random.split(jax.random.key(0), seeds)
         row = {"function": name, "popsize": lam}
         variants = {f"batch {lam} (aligned)": lam, "batch 3": 3, f"batch {lam + 1}": lam + 1, f"batch {2 * lam}": 2 * lam}
+        runs = {}
         for label, batch in variants.items():
             rounds = math.ceil(EVALS / batch)
-            run = jax.jit(lambda k, b=batch, r=rounds: jnp.min(
+            runs[label] = jax.jit(lambda k, b=batch, r=rounds: jnp.min(
                 jaxhpo.minimize(f.objective, f.space, s, num_rounds=r, batch_size=b, key=k).y[:EVALS]))
-            row[label] = float(np.median(log10_regret(f.regret(np.asarray([run(k) for k in keys], np.float64)))))
-        shuffled = _shuffled_cma(f, s, lam, math.ceil(EVALS / lam))
-        row[f"batch {lam}, shuffled tells"] = float(np.median(log10_regret(
-            f.regret(np.asarray([shuffled(k) for k in keys], np.float64)))))
+        runs[f"batch {lam}, shuffled tells"] = _shuffled_cma(f, s, lam, math.ceil(EVALS / lam))
+        for label, run in runs.items():
+            regret = log10_regret(f.regret(np.asarray([run(k) for k in keys], np.float64)))
+            row[label] = {"median": float(np.median(regret)), "iqr": iqr(regret)}
         rows.append(row)
-        print(f"{name:<12} " + "  ".join(f"{k}: {v:6.2f}" for k, v in row.items() if k not in ("function", "popsize")),
-              flush=True)
+        print(f"{name:<12} " + "  ".join(f"{k}: {v['median']:6.2f} [{v['iqr'][0]:.2f}, {v['iqr'][1]:.2f}]"
+                                         for k, v in row.items() if k not in ("function", "popsize")), flush=True)
     return rows
 
 

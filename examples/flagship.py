@@ -114,13 +114,17 @@ def main(quick: bool = False) -> None:
     for name, acc, ll in rows:
         print(f"{name:<30} {acc:9.4f} {ll:9.4f}")
     os.makedirs(OUT, exist_ok=True)
-    written = [
-        plots.history(result.study, os.path.join(OUT, "history.png")),
-        plots.parallel_coordinates(result.study, os.path.join(OUT, "parallel_coordinates.png")),
-        plots.importance_plot(result.study, os.path.join(OUT, "importance.png")),
-        plots.learning_curves(result.rounds[-1], os.path.join(OUT, "learning_curves.png")),
-        plots.ensemble_weights(fusions["greedy selection"], os.path.join(OUT, "ensemble_weights.png")),
-    ]
+    figures = {
+        "history.png": lambda path: plots.history(result.study, path),
+        "parallel_coordinates.png": lambda path: plots.parallel_coordinates(result.study, path),
+        "importance.png": lambda path: plots.importance_plot(result.study, path),
+        "learning_curves.png": lambda path: plots.learning_curves(result.rounds[-1], path),
+        "ensemble_weights.png": lambda path: plots.ensemble_weights(fusions["greedy selection"], path),
+    }
+    written = []
+    for name, draw in figures.items():  # each returns its Figure and writes it to the path
+        draw(os.path.join(OUT, name))
+        written.append(os.path.join(OUT, name))
     print(f"\nplots: {', '.join(os.path.relpath(p) for p in written)}")
     print(f"wall time {time.perf_counter() - start:.0f} s (scikit-learn baseline {t_sklearn:.0f} s)")
 

@@ -1,17 +1,21 @@
-"""Figures written as image files (matplotlib, optional extra: ``pip install 'jaxhpo[plots]'``).
+"""Figures of studies, populations and ensembles (matplotlib, optional extra: ``pip install 'jaxhpo[plots]'``).
 
-Each function takes results (a ``Study``, a ``MinimizeResult``, a
-``PopulationResult``, an ensemble) and a ``path``, draws with the
-non-interactive Agg backend and returns the path.
+Each function takes results (a ``Study``, a ``PopulationResult``, an
+ensemble) and returns a ``matplotlib.figure.Figure``, which a notebook shows
+as it is; with ``path`` it is also written to that file (PNG, or any format
+matplotlib infers from the name). Figures are made without pyplot, so
+nothing accumulates in pyplot's figure list and no display is needed.
 
 Example:
     >>> import os, tempfile, jaxhpo
     >>> from jaxhpo import plots
     >>> study = jaxhpo.Study(jaxhpo.Space({"x": jaxhpo.Float(0.0, 1.0)}), jaxhpo.strategies.sobol())
     >>> study.optimize(lambda p: (p["x"] - 0.3) ** 2, n_trials=8, progress=False)
-    >>> path = plots.history(study, os.path.join(tempfile.mkdtemp(), "history.png"))
-    >>> os.path.getsize(path) > 0
-    True
+    >>> fig = plots.history(study)                       # a Figure, for a notebook
+    >>> path = os.path.join(tempfile.mkdtemp(), "history.png")
+    >>> _ = plots.history(study, path)                   # and written to a file
+    >>> type(fig).__name__, os.path.getsize(path) > 0
+    ('Figure', True)
 """
 
 from __future__ import annotations
@@ -21,15 +25,14 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 
-def _plt():
+def _figure(figsize: tuple[float, float]) -> tuple[Any, Any]:
+    """A new ``Figure`` (outside pyplot) and its axes."""
     try:
-        import matplotlib
+        from matplotlib.figure import Figure
     except ImportError as e:  # pragma: no cover - exercised only without matplotlib
         raise ImportError("jaxhpo.plots needs matplotlib: pip install 'jaxhpo[plots]'") from e
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    return plt
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots()
 
 
 def _trials_table(study: Any) -> tuple[list[str], np.ndarray, np.ndarray, bool]:
@@ -44,47 +47,54 @@ def _trials_table(study: Any) -> tuple[list[str], np.ndarray, np.ndarray, bool]:
     return list(study.space.names), x, y, study.direction == "maximize"
 
 
-def _save(fig: Any, path: str) -> str:
+def _finish(fig: Any, path: Optional[str]) -> Any:
+    """Lays ``fig`` out, writes it to ``path`` when one is given, and returns it."""
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    _plt().close(fig)
-    return path
+    if path is not None:
+        fig.savefig(path, dpi=110)
+    return fig
 
 
-def history(study: Any, path: str, title: Optional[str] = None) -> str:
+def history(study: Any, path: Optional[str] = None, title: Optional[str] = None) -> Any:
     """Objective value of every trial and the best so far, against trial number."""
-    plt = _plt()
     from jaxhpo.study import TrialState
 
     numbers = [t.number for t in study.trials if t.state is TrialState.COMPLETE]
     _, _, y, maximize = _trials_table(study)
     best = np.maximum.accumulate(y) if maximize else np.minimum.accumulate(y)
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = _figure((6, 4))
     ax.scatter(numbers, y, s=12, alpha=0.6, label="trial")
     ax.plot(numbers, best, color="C3", label="best so far")
     ax.set_xlabel("trial")
     ax.set_ylabel("objective")
     ax.set_title(title or "optimization history")
     ax.legend()
-    return _save(fig, path)
+    return _finish(fig, path)
 
 
-def parallel_coordinates(study: Any, path: str, title: Optional[str] = None) -> str:
-    """One line per trial across the parameters (unit-cube axes), colored by objective value."""
-    plt = _plt()
+def parallel_coordinates(study: Any, path: Optional[str] = None, title: Optional[str] = None) -> Any:
+    """One line per trial across the parameters (unit-cube axes), colored by objective value;
+    categorical axes are labelled with their choices."""
     names, x, y, maximize = _trials_table(study)
     order = np.argsort(y if not maximize else -y)[::-1]  # best drawn last, on top
-    fig, ax = plt.subplots(figsize=(max(5, 1.4 * len(names) + 2), 4))
-    norm = plt.Normalize(np.min(y), np.max(y))
-    cmap = plt.get_cmap("viridis_r" if not maximize else "viridis")
+    fig, ax = _figure((max(5, 1.4 * len(names) + 2), 4))
+    from matplotlib import cm, colormaps, colors
+
+    norm = colors.Normalize(np.min(y), np.max(y))
+    cmap = colormaps["viridis_r" if not maximize else "viridis"]
     for i in order:
         ax.plot(range(len(names)), x[i], color=cmap(norm(y[i])), alpha=0.7, lw=1)
     ax.set_xticks(range(len(names)), names, rotation=20)
     ax.set_ylabel("position in range")
     ax.set_ylim(-0.02, 1.02)
-    fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax, label="objective")
+    for j, name in enumerate(names):  # categorical axes: the choices at their positions
+        choices = getattr(study.space.params[name], "choices", None)
+        for k, choice in enumerate(choices or ()):
+            ax.text(j + 0.04, (k + 0.5) / len(choices), str(choice), fontsize=7, va="center",
+                    bbox={"facecolor": "white", "alpha": 0.7, "lw": 0, "pad": 0.5})
+    fig.colorbar(cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax, label="objective")
     ax.set_title(title or "parallel coordinates")
-    return _save(fig, path)
+    return _finish(fig, path)
 
 
 def importance(study: Any, bins: int = 5) -> dict[str, float]:
@@ -110,25 +120,24 @@ def importance(study: Any, bins: int = 5) -> dict[str, float]:
     return {k: (v / s if s > 0 else 1.0 / len(scores)) for k, v in scores.items()}
 
 
-def importance_plot(study: Any, path: str, title: Optional[str] = None) -> str:
+def importance_plot(study: Any, path: Optional[str] = None, title: Optional[str] = None) -> Any:
     """Horizontal bars of ``importance(study)``."""
-    plt = _plt()
     imp = importance(study)
     names = sorted(imp, key=imp.get)
-    fig, ax = plt.subplots(figsize=(6, 0.5 * len(names) + 1.5))
+    fig, ax = _figure((6, 0.5 * len(names) + 1.5))
     ax.barh(names, [imp[n] for n in names], color="C0")
     ax.set_xlabel("share of variance explained (main effect)")
     ax.set_title(title or "parameter importance")
-    return _save(fig, path)
+    return _finish(fig, path)
 
 
-def learning_curves(result: Any, path: str, highlight: Optional[Sequence[int]] = None, title: Optional[str] = None) -> str:
+def learning_curves(result: Any, path: Optional[str] = None, highlight: Optional[Sequence[int]] = None,
+                    title: Optional[str] = None) -> Any:
     """Validation loss per epoch of every population member (``PopulationResult`` or ``[members, epochs]``)."""
-    plt = _plt()
     curves = np.asarray(getattr(result, "val_loss", result), np.float64)
     if curves.ndim != 2:
         raise ValueError(f"learning_curves needs [members, epochs] curves, got shape {curves.shape}")
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = _figure((6, 4))
     epochs = np.arange(1, curves.shape[1] + 1)
     for c in curves:
         ax.plot(epochs, c, color="0.6", alpha=0.35, lw=0.8)
@@ -139,22 +148,21 @@ def learning_curves(result: Any, path: str, highlight: Optional[Sequence[int]] =
     ax.set_yscale("log")
     ax.legend()
     ax.set_title(title or f"learning curves of {curves.shape[0]} members")
-    return _save(fig, path)
+    return _finish(fig, path)
 
 
-def ensemble_weights(weights: Any, path: str, names: Optional[Sequence[str]] = None, top: int = 30,
-                     title: Optional[str] = None) -> str:
+def ensemble_weights(weights: Any, path: Optional[str] = None, names: Optional[Sequence[str]] = None, top: int = 30,
+                     title: Optional[str] = None) -> Any:
     """Bars of the largest fusion weights (an ensemble with ``.weights`` or an array)."""
-    plt = _plt()
     w = np.asarray(getattr(weights, "weights", weights), np.float64)
     if w.ndim != 1:
         raise ValueError(f"ensemble_weights needs a 1-d weight vector, got shape {w.shape}")
     names = list(names) if names is not None else [str(i) for i in range(w.size)]
     order = np.argsort(w)[::-1][:top]
     order = order[w[order] > 0] if np.any(w[order] > 0) else order
-    fig, ax = plt.subplots(figsize=(max(5, 0.35 * len(order) + 2), 4))
+    fig, ax = _figure((max(5, 0.35 * len(order) + 2), 4))
     ax.bar(range(len(order)), w[order], color="C2")
     ax.set_xticks(range(len(order)), [names[i] for i in order], rotation=60, fontsize=8)
     ax.set_ylabel("weight")
     ax.set_title(title or "ensemble weights")
-    return _save(fig, path)
+    return _finish(fig, path)

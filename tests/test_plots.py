@@ -16,14 +16,22 @@ def study():
     return s
 
 
-def test_every_plot_writes_a_non_empty_image(study, tmp_path):
-    paths = [
-        plots.history(study, str(tmp_path / "history.png")),
-        plots.parallel_coordinates(study, str(tmp_path / "parallel.png")),
-        plots.importance_plot(study, str(tmp_path / "importance.png")),
-        plots.learning_curves(np.abs(np.random.default_rng(0).normal(size=(5, 8))) + 0.1, str(tmp_path / "lc.png")),
-        plots.ensemble_weights(np.array([0.5, 0.0, 0.3, 0.2]), str(tmp_path / "w.png"), names=list("abcd")),
-    ]
+def test_every_plot_returns_a_figure_and_writes_a_non_empty_image(study, tmp_path):
+    from matplotlib.figure import Figure
+
+    draws = {
+        "history.png": lambda path: plots.history(study, path),
+        "parallel.png": lambda path: plots.parallel_coordinates(study, path),
+        "importance.png": lambda path: plots.importance_plot(study, path),
+        "lc.png": lambda path: plots.learning_curves(np.abs(np.random.default_rng(0).normal(size=(5, 8))) + 0.1, path),
+        "w.png": lambda path: plots.ensemble_weights(np.array([0.5, 0.0, 0.3, 0.2]), path, names=list("abcd")),
+    }
+    paths = []
+    for name, draw in draws.items():
+        assert isinstance(draw(None), Figure)  # without a path: a figure only, for a notebook
+        assert not (tmp_path / name).exists()
+        assert isinstance(draw(str(tmp_path / name)), Figure)
+        paths.append(str(tmp_path / name))
     for p in paths:
         assert os.path.getsize(p) > 1000
         with open(p, "rb") as f:
@@ -53,3 +61,9 @@ def test_plots_and_sklearn_need_no_explicit_import():
             "print(jaxhpo.plots.__name__, jaxhpo.sklearn.__name__)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["jaxhpo.plots", "jaxhpo.sklearn"]
+
+
+def test_parallel_coordinates_labels_categorical_axes_with_their_choices(study):
+    fig = plots.parallel_coordinates(study)
+    texts = {t.get_text() for t in fig.axes[0].texts}
+    assert set(study.space.params["kind"].choices) <= texts

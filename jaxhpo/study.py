@@ -699,6 +699,49 @@ def _check_journal_safe(space: Space) -> None:
                 )
 
 
+def create_study(
+    space: Space,
+    strategy: Optional[Strategy] = None,
+    *,
+    storage: Optional[str] = None,
+    load_if_exists: bool = False,
+    direction: str = "minimize",
+    seed: int = 0,
+    pruner: Any = None,
+) -> Study:
+    """A new ``Study``, or, with ``load_if_exists``, the one journaled at ``storage`` resumed (as Optuna's).
+
+    Args:
+        space, strategy, direction, seed, pruner: as for ``Study``.
+        storage: path of the journal (``None``: nothing on disk).
+        load_if_exists: resume the study in ``storage`` when the file holds one
+            (its space and direction must be the ones given); otherwise an
+            existing study there is an error, as with ``Study``.
+
+    Example:
+        >>> import os, tempfile, jaxhpo
+        >>> path = os.path.join(tempfile.mkdtemp(), "s.jsonl")
+        >>> space = jaxhpo.Space({"x": jaxhpo.Float(0.0, 1.0)})
+        >>> for _ in range(2):   # a script run twice: the second run continues the first
+        ...     with jaxhpo.create_study(space, jaxhpo.strategies.random(), storage=path, load_if_exists=True) as s:
+        ...         s.optimize(lambda p: p["x"], n_trials=3, progress=False)
+        >>> len(s.trials)
+        6
+    """
+    import os
+
+    if not isinstance(load_if_exists, bool):
+        raise ValueError(f"create_study: load_if_exists must be True or False, got load_if_exists={load_if_exists!r}")
+    if load_if_exists and storage is not None and os.path.exists(storage) and os.path.getsize(storage) > 0:
+        study = Study.load(storage, strategy, pruner)
+        if study.space != space or study.direction != direction:
+            study.close()
+            raise ValueError(f"create_study: {storage!r} holds a study of another space or direction "
+                             f"({study.space.to_dict()}, {study.direction!r}); pass those, or a new path")
+        return study
+    return Study(space, strategy, direction, storage, seed, pruner)
+
+
 def _outcome(value: float, pruned: bool) -> TrialState:
     if pruned:
         return TrialState.PRUNED

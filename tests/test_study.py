@@ -583,3 +583,19 @@ def test_optimize_timeout_and_callbacks():
         study.optimize(slow, n_trials=1, timeout=-1)
     with pytest.raises(ValueError, match="callbacks must be functions"):
         study.optimize(slow, n_trials=1, callbacks=[1])
+
+
+def test_create_study_resumes_with_load_if_exists_and_checks_the_space(tmp_path):
+    path = str(tmp_path / "study.jsonl")
+    with jaxhpo.create_study(SPACE, jaxhpo.strategies.sobol(), storage=path, seed=4) as first:
+        first.optimize(_objectives.quadratic, n_trials=3, progress=False)
+    with jaxhpo.create_study(SPACE, jaxhpo.strategies.sobol(), storage=path, seed=4, load_if_exists=True) as again:
+        again.optimize(_objectives.quadratic, n_trials=3, progress=False)
+    straight = jaxhpo.Study(SPACE, jaxhpo.strategies.sobol(), seed=4)
+    straight.optimize(_objectives.quadratic, n_trials=6, progress=False)
+    assert [t.params for t in again.trials] == [t.params for t in straight.trials]  # continued, not restarted
+    other = jaxhpo.Space({"y": jaxhpo.Float(0.0, 1.0)})
+    with pytest.raises(ValueError, match="holds a study of another space"):
+        jaxhpo.create_study(other, storage=path, load_if_exists=True)
+    with pytest.raises(ValueError, match="already exists and holds a study"):
+        jaxhpo.create_study(SPACE, storage=path)  # without load_if_exists: as Study

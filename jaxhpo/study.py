@@ -190,7 +190,7 @@ class Study:
         self._requeued: list[Trial] = []
         self._budget_end = 0  # trials the buffer was last reserved for (reserve)
         self._pending_told = False  # whether the strategy state holds pending points
-        self._enqueued: list[dict] = []  # parameters to evaluate next (enqueue_trial), as given
+        self._enqueued: list[tuple] = []  # (parameters as given, point) to evaluate next (enqueue_trial)
         self._stop = False
         self._ask_calls = 0
         compile_cache.ensure()
@@ -322,7 +322,7 @@ class Study:
         out = self._requeued[:n]
         self._requeued = self._requeued[len(out) :]
         while len(out) < n and self._enqueued:
-            out.append(self._ask_enqueued(self._enqueued.pop(0)))
+            out.append(self._ask_enqueued(*self._enqueued.pop(0)))
         need = n - len(out)
         if need:
             before = self._state
@@ -363,7 +363,7 @@ class Study:
 
     def add_trial(self, params: dict[str, Any], value: Any) -> Trial:
         """Records a trial evaluated elsewhere: ``params`` (as ``enqueue_trial`` takes them) and its ``value``."""
-        trial = self._ask_enqueued(self._checked_params(params))
+        trial = self._ask_enqueued(*self._checked_params(params))
         self.tell(trial, value)
         return trial
 
@@ -372,7 +372,8 @@ class Study:
         a callback, as ``optuna.Study.stop``)."""
         self._stop = True
 
-    def _checked_params(self, params: dict[str, Any]) -> dict[str, Any]:
+    def _checked_params(self, params: dict[str, Any]) -> tuple[dict[str, Any], np.ndarray]:
+        """``params`` checked against the space, as plain values, and the point they encode to."""
         if not isinstance(params, dict):
             raise ValueError(f"Study: params must be a dict of parameter values, got params={params!r}")
         indices = {}
@@ -384,7 +385,7 @@ class Study:
                     raise ValueError(f"Study: params[{name!r}]={params[name]!r} is not one of the choices "
                                      f"{list(param.choices)}") from None
         values = {name: indices.get(name, value) for name, value in params.items()}
-        self.space.encode(values)  # names and ranges checked, with errors naming them
+        x = np.asarray(self.space.encode(values, dtype=np.float32), dtype=np.float64)  # names, ranges checked
         out = {}
         for name, param in self.space.params.items():
             value = params[name]
@@ -397,13 +398,10 @@ class Study:
             else:
                 value = float(value)
             out[name] = value
-        return out
+        return out, x
 
-    def _ask_enqueued(self, params: dict[str, Any]) -> Trial:
-        """A running trial for ``params`` (checked), journaled; the strategy is not asked."""
-        encodable = {name: (self.space.params[name].index(v) if hasattr(self.space.params[name], "choices") else v)
-                     for name, v in params.items()}
-        x = np.asarray(self.space.encode(encodable, dtype=np.float32), dtype=np.float64)
+    def _ask_enqueued(self, params: dict[str, Any], x: np.ndarray) -> Trial:
+        """A running trial for checked ``params`` at ``x``, journaled; the strategy is not asked."""
         now = time.time()
         trial = Trial(number=len(self.trials), params=dict(params), x=x, datetime_start=now, _study=self)
         self._log({"op": "ask", "n": 1, "enqueued": True, "time": now,

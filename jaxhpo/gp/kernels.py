@@ -120,14 +120,18 @@ def snap(x: Array, layout: Layout) -> Array:
     return out
 
 
-def unseen(x: Array, seen: Array, mask: Array, tol: float = 1e-6) -> Array:
-    """``[n]`` True where a snapped point ``x[n, d]`` differs from every masked row of snapped ``seen[m, d]``.
+def same_points(a: Array, b: Array, tol: float = 1e-6) -> Array:
+    """``[n, m]`` True where snapped points ``a[n, d]`` and ``b[m, d]`` are the same configuration.
 
     Coordinates closer than ``tol`` count as equal (discrete ones are equal
     exactly when snapped to the same value).
     """
-    same = jnp.all(jnp.abs(x[:, None, :] - seen[None, :, :]) <= tol, axis=-1) & mask[None, :]
-    return ~jnp.any(same, axis=1)
+    return jnp.all(jnp.abs(a[:, None, :] - b[None, :, :]) <= tol, axis=-1)
+
+
+def unseen(x: Array, seen: Array, mask: Array, tol: float = 1e-6) -> Array:
+    """``[n]`` True where a snapped point ``x[n, d]`` differs from every masked row of snapped ``seen[m, d]``."""
+    return ~jnp.any(same_points(x, seen, tol) & mask[None, :], axis=1)
 
 
 def features(x: Array, lengthscales: Array, layout: Layout) -> Array:

@@ -41,7 +41,7 @@ import optax
 
 from jaxhpo.gp import acquisition as acq
 from jaxhpo.gp import gp
-from jaxhpo.gp.kernels import KERNELS, Layout, snap, unseen
+from jaxhpo.gp.kernels import KERNELS, Layout, same_points, snap, unseen
 from jaxhpo.gp.linalg import cholesky_and_inverse
 from jaxhpo.space import Space
 from jaxhpo.strategies.base import History, Static, Strategy, factory, history_init, tell_history, with_pending
@@ -231,7 +231,7 @@ def bayes(
         snapped = snap(x, layout)
         fresh = unseen(snapped, seen_x.astype(dtype), seen_m)
         earlier = jnp.tril(jnp.ones((window, window), bool), -1)  # [i, j]: j comes before i
-        repeated = jnp.any(jnp.all(jnp.abs(snapped[:, None] - snapped[None]) <= 1e-6, -1) & earlier, axis=1)
+        repeated = jnp.any(same_points(snapped, snapped) & earlier, axis=1)
         fresh = fresh & ~repeated
         (rows,) = jnp.nonzero(fresh, size=num, fill_value=window)
         found = rows < window
@@ -343,6 +343,10 @@ def bayes(
         local = _perturb(k_local, top, top_ok, layout, max(count // 4, 1))
         return snap(jnp.concatenate([uniform, local]), layout)
 
+    def _candidate_count(layout: Layout) -> int:
+        """Random candidates scored per pick (``num_candidates``, default ``min(1024, 256 d)``)."""
+        return num_candidates or min(1024, 256 * layout.dim)
+
     def _admissible(scores: Array, x: Array, seen_x: Array, seen_m: Array) -> Array:
         """Scores with non-finite values made very low and, unless ``repeats``, seen points at -inf."""
         scores = jnp.where(jnp.isfinite(scores), scores, -1e300)
@@ -351,9 +355,9 @@ def bayes(
     def _maximize(key: Array, post: gp.Posterior, best: Array, top: Array, top_ok: Array, layout: Layout,
                   seen_x: Array, seen_m: Array) -> Array:
         k_cand, _ = jax.random.split(key)
-        count = num_candidates or min(1024, 256 * layout.dim)
-        cands = _candidates(k_cand, top, top_ok, layout, count)
-        count = min(count, cands.shape[0] - 1)  # an enumerated space: its first rows play the global ones
+        requested = _candidate_count(layout)
+        cands = _candidates(k_cand, top, top_ok, layout, requested)
+        count = min(requested, cands.shape[0] - 1)  # an enumerated space: its first rows play the global ones
         scores = _admissible(_score(post, cands, best, layout), cands, seen_x, seen_m)
         # starts: the best global candidates, the best local ones (around the best
         # points), and the best observed point itself (where Optuna's GPSampler also starts)
@@ -384,12 +388,12 @@ def bayes(
         refined = snap(jax.vmap(refine)(starts), layout)
         pool = jnp.concatenate([refined, cands[global_idx[:1]], cands[local_idx[:1]]])
         final = _admissible(_score(post, pool, best, layout), pool, seen_x, seen_m)
-        return _chosen(pool, final, cands, scores, _enumerated(layout, num_candidates or min(1024, 256 * layout.dim)))
+        return _chosen(pool, final, cands, scores, _enumerated(layout, requested))
 
     def _thompson(key: Array, post: gp.Posterior, top: Array, top_ok: Array, num: int, layout: Layout,
                   seen_x: Array, seen_m: Array) -> Array:
         k_cand, k_draw = jax.random.split(key)
-        count = num_candidates or min(1024, 256 * layout.dim)
+        count = _candidate_count(layout)
         cands = _candidates(k_cand, top, top_ok, layout, count)
         mean, cov = gp.predict_joint(post, cands, layout, kernel)
         n = cands.shape[0]

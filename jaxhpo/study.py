@@ -33,12 +33,11 @@ import numpy as np
 
 from jaxhpo import compile_cache, compile_options, journal
 from jaxhpo._checks import positive_int, real_scalar
-from jaxhpo.progress import progress_bar
 from jaxhpo.gp.blas import limit_blas_threads
 from jaxhpo.programs import Program
-from jaxhpo.space import Int, Space
-from jaxhpo.strategies.base import Strategy, check_strategy, grow_state, next_capacity
-from jaxhpo.strategies.base import SpaceExhausted
+from jaxhpo.progress import progress_bar
+from jaxhpo.space import Categorical, Int, Space
+from jaxhpo.strategies.base import SpaceExhausted, Strategy, check_strategy, grow_state, next_capacity
 
 logger = logging.getLogger("jaxhpo")
 
@@ -269,10 +268,7 @@ class Study:
                                  f"(an ask record is missing or damaged)")
             if record.get("enqueued"):  # parameters given by the user: the strategy was not asked
                 for item in record["trials"]:
-                    trial = Trial(number=item["number"], params=dict(item["params"]),
-                                  x=np.asarray(item["x"], dtype=np.float64), datetime_start=record.get("time"),
-                                  _study=self)
-                    self.trials.append(trial)
+                    self._ask_enqueued(item["params"], np.asarray(item["x"], dtype=np.float64), record.get("time"))
                 return
             # the state change the original call recorded, else the call again (same key, same change)
             if not self._apply_delta(record.get("state")):
@@ -378,7 +374,7 @@ class Study:
             raise ValueError(f"Study: params must be a dict of parameter values, got params={params!r}")
         indices = {}
         for name, param in self.space.params.items():
-            if name in params and hasattr(param, "choices"):
+            if name in params and isinstance(param, Categorical):
                 try:
                     indices[name] = param.index(params[name])
                 except ValueError:
@@ -389,7 +385,7 @@ class Study:
         out = {}
         for name, param in self.space.params.items():
             value = params[name]
-            if hasattr(param, "choices"):
+            if isinstance(param, Categorical):
                 value = param.choices[indices[name]]
             elif isinstance(param, Int):
                 if float(value) != int(value):
@@ -400,9 +396,10 @@ class Study:
             out[name] = value
         return out, x
 
-    def _ask_enqueued(self, params: dict[str, Any], x: np.ndarray) -> Trial:
-        """A running trial for checked ``params`` at ``x``, journaled; the strategy is not asked."""
-        now = time.time()
+    def _ask_enqueued(self, params: dict[str, Any], x: np.ndarray, when: Optional[float] = None) -> Trial:
+        """A running trial for checked ``params`` at ``x``, journaled (no journal yet while ``load``
+        replays one); the strategy is not asked."""
+        now = time.time() if when is None else when
         trial = Trial(number=len(self.trials), params=dict(params), x=x, datetime_start=now, _study=self)
         self._log({"op": "ask", "n": 1, "enqueued": True, "time": now,
                    "trials": [{"number": trial.number, "x": x.tolist(), "params": trial.params}]})

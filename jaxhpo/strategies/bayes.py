@@ -144,9 +144,10 @@ def bayes(
             categories snapped to their values), and when every configuration
             of an all-discrete space has been seen the strategy returns NaN
             rows, which ``Study`` reports as ``SpaceExhausted`` and ``minimize``
-            records as failed. A space of at most ``num_candidates``
-            configurations is enumerated exactly; in larger discrete spaces a
-            repeat is proposed only if none of the candidates is new.
+            records as failed. An all-discrete space of at most 1.25 times the
+            candidate count configurations is enumerated exactly; in larger
+            discrete spaces a repeat is proposed only if none of the candidates
+            is new.
         noisy: the objective is noisy (the validation loss of a stochastic
             training run, say): the incumbent of the improvement-based
             acquisitions is the lowest posterior mean at an observed point,

@@ -22,6 +22,17 @@ SCRIPT = textwrap.dedent(
         np.testing.assert_allclose(many.val_predictions, one.val_predictions, rtol=1e-4, atol=1e-6)
     auto = population.train(mlp, hp, x, y, x, y, key=jax.random.key(0), epochs=3, batch_size=8)
     np.testing.assert_allclose(auto.val_loss, one.val_loss, rtol=1e-5)
+    # members of unequal cost are dealt to the devices by cost; the results come back in member order
+    hp_mixed = dict(hp, epochs=np.array([1, 6, 2, 6, 1, 3]), batch_size=np.array([4, 4, 16, 8, 16, 4]))
+    pop = population.Population(mlp, x, y, x, y, mesh=mesh, mode="map")
+    cfg = pop._config(hp_mixed)
+    order = pop._balanced_order(cfg, hp_mixed, np.zeros(6, np.int32), 6, np.full(6, 40))
+    assert sorted(order) == list(range(6)) and list(order) != list(range(6))
+    one = population.train(mlp, hp_mixed, x, y, x, y, key=jax.random.key(0), mesh=None)
+    many = population.train(mlp, hp_mixed, x, y, x, y, key=jax.random.key(0), mesh=mesh, mode="map")
+    np.testing.assert_allclose(np.nan_to_num(many.val_loss, nan=-1.0), np.nan_to_num(one.val_loss, nan=-1.0), rtol=1e-5)
+    np.testing.assert_allclose(many.val_predictions, one.val_predictions, rtol=1e-4, atol=1e-6)
+    np.testing.assert_array_equal(many.state.epoch, one.state.epoch)
     print("SHARDED_OK")
     """
 )

@@ -168,3 +168,45 @@ def test_nnx_modules_train_as_members(data):
     assert float(res.val_loss[0, -1]) < float(res.val_loss[0, 0])
     # scale 0 zeroes the outputs: that member stays at the uniform prediction, log(C)
     np.testing.assert_allclose(res.val_loss[1], np.log(C), rtol=1e-5)
+
+
+def _images():
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(60, 16)).astype(np.float32)
+    y = (x[:, :8].sum(1) > 0).astype(np.int32) + (x[:, 5] > 1).astype(np.int32)
+    return x[:40], y[:40], x[40:], y[40:]
+
+
+def cnn(h):
+    return population.LeNet(image_shape=(4, 4, 1), channels=(4,), hidden=8, outputs=3, width=h["width"],
+                            activation=h["activation"])
+
+
+CNN_HP = {"learning_rate": np.array([1e-2, 3e-3, 2e-2], np.float32), "width": np.array([1.0, 0.5, 0.75], np.float32),
+          "activation": np.array([0, 1, 2]), "batch_size": np.array([4, 12, 16]), "epochs": np.array([3, 2, 3])}
+
+
+def test_cnn_population_equals_members_trained_alone():
+    data = _images()
+    pop = population.Population(cnn, *data, mode="map", mesh=None)
+    start = pop.init(CNN_HP, jax.random.key(0))
+    state, (_, vl, _), preds = pop.run(start, 3)
+    assert np.isfinite(vl).all() and not np.allclose(preds[0], preds[1])
+    for i in range(3):  # alone: its own Population, whose only batch size is the member's
+        alone = population.Population(cnn, *data, mode="map", mesh=None)
+        st, (_, vl_i, _), p_i = alone.run(population.select(start, [i]), 3)
+        np.testing.assert_allclose(vl_i[0], vl[i], rtol=2e-5, atol=1e-6)
+        np.testing.assert_allclose(p_i[0], preds[i], rtol=1e-4, atol=1e-6)
+        jax.tree.map(lambda a, b: np.testing.assert_allclose(a[0], b[i], rtol=1e-4, atol=1e-6), st.params, state.params)
+
+
+def test_map_mode_steps_small_batches_in_small_lanes_with_the_same_result():
+    from jaxhpo.population.train import _lane_sizes
+
+    assert _lane_sizes("map", 4, 16) == (4, 8, 16) and _lane_sizes("map", 5, 100) == (8, 16, 32, 64, 128)
+    assert _lane_sizes("vmap", 4, 16) == (16,) and _lane_sizes("chunks", 4, 16) == (16,)
+    data = _images()
+    res_map = population.train(cnn, CNN_HP, *data, key=jax.random.key(1), mode="map", mesh=None)
+    res_vmap = population.train(cnn, CNN_HP, *data, key=jax.random.key(1), mode="vmap", mesh=None)
+    np.testing.assert_allclose(res_map.val_loss, res_vmap.val_loss, rtol=2e-5, atol=1e-6)
+    np.testing.assert_allclose(res_map.val_predictions, res_vmap.val_predictions, rtol=1e-4, atol=1e-6)

@@ -9,8 +9,8 @@ Example:
 from jaxhpo.population.cv import CVResult, cross_validate, kfold
 from jaxhpo.population.schedulers import ScheduleResult, hyperband, pbt, successive_halving
 from jaxhpo.population.search import SearchResult, search
+from jaxhpo.population.models import MLP, LeNet
 from jaxhpo.population.train import (
-    MLP,
     Population,
     PopulationResult,
     PopulationState,
@@ -39,6 +39,7 @@ __all__ = [
     "search",
     "successive_halving",
     "use_cpu_cores",
+    "LeNet",
     "MLP",
     "Population",
     "PopulationResult",

@@ -12,8 +12,8 @@ task are arrays, never shapes:
   updating after its own epoch count, and takes its own batch size and its
   own number of steps per epoch out of a batch padded to the largest size;
 * anything the model reads (width, activation index, dropout rate, init
-  scale) is passed to ``model_fn(hparams)``; ``jaxhpo.population.MLP`` shows
-  how: widths masked to the largest, activations by ``lax.switch``.
+  scale) is passed to ``model_fn(hparams)``; ``jaxhpo.population.MLP`` and
+  ``LeNet`` show how: widths masked to the largest, activations by ``lax.switch``.
 
 How tasks run is the ``mode``: ``"vmap"`` (all at once; fastest on GPU/TPU),
 ``"map"`` (one after another inside the compiled program; fastest on CPU
@@ -39,12 +39,11 @@ from __future__ import annotations
 import functools
 import inspect
 import math
-from typing import Any, Callable, Mapping, NamedTuple, Optional, Sequence, Union
+from typing import Any, Callable, Mapping, NamedTuple, Optional, Union
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import flax.linen as nn
 import optax
 
 Array = jax.Array
@@ -99,61 +98,6 @@ class PopulationResult(NamedTuple):
         return self.val_loss[:, -1]
 
 
-class MLP(nn.Module):
-    """A multilayer perceptron whose shape hyperparameters may be traced arrays.
-
-    Attributes:
-        hidden: the largest width of each hidden layer (static).
-        outputs: output units (classes, or 1 for regression).
-        width: active units per hidden layer (scalar or per-layer; ``None`` = all);
-            the rest are masked to zero, so every member shares one shape.
-        activation: index into ``activations`` (``lax.switch``).
-        activations: the activation functions to choose from.
-        dropout: dropout rate (may be traced; 0 disables).
-        init_scale: multiplies the default (LeCun normal) kernel initializer.
-
-    Example:
-        >>> import jax, jax.numpy as jnp
-        >>> m = MLP(hidden=(16, 16), outputs=3, width=jnp.array(8), activation=jnp.array(1))
-        >>> v = m.init(jax.random.key(0), jnp.ones((2, 5)))
-        >>> m.apply(v, jnp.ones((2, 5))).shape
-        (2, 3)
-    """
-
-    hidden: Sequence[int] = (128, 128)
-    outputs: int = 10
-    width: Any = None
-    activation: Any = 0
-    activations: Sequence[Callable[[Array], Array]] = (nn.relu, nn.gelu, nn.tanh, nn.silu)
-    dropout: Any = 0.0
-    init_scale: Any = 1.0
-
-    @nn.compact
-    def __call__(self, x: Array, train: bool = False) -> Array:
-        def init(key, shape, dtype=jnp.float32):
-            return nn.initializers.lecun_normal()(key, shape, dtype) * jnp.asarray(self.init_scale, dtype)
-
-        for layer, size in enumerate(self.hidden):
-            x = nn.Dense(size, kernel_init=init)(x)
-            if len(self.activations) == 1:
-                x = self.activations[0](x)
-            else:
-                index = jnp.clip(jnp.asarray(self.activation, jnp.int32), 0, len(self.activations) - 1)
-                x = jax.lax.switch(index, list(self.activations), x)
-            if self.width is not None:
-                width = jnp.asarray(self.width)
-                width = width[layer] if width.ndim else width
-                x = x * (jnp.arange(size) < width).astype(x.dtype)
-            if train and not (isinstance(self.dropout, (int, float)) and self.dropout == 0):
-                rate = jnp.asarray(self.dropout, x.dtype)
-                keep = jax.random.uniform(self.make_rng("dropout"), x.shape) >= rate
-                x = jnp.where(keep, x / jnp.maximum(1.0 - rate, 1e-6), 0.0)
-        return nn.Dense(self.outputs, kernel_init=init)(x)
-
-
-
-
-
 # ----------------------------------------------------------------------------- losses
 
 
@@ -192,8 +136,23 @@ class _Config(NamedTuple):
     takes_train: bool
     max_batch: int
     max_steps: int
+    lane_sizes: tuple  # static minibatch shapes; a member's steps use the smallest that holds its batch
     mode: str
     chunk_size: int
+
+
+def _lane_sizes(mode: str, low: int, high: int) -> tuple[int, ...]:
+    """Static minibatch shapes for member batch sizes in ``[low, high]``.
+
+    Under ``vmap`` every member steps through the same shape, the largest
+    batch. In ``"map"`` mode members run one after another, so a member's
+    minibatch is held in the smallest power of two at least its batch size
+    (``lax.switch`` runs only that branch): a batch of 16 in a population whose
+    largest is 256 costs 16 rows per step, not 256.
+    """
+    if mode != "map":
+        return (high,)
+    return tuple(1 << k for k in range(max(low - 1, 0).bit_length(), max(high - 1, 0).bit_length() + 1))
 
 
 def _takes_train(module) -> bool:
@@ -264,7 +223,8 @@ def _task_epochs(cfg: _Config, num_epochs: int, params, opt_state, key, hp, epoc
     member_epochs = jnp.asarray(hp.get("epochs", big), jnp.int32)
     b = jnp.clip(jnp.asarray(hp.get("batch_size", cfg.max_batch), jnp.int32), 1, cfg.max_batch)
     steps = (n_train + b - 1) // b
-    lanes = jnp.arange(cfg.max_batch)
+    sizes = jnp.asarray(cfg.lane_sizes, jnp.int32)
+    bucket = jnp.minimum(jnp.searchsorted(sizes, b), len(cfg.lane_sizes) - 1)
 
     def loss_of(p, xb, yb, w, k):
         out = _apply(cfg, module, p, xb, True, k)
@@ -279,19 +239,31 @@ def _task_epochs(cfg: _Config, num_epochs: int, params, opt_state, key, hp, epoc
         r = jax.random.uniform(jax.random.fold_in(k_epoch, 0), (n_max,))
         perm = jnp.argsort(jnp.where(jnp.arange(n_max) < n_train, r, 2.0))
 
+        def update(size: int):
+            """One optimizer step on a minibatch held in ``size`` lanes (rows past ``b`` weigh 0)."""
+
+            def do(c, s):
+                p, o = c
+                lanes = jnp.arange(size)
+                pos = s * b + lanes
+                w = ((lanes < b) & (pos < n_train)).astype(jnp.float32)
+                rows = train_idx[perm[jnp.clip(pos, 0, n_max - 1)]]
+                o = _sync_hparams(cfg, o, hp)
+                loss, g = jax.value_and_grad(loss_of)(p, x_fit[rows], y_fit[rows], w, jax.random.fold_in(k_epoch, s + 1))
+                updates, o = opt.update(g, o, p)
+                return (optax.apply_updates(p, updates), o), loss
+
+            return do
+
+        branches = [update(size) for size in cfg.lane_sizes]
+
         def step(carry, s):
-            pos = s * b + lanes
-            w = ((lanes < b) & (pos < n_train)).astype(jnp.float32)
-            rows = train_idx[perm[jnp.clip(pos, 0, n_max - 1)]]
-            xb, yb = x_fit[rows], y_fit[rows]
             active = active_epoch & (s < steps)
 
             def do(c):
-                p, o = c
-                o = _sync_hparams(cfg, o, hp)
-                loss, g = jax.value_and_grad(loss_of)(p, xb, yb, w, jax.random.fold_in(k_epoch, s + 1))
-                updates, o = opt.update(g, o, p)
-                return (optax.apply_updates(p, updates), o), loss
+                if len(branches) == 1:
+                    return branches[0](c, s)
+                return jax.lax.switch(bucket, [lambda c, f=f: f(c, s) for f in branches], c)
 
             def skip(c):
                 return c, jnp.zeros((), jnp.float32)
@@ -573,7 +545,7 @@ class Population:
         probe = self.model_fn({k: jnp.asarray(v[0]) for k, v in hp.items()})
         return _Config(
             self.model_fn, self.loss_fn, self.classification, self.optimizer, args, self.optimizer_kwargs,
-            _takes_train(probe), max_batch, max_steps, self.mode, self.chunk_size,
+            _takes_train(probe), max_batch, max_steps, _lane_sizes(self.mode, low, high), self.mode, self.chunk_size,
         )
 
     def _num_epochs(self, hp) -> int:
@@ -632,12 +604,51 @@ class Population:
         view_of_task = np.arange(t) % v
         views = tuple(a[view_of_task] for a in self.views)
         args = (state.params, state.opt_state, state.key, state.hparams, state.epoch, views)
+        order = self._balanced_order(cfg, hp, np.asarray(state.epoch), int(num_epochs), np.asarray(views[1]))
+        if order is not None:
+            args = jax.tree.map(lambda a: a[order], args)
         args_p, _ = self._pad(args, t)
-        params, opt_state, epoch, history, preds = run(args_p, self.data)
-        params, opt_state, epoch, history, preds = jax.tree.map(
-            lambda a: a[:t], (params, opt_state, epoch, history, preds)
-        )
+        outputs = run(args_p, self.data)
+        outputs = jax.tree.map(lambda a: a[:t], outputs)
+        if order is not None:
+            outputs = jax.tree.map(lambda a: a[np.argsort(order)], outputs)
+        params, opt_state, epoch, history, preds = outputs
         return state._replace(params=params, opt_state=opt_state, epoch=epoch), history, preds
+
+    def _balanced_order(self, cfg: _Config, hp: Mapping[str, np.ndarray], epoch: np.ndarray, num_epochs: int,
+                        n_train: np.ndarray) -> Optional[np.ndarray]:
+        """A task order that gives each device of the mesh about the same work, or None to keep the order.
+
+        In ``"map"`` mode a device trains its share one task after another, so
+        the slowest share sets the time: tasks are dealt, costliest first, to the
+        device with the least work that still has room (each device gets a
+        contiguous block of equal size). A task's cost is its remaining epochs
+        times its steps per epoch times the rows of its minibatch shape. The
+        results are the same in any order; ``run`` puts them back.
+        """
+        if self.mesh is None or cfg.mode != "map":
+            return None
+        devices = int(self.mesh.shape[self.mesh_axis])
+        t = epoch.shape[0]
+        if devices < 2 or t <= 1:
+            return None
+        member_epochs = np.asarray(hp["epochs"], np.int64) if "epochs" in hp else np.full(t, 1 << 30)
+        remaining = np.clip(np.minimum(member_epochs - epoch, num_epochs), 0, None)
+        b = np.clip(np.asarray(hp.get("batch_size", np.full(t, cfg.max_batch)), np.int64), 1, cfg.max_batch)
+        sizes = np.asarray(cfg.lane_sizes)
+        lanes = sizes[np.minimum(np.searchsorted(sizes, b), len(sizes) - 1)]
+        cost = remaining * np.ceil(n_train / b) * lanes
+        block = -(-t // devices)
+        room = np.full(devices, block)
+        room[-1] -= block * devices - t  # the padding copies fill the end of the last block
+        load = np.zeros(devices)
+        shares: list[list[int]] = [[] for _ in range(devices)]
+        for task in np.argsort(-cost, kind="stable"):
+            d = min((d for d in range(devices) if room[d] > 0), key=lambda d: load[d])
+            shares[d].append(int(task))
+            load[d] += cost[task]
+            room[d] -= 1
+        return np.asarray([task for share in shares for task in share], np.int64)
 
 
 def select(state: PopulationState, index: Any) -> PopulationState:
@@ -698,18 +709,21 @@ def predict(model_fn: Callable[[dict], Any], state: PopulationState, x: Any, *, 
     x = jnp.asarray(x)
     probe = model_fn({k: jnp.asarray(v[0]) for k, v in state.hparams.items()})
     takes = _takes_train(probe)
-
-    @jax.jit
-    def run(params, hp, xb):
-        def one(p, h):
-            module = model_fn(h)
-            out = module.apply({"params": p}, xb, train=False) if takes else module.apply({"params": p}, xb)
-            return jax.nn.softmax(out, axis=-1) if classification else out
-
-        return jax.lax.map(lambda a: one(*a), (params, hp))
-
-    parts = [run(state.params, state.hparams, x[i : i + batch_size]) for i in range(0, x.shape[0], batch_size)]
+    parts = [_predict_chunk(model_fn, takes, bool(classification), state.params, state.hparams, x[i : i + batch_size])
+             for i in range(0, x.shape[0], batch_size)]
     return jnp.concatenate(parts, axis=1)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1, 2))
+def _predict_chunk(model_fn: Callable, takes_train: bool, classification: bool, params, hp, xb):
+    """Every member's outputs on ``xb``; one compiled program per model_fn and shapes, reused across calls."""
+
+    def one(p, h):
+        module = model_fn(h)
+        out = module.apply({"params": p}, xb, train=False) if takes_train else module.apply({"params": p}, xb)
+        return jax.nn.softmax(out, axis=-1) if classification else out
+
+    return jax.lax.map(lambda a: one(*a), (params, hp))
 
 
 def nnx_model(cls: type, *args: Any, **kwargs: Any) -> Any:

@@ -93,9 +93,10 @@ class Trial:
             json.dumps(value)
         except (TypeError, ValueError):
             raise ValueError(f"Trial.set_user_attr: value must be JSON-serializable, got value={value!r}") from None
-        self.user_attrs[key] = value
-        if self._study is not None:
-            self._study._log({"op": "attr", "number": self.number, "key": key, "value": value})
+        with journal.deferred_interrupts():  # on disk and in memory, or neither
+            if self._study is not None:
+                self._study._log({"op": "attr", "number": self.number, "key": key, "value": value})
+            self.user_attrs[key] = value
 
     def report(self, step: int, value: float) -> None:
         """Records an intermediate value (a validation loss after ``step`` epochs, say).
@@ -111,9 +112,10 @@ class Trial:
             raise ValueError(f"Trial.report: value must be a number, got value={value!r}") from None
         if self.state is not TrialState.RUNNING:
             raise ValueError(f"Trial.report: trial {self.number} is already {self.state.value}")
-        self.intermediate_values[int(step)] = value
-        if self._study is not None:
-            self._study._log({"op": "report", "number": self.number, "step": int(step), "value": value})
+        with journal.deferred_interrupts():
+            if self._study is not None:
+                self._study._log({"op": "report", "number": self.number, "step": int(step), "value": value})
+            self.intermediate_values[int(step)] = value
 
     def should_prune(self) -> bool:
         """Whether the study's pruner says to stop this trial now (False without a pruner)."""
@@ -239,9 +241,9 @@ class Study:
         head = records[0][1]
         if head.get("version") != _JOURNAL_VERSION:
             raise ValueError(f"Study.load: unsupported journal version {head.get('version')!r} in {path!r}")
-        if contents.damaged:
-            logger.warning("Study.load: %s: lines %s could not be read and were skipped (the file is left as it "
-                           "is; trials they told come back as running)", path, contents.damaged)
+        if contents.problems():
+            logger.warning("Study.load: %s: %s; those lines were skipped and the file is left as it is (trials "
+                           "whose tell is missing come back as running)", path, contents.problems())
         study = cls(Space.from_dict(head["space"]), strategy, head["direction"], None, head["seed"], pruner)
         for line, record in records[1:]:
             try:
@@ -327,16 +329,17 @@ class Study:
             x = x[np.all(np.isfinite(x), axis=1)]
             now = time.time()
             fresh = [self._make_trial(len(self.trials) + i, row, now) for i, row in enumerate(x)]
-            self._log(
-                {
-                    "op": "ask",
-                    "n": need,
-                    "trials": [{"number": t.number, "x": t.x.tolist(), "params": t.params} for t in fresh],
-                    "time": now,
-                    **({"state": delta} if delta is not None else {}),
-                }
-            )
-            self.trials.extend(fresh)
+            with journal.deferred_interrupts():
+                self._log(
+                    {
+                        "op": "ask",
+                        "n": need,
+                        "trials": [{"number": t.number, "x": t.x.tolist(), "params": t.params} for t in fresh],
+                        "time": now,
+                        **({"state": delta} if delta is not None else {}),
+                    }
+                )
+                self.trials.extend(fresh)
             out.extend(fresh)
             if not out:
                 raise SpaceExhausted(f"the search space is exhausted after {len(self.trials)} trials: the "
@@ -401,9 +404,10 @@ class Study:
         replays one); the strategy is not asked."""
         now = time.time() if when is None else when
         trial = Trial(number=len(self.trials), params=dict(params), x=x, datetime_start=now, _study=self)
-        self._log({"op": "ask", "n": 1, "enqueued": True, "time": now,
-                   "trials": [{"number": trial.number, "x": x.tolist(), "params": trial.params}]})
-        self.trials.append(trial)
+        with journal.deferred_interrupts():
+            self._log({"op": "ask", "n": 1, "enqueued": True, "time": now,
+                       "trials": [{"number": trial.number, "x": x.tolist(), "params": trial.params}]})
+            self.trials.append(trial)
         return trial
 
     def tell(self, trial: Trial | int, value: Any) -> None:
@@ -442,9 +446,11 @@ class Study:
                 raise ValueError(f"Study.tell: value must be a number or an exception, got value={value!r}") from None
         now = time.time()
         outcome = _outcome(value, pruned)
-        # on disk first: an interrupt (Ctrl-C) during the write leaves the trial running, so telling again works
-        self._log({"op": "tell", "number": number, "value": value, "state": outcome.value, "error": error, "time": now})
-        self._record_tell(record, value, error, now, pruned)
+        # on disk first, then in memory; Ctrl-C waits for both (a failed write leaves the trial running)
+        with journal.deferred_interrupts():
+            self._log({"op": "tell", "number": number, "value": value, "state": outcome.value, "error": error,
+                       "time": now})
+            self._record_tell(record, value, error, now, pruned)
         if record.state is TrialState.FAILED:
             logger.warning("trial %d failed: %s", number, error or f"value {value}")
 

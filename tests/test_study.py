@@ -329,17 +329,89 @@ def test_a_damaged_middle_line_is_skipped_and_nothing_is_removed(tmp_path, caplo
     loaded.close()
 
 
-def test_duplicated_tell_and_missing_ask_are_clear_errors(tmp_path):
-    path, _ = _journaled(tmp_path)
+def test_copied_lines_are_skipped_and_a_duplicated_tell_or_missing_ask_is_a_clear_error(tmp_path, caplog):
+    path, study = _journaled(tmp_path)
     lines = open(path).read().splitlines(keepends=True)
     tell = next(i for i, line in enumerate(lines) if '"op": "tell"' in line)
-    open(path, "w").write("".join(lines[: tell + 1] + [lines[tell]] + lines[tell + 1 :]))
-    with pytest.raises(ValueError, match=rf"line {tell + 2}: .*already told .*duplicated tell"):
+    open(path, "w").write("".join(lines[: tell + 1] + [lines[tell]] + lines[tell + 1 :]))  # a line copied
+    with caplog.at_level("WARNING", logger="jaxhpo"):
+        loaded = jaxhpo.Study.load(path, jaxhpo.strategies.sobol())
+    assert f"lines [{tell + 2}] repeat records read before" in caplog.text
+    assert [t.value for t in loaded.trials] == [t.value for t in study.trials]
+    loaded.close()
+    # a second tell of a trial under its own sequence number (not a copy): refused, with the line named
+    record = journal.scan(path).records[tell][1]
+    last = journal.scan(path).last_seq
+    open(path, "w").write("".join(lines) + journal.seal(record, last + 1) + "\n")
+    with pytest.raises(ValueError, match=rf"line {len(lines) + 1}: .*already told .*duplicated tell"):
         jaxhpo.Study.load(path, jaxhpo.strategies.sobol())
     asks = [i for i, line in enumerate(lines) if '"op": "ask"' in line]
     open(path, "w").write("".join(lines[: asks[2]] + lines[asks[2] + 1 :]))
     with pytest.raises(ValueError, match="an ask record is missing or damaged"):
         jaxhpo.Study.load(path, jaxhpo.strategies.sobol())
+
+
+def test_an_altered_value_fails_its_checksum_and_is_never_loaded(tmp_path, caplog):
+    path, study = _journaled(tmp_path)
+    lines = open(path).read().splitlines(keepends=True)
+    tell = [i for i, line in enumerate(lines) if '"op": "tell"' in line][4]
+    number = json.loads(lines[tell])["number"]
+    value = json.loads(lines[tell])["value"]
+    lines[tell] = lines[tell].replace(f'"value": {json.dumps(value)}', '"value": -1000.0')  # still valid JSON
+    assert json.loads(lines[tell])["value"] == -1000.0
+    open(path, "w").write("".join(lines))
+    with caplog.at_level("WARNING", logger="jaxhpo"):
+        loaded = jaxhpo.Study.load(path, jaxhpo.strategies.sobol())
+    assert f"lines [{tell + 1}] could not be read (damaged or a wrong checksum)" in caplog.text
+    assert loaded.trials[number].state is TrialState.RUNNING  # run again, never told the altered value
+    assert all(t.value == study.trials[t.number].value for t in loaded.trials if t.number != number)
+    assert -1000.0 not in [t.value for t in loaded.trials]
+    loaded.close()
+
+
+def test_deleted_lines_are_reported_as_missing_records(tmp_path, caplog):
+    path, _ = _journaled(tmp_path)
+    lines = open(path).read().splitlines(keepends=True)
+    last_tell = max(i for i, line in enumerate(lines) if '"op": "tell"' in line)
+    open(path, "w").write("".join(lines[:last_tell] + lines[last_tell + 1 :]))
+    with caplog.at_level("WARNING", logger="jaxhpo"):
+        loaded = jaxhpo.Study.load(path, jaxhpo.strategies.sobol())
+    if last_tell + 1 < len(lines):
+        assert f"records {last_tell + 1}..{last_tell + 1} are missing" in caplog.text
+    assert sum(t.state is TrialState.RUNNING for t in loaded.trials) == 1
+    loaded.close()
+
+
+def test_a_journal_without_sequence_numbers_and_checksums_still_loads(tmp_path):
+    path, study = _journaled(tmp_path)
+    plain = [journal.dumps(r) + "\n" for _, r in journal.scan(path).records]  # as written before checksums
+    open(path, "w").write("".join(plain))
+    loaded = jaxhpo.Study.load(path, jaxhpo.strategies.sobol())
+    assert [t.value for t in loaded.trials] == [t.value for t in study.trials]
+    loaded.optimize(_objectives.quadratic, n_trials=1, progress=False)  # appends sealed lines after plain ones
+    loaded.close()
+    assert len(jaxhpo.Study.load(path, jaxhpo.strategies.sobol()).trials) == len(study.trials) + 1
+
+
+def test_ctrl_c_during_the_journal_write_waits_until_the_tell_is_on_disk_and_in_memory(tmp_path, monkeypatch):
+    import signal
+
+    path = str(tmp_path / "study.jsonl")
+    study = jaxhpo.Study(SPACE, jaxhpo.strategies.sobol(), storage=path)
+    [trial] = study.ask()
+    real = study._journal.append
+
+    def interrupted_midway(record):
+        os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C arrives while the line is being written
+        real(record)
+
+    monkeypatch.setattr(study._journal, "append", interrupted_midway)
+    with pytest.raises(KeyboardInterrupt):
+        study.tell(trial, 2.5)
+    assert trial.state is TrialState.COMPLETE and trial.value == 2.5  # in memory ...
+    study.close()
+    assert jaxhpo.Study.load(path, jaxhpo.strategies.sobol()).trials[0].value == 2.5  # ... and on disk
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is given back
 
 
 @pytest.mark.parametrize("content", ["a,b,c\n1,2,3\n", "not json at all"])
@@ -535,6 +607,10 @@ def test_load_refuses_a_header_edited_after_the_trials(tmp_path):
     header = json.loads(lines[0])
     name = next(iter(header["space"]))
     header["space"][name]["high"] = header["space"][name]["high"] * 2 + 1  # bounds edited by hand
+    open(path, "w").write("\n".join([json.dumps(header)] + lines[1:]) + "\n")
+    with pytest.raises(ValueError, match=r"line 1 is damaged"):  # its checksum no longer matches
+        jaxhpo.Study.load(path, jaxhpo.strategies.random())
+    del header["seq"], header["crc"]  # edited, and written back without a checksum (as an old journal)
     open(path, "w").write("\n".join([json.dumps(header)] + lines[1:]) + "\n")
     with pytest.raises(ValueError, match="does not match the trials"):
         jaxhpo.Study.load(path, jaxhpo.strategies.random())

@@ -241,12 +241,41 @@ class Space:
         """Maps unit-cube points ``[..., d]`` to a dict of parameter arrays ``[...]``.
 
         Floats come back in the dtype of ``u``; Int values and categorical
-        indices as ``int32``. Points outside the cube are clipped into it.
+        indices as ``int32`` (``int64`` for float64 points, with x64 on).
+        Points outside the cube are clipped into it.
+
+        Raises:
+            ValueError: when ``u`` is float32 and a parameter's range does not fit
+                it exactly (``Float(0, 1e39)``, ``Float(1e-300, 1, log=True)``,
+                ``Int(0, 2**40)``): the message says to enable x64.
         """
         u = jnp.asarray(u)
         if not jnp.issubdtype(u.dtype, jnp.floating):
             u = u.astype(jnp.float32)
-        return self._decode(u, jnp, jnp.int32)
+        int_dtype = jnp.int64 if u.dtype == jnp.float64 else jnp.int32
+        self._check_exact(np.dtype(u.dtype))
+        return self._decode(u, jnp, int_dtype)
+
+    def _check_exact(self, dtype: np.dtype) -> None:
+        """Raises when a parameter's range cannot be decoded exactly in ``dtype`` (float32 without x64)."""
+        if dtype == np.float64:
+            return
+        info = np.finfo(dtype)
+        exact = 2 ** (info.nmant + 1)  # every integer up to this is a float of this precision
+        for name, p in self._items:
+            if isinstance(p, Float):
+                bad = [b for b in (p.low, p.high) if abs(b) > info.max or (p.log and b < info.tiny)]
+                if bad:
+                    raise ValueError(
+                        f"Space: parameter {name!r} ({p}) has a bound ({bad[0]!r}) outside what {dtype} holds "
+                        f"(magnitudes {info.tiny:.3g} to {info.max:.3g}), so decode in {dtype} would give 0, inf "
+                        f"or NaN; enable 64-bit JAX (jax.config.update('jax_enable_x64', True)) and decode float64 "
+                        f"points, or rescale the parameter (Study decodes in float64 already)")
+            elif isinstance(p, Int) and max(abs(p.low), abs(p.high)) > exact:
+                raise ValueError(
+                    f"Space: parameter {name!r} ({p}) reaches beyond {exact}, past which {dtype} cannot hold "
+                    f"every integer; enable 64-bit JAX (jax.config.update('jax_enable_x64', True)) and decode "
+                    f"float64 points (Study decodes in float64 already)")
 
     def decode_numpy(self, u: Any) -> dict[str, np.ndarray]:
         """``decode`` in NumPy float64 (Int values as ``int64``): what the Python shell hands to objectives.
@@ -260,7 +289,8 @@ class Space:
         if u.shape[-1:] != (self.dim,):
             raise ValueError(f"decode: expected points of shape [..., {self.dim}], got shape {u.shape}")
         lo, hi, is_log, discrete, clip_lo, clip_hi = self._bounds()
-        t = lo + xp.clip(u, 0.0, 1.0) * (hi - lo)
+        u = xp.clip(u, 0.0, 1.0)
+        t = (1.0 - u) * lo + u * hi  # not lo + u (hi - lo): hi - lo overflows for ranges such as +-1e308
         values = xp.where(is_log.astype(bool), xp.exp(t), t)
         out = {}
         for i, (name, _) in enumerate(self._items):

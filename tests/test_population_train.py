@@ -144,6 +144,38 @@ def test_bad_inputs(data):
         population.train(mlp, HP, *data, key=jax.random.key(0), optimizer_args={"lr": "learning_rate"})
 
 
+def test_a_hyperparameter_nobody_takes_is_an_error_listing_what_is_taken(data):
+    key = jax.random.key(0)
+    with pytest.raises(ValueError, match=r"hparams \['weight_decy'\] are taken by nothing.*adamw takes \[.*'weight_decay'"):
+        population.train(mlp, {"learning_rate": np.ones(2) * 1e-2, "weight_decy": np.ones(2)}, *data, key=key)
+    with pytest.raises(ValueError, match=r"\['weight_decay'\] are taken by nothing.*adam takes"):
+        population.train(mlp, HP, *data, key=key, optimizer=optax.adam)
+    # what the model reads, the loss reads and the reserved names are all taken
+    model = lambda h: population.MLP(hidden=(8,), outputs=C, width=h["width"])  # noqa: E731
+    hp = dict(HP, width=np.array([4, 8, 6]), label_smoothing=np.full(3, 0.1, np.float32), epochs=np.array([1, 1, 2]))
+    res = population.train(model, hp, *data, key=key, mode="map", mesh=None)
+    assert res.val_loss.shape == (3, 2)
+
+
+def test_bad_data_is_an_error_naming_the_argument(data):
+    x, y, xv, yv = data
+    key = jax.random.key(0)
+    with pytest.raises(ValueError, match=r"y_train/y_val hold class ids up to 7 but the model has 3 outputs"):
+        population.train(mlp, HP, x, np.where(y == 0, 7, y), xv, yv, key=key)
+    with pytest.raises(ValueError, match=r"y_train must hold integer class ids .*one-hot"):
+        population.train(mlp, HP, x, np.eye(C, dtype=np.float32)[y], xv, yv, key=key)
+    with pytest.raises(ValueError, match=r"y_train must be numeric, got dtype <U.*LabelEncoder"):
+        population.train(mlp, HP, x, np.array(["a", "b", "c"])[y], xv, yv, key=key)
+    with pytest.raises(ValueError, match=r"y_val holds negative class ids"):
+        population.train(mlp, HP, x, y, xv, yv - 1, key=key)
+    x_nan = x.copy()
+    x_nan[3, 2] = np.nan
+    with pytest.raises(ValueError, match=r"x_train holds 1 NaN or infinite values"):
+        population.train(mlp, HP, x_nan, y, xv, yv, key=key)
+    with pytest.raises(ValueError, match=r"x_val rows have shape \(4,\), x_train rows \(5,\)"):
+        population.train(mlp, HP, x, y, xv[:, :4], yv, key=key)
+
+
 def test_predict_reproduces_validation_predictions(data):
     res = population.train(mlp, HP, *data, key=jax.random.key(3), epochs=2, batch_size=16, mesh=None)
     preds = population.predict(mlp, res.state, data[2], batch_size=10)

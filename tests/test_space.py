@@ -177,3 +177,37 @@ def test_log_must_be_a_bool_not_a_truthy_string(kind):
     with pytest.raises(ValueError, match="log must be True or False, got log='False'"):
         kind(1, 10, log="False")
     assert kind(1, 10, log=np.bool_(True)).log is True
+
+
+@pytest.mark.parametrize("param, u, expected", [
+    (jaxhpo.Int(0, 2**40), 0.5, 2**39),
+    (jaxhpo.Float(-1e308, 1e308), 0.5, 0.0),
+    (jaxhpo.Float(-1e308, 1e308), 1.0, 1e308),
+    (jaxhpo.Float(0, 1e39), 1.0, 1e39),
+    (jaxhpo.Float(1e-300, 1e300, log=True), 0.0, 1e-300),
+    (jaxhpo.Float(1e-300, 1e300, log=True), 1.0, 1e300),
+])
+def test_wide_ranges_decode_exactly_in_float64(param, u, expected):
+    space = jaxhpo.Space({"p": param})
+    value = space.decode_numpy(np.array([u]))["p"]
+    assert np.isfinite(value) and value == pytest.approx(expected, rel=1e-9, abs=1e-300)
+    with jax.enable_x64(True):
+        value = space.decode(jnp.array([u], jnp.float64))["p"]
+        assert np.isfinite(value) and float(value) == pytest.approx(expected, rel=1e-9, abs=1e-300)
+
+
+@pytest.mark.parametrize("param", [jaxhpo.Int(0, 2**40), jaxhpo.Float(0, 1e39), jaxhpo.Float(-1e308, 1e308),
+                                   jaxhpo.Float(1e-300, 1e300, log=True)])
+def test_a_range_float32_cannot_hold_is_a_clear_error_not_a_wrong_value(param):
+    space = jaxhpo.Space({"p": param})
+    with pytest.raises(ValueError, match=r"parameter 'p' .*enable 64-bit JAX"):
+        space.decode(jnp.array([0.5], jnp.float32))
+
+
+def test_a_study_over_wide_ranges_hands_out_exact_values():
+    space = jaxhpo.Space({"n": jaxhpo.Int(0, 2**40), "x": jaxhpo.Float(1e-300, 1e300, log=True)})
+    study = jaxhpo.Study(space, jaxhpo.strategies.random(), seed=0)
+    for t in study.ask(8):
+        assert isinstance(t.params["n"], int) and 0 <= t.params["n"] <= 2**40
+        assert 1e-300 <= t.params["x"] <= 1e300 and np.isfinite(t.params["x"])
+    assert max(t.params["n"] for t in study.trials) > 2**31  # past int32: not clipped to 2147483647

@@ -331,6 +331,71 @@ def _compiled(cfg: _Config, num_epochs: int, mesh, axis: str):
 # ----------------------------------------------------------------------------- public API
 
 
+class _Reads(dict):
+    """A dict that remembers which keys were read (``h["width"]``, ``h.get``, ``in``); iterating reads all."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.names: set = set()
+
+    def __getitem__(self, key: Any) -> Any:
+        self.names.add(key)
+        return super().__getitem__(key)
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        self.names.add(key)
+        return super().get(key, default)
+
+    def __contains__(self, key: Any) -> bool:
+        self.names.add(key)
+        return super().__contains__(key)
+
+    def _all(self) -> None:
+        self.names.update(super().keys())
+
+    def __iter__(self):
+        self._all()
+        return super().__iter__()
+
+    def keys(self):
+        self._all()
+        return super().keys()
+
+    def items(self):
+        self._all()
+        return super().items()
+
+    def values(self):
+        self._all()
+        return super().values()
+
+
+def _checked_data(x_train: Any, y_train: Any, x_val: Any, y_val: Any) -> tuple[Array, Array, Array, Array]:
+    """The four arrays as JAX arrays, after checks that name the argument at fault."""
+    out = {}
+    for name, value in (("x_train", x_train), ("y_train", y_train), ("x_val", x_val), ("y_val", y_val)):
+        arr = np.asarray(value)
+        if arr.dtype.kind not in "biuf":
+            example = arr.reshape(-1)[:1].tolist()
+            raise ValueError(f"{name} must be numeric, got dtype {arr.dtype} (e.g. {example}); encode labels "
+                             f"as integers 0..C-1 (sklearn.preprocessing.LabelEncoder) and features as numbers")
+        if arr.ndim == 0 or arr.shape[0] == 0:
+            raise ValueError(f"{name} is empty (shape {arr.shape})")
+        if arr.dtype.kind == "f":
+            bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
+            if bad:
+                raise ValueError(f"{name} holds {bad} NaN or infinite values; impute or drop them before training")
+        out[name] = arr
+    for part in ("train", "val"):
+        if out[f"x_{part}"].shape[0] != out[f"y_{part}"].shape[0]:
+            raise ValueError(f"x_{part} and y_{part} differ in length: {out[f'x_{part}'].shape[0]} != "
+                             f"{out[f'y_{part}'].shape[0]}")
+    if out["x_val"].shape[1:] != out["x_train"].shape[1:]:
+        raise ValueError(f"x_val rows have shape {out['x_val'].shape[1:]}, x_train rows {out['x_train'].shape[1:]}; "
+                         f"both must have the same features")
+    return tuple(jnp.asarray(out[k]) for k in ("x_train", "y_train", "x_val", "y_val"))
+
+
 def _check_range(name: str, value: Any) -> Optional[tuple[int, int]]:
     if value is None:
         return None
@@ -485,16 +550,20 @@ class Population:
             if not isinstance(v, (int, np.integer)) or v < 1:
                 raise ValueError(f"{name} must be a positive int, got {v!r}")
         self.mode = resolve_mode(mode)
-        x_train, y_train = jnp.asarray(x_train), jnp.asarray(y_train)
-        x_val, y_val = jnp.asarray(x_val), jnp.asarray(y_val)
-        for name, x, y in (("train", x_train, y_train), ("val", x_val, y_val)):
-            if x.shape[0] != y.shape[0]:
-                raise ValueError(f"x_{name} and y_{name} differ in length: {x.shape[0]} != {y.shape[0]}")
-            if x.shape[0] == 0:
-                raise ValueError(f"x_{name} is empty")
+        x_train, y_train, x_val, y_val = _checked_data(x_train, y_train, x_val, y_val)
+        if loss_fn is cross_entropy:
+            for name, y in (("y_train", y_train), ("y_val", y_val)):
+                if y.ndim != 1 or not jnp.issubdtype(y.dtype, jnp.integer):
+                    what = "one-hot or probability rows" if y.ndim == 2 else f"{y.dtype} values of shape {y.shape}"
+                    raise ValueError(f"{name} must hold integer class ids 0..C-1 for loss='cross_entropy', got "
+                                     f"{what}; pass y.argmax(-1) for one-hot labels, or loss='mse' for regression")
+                if int(y.min()) < 0:
+                    raise ValueError(f"{name} holds negative class ids (smallest {int(y.min())}); class ids are "
+                                     f"0..C-1 (sklearn.preprocessing.LabelEncoder makes them)")
         if classification is None:
             classification = loss_fn is cross_entropy and jnp.issubdtype(y_train.dtype, jnp.integer)
         self.classification = bool(classification)
+        self._checked_model = False
         self.model_fn, self.loss_fn = model_fn, loss_fn
         self.optimizer = optimizer
         self.optimizer_args = optimizer_args
@@ -542,11 +611,47 @@ class Population:
         max_batch = high
         n_max = int(np.max(np.asarray(self.views[1])))
         max_steps = int(math.ceil(n_max / low))
-        probe = self.model_fn({k: jnp.asarray(v[0]) for k, v in hp.items()})
+        reads = _Reads({k: jnp.asarray(v[0]) for k, v in hp.items()})
+        probe = self.model_fn(reads)
+        if not self._checked_model:
+            self._check_model(probe, reads, hp, args)
+            self._checked_model = True
         return _Config(
             self.model_fn, self.loss_fn, self.classification, self.optimizer, args, self.optimizer_kwargs,
             _takes_train(probe), max_batch, max_steps, _lane_sizes(self.mode, low, high), self.mode, self.chunk_size,
         )
+
+    def _check_model(self, probe: Any, reads: "_Reads", hp: Mapping[str, np.ndarray], args: tuple) -> None:
+        """Every hyperparameter is taken by someone, and classification labels fit the model's outputs."""
+        x = self.data["x_fit"][:1]
+        try:
+            takes = _takes_train(probe)
+            out = jax.eval_shape(lambda: probe.init_with_output(
+                {"params": jax.random.key(0), "dropout": jax.random.key(1)}, x, **({"train": False} if takes else {}))[0])
+            y = self.data["y_fit"][:1]
+            jax.eval_shape(lambda: self.loss_fn(jnp.zeros(out.shape, out.dtype), y, reads))
+        except Exception:  # the model's own errors surface, with their traceback, when it is run
+            return
+        optimizer_params = inspect.signature(self.optimizer).parameters
+        open_ended = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in optimizer_params.values())
+        taken = set(RESERVED) | reads.names | {name for _, name in args}
+        if self.optimizer_args is None and open_ended:
+            taken |= set(hp)
+        unused = [k for k in hp if k not in taken]
+        if unused:
+            opt_name = getattr(self.optimizer, "__name__", repr(self.optimizer))
+            offered = sorted(n for n, p in optimizer_params.items() if p.kind is not inspect.Parameter.VAR_POSITIONAL)
+            raise ValueError(
+                f"hparams {unused} are taken by nothing: not by the optimizer ({opt_name} takes {offered}), not "
+                f"by model_fn (it reads {sorted(reads.names) or 'none'}), not by the loss, and not reserved "
+                f"({list(RESERVED)}); check the spelling, or pass an optimizer that takes them "
+                f"(weight_decay: optax.adamw)")
+        if self.classification and out.ndim >= 1:
+            classes = int(out.shape[-1])
+            high = max(int(self.data["y_fit"].max()), int(self.data["y_eval"].max()))
+            if high >= classes:
+                raise ValueError(f"y_train/y_val hold class ids up to {high} but the model has {classes} outputs; "
+                                 f"give the model {high + 1} outputs, or relabel the classes 0..{classes - 1}")
 
     def _num_epochs(self, hp) -> int:
         if "epochs" in hp:

@@ -50,7 +50,8 @@ def main() -> None:
     os.makedirs(os.path.join(ROOT, "benchmarks", "results"), exist_ok=True)
     with open(os.path.join(ROOT, "benchmarks", "results", "flagship.json"), "w") as f:
         json.dump({"cold_wall_s": cold_wall, "warm_wall_s": warm_wall, "cold": cold, "warm": warm,
-                   "same_results_cold_and_warm": cold["median"] == warm["median"]}, f, indent=1)
+                   "same_scores_cold_and_warm": all(
+                       cold["median"][k][:2] == warm["median"][k][:2] for k in cold["median"])}, f, indent=1)
 
 
 if __name__ == "__main__":

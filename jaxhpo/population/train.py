@@ -370,6 +370,34 @@ class _Reads(dict):
         return super().values()
 
 
+def host_local(tree: Any) -> Any:
+    """``tree`` with every array that spans other processes' devices gathered onto this process.
+
+    With one process (one machine, any number of devices) arrays are returned
+    as they are. When JAX runs on several processes (``jax.distributed``;
+    several hosts, or several processes on one machine), the population's
+    outputs are split over all processes' devices and no process can read
+    them with ``np.asarray``; this gathers them (``multihost_utils.process_allgather``),
+    so every process holds the whole population's results as NumPy arrays.
+    ``Population.init`` and ``Population.run`` return their results through it,
+    so everything built on them (``train``, ``cross_validate``, the schedulers,
+    ``search``) reads the same results on every process.
+    """
+    if jax.process_count() == 1:
+        return tree
+    from jax.experimental import multihost_utils
+
+    def local(a: Any) -> Any:
+        if isinstance(a, jax.Array) and not a.is_fully_addressable:
+            if jnp.issubdtype(a.dtype, jax.dtypes.prng_key):
+                return jax.random.wrap_key_data(multihost_utils.process_allgather(jax.random.key_data(a), tiled=True),
+                                                impl=jax.random.key_impl(a))
+            return multihost_utils.process_allgather(a, tiled=True)
+        return a
+
+    return jax.tree.map(local, tree)
+
+
 def _checked_data(x_train: Any, y_train: Any, x_val: Any, y_val: Any) -> tuple[Array, Array, Array, Array]:
     """The four arrays as JAX arrays, after checks that name the argument at fault."""
     out = {}
@@ -683,7 +711,7 @@ class Population:
         cfg = self._config(hp)
         init, _ = _compiled(cfg, 1, self.mesh, self.mesh_axis)
         (keys_p, hp_p), _ = self._pad((keys, hp_t), n * v)
-        params, opt_state = init((keys_p, hp_p), {"x_example": self.data["x_fit"][:1]})
+        params, opt_state = host_local(init((keys_p, hp_p), {"x_example": self.data["x_fit"][:1]}))
         params, opt_state = jax.tree.map(lambda a: a[: n * v], (params, opt_state))
         return PopulationState(params, opt_state, hp_t, keys, jnp.zeros((n * v,), jnp.int32))
 
@@ -713,7 +741,7 @@ class Population:
         if order is not None:
             args = jax.tree.map(lambda a: a[order], args)
         args_p, _ = self._pad(args, t)
-        outputs = run(args_p, self.data)
+        outputs = host_local(run(args_p, self.data))
         outputs = jax.tree.map(lambda a: a[:t], outputs)
         if order is not None:
             outputs = jax.tree.map(lambda a: a[np.argsort(order)], outputs)

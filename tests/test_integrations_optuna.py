@@ -86,3 +86,37 @@ def test_bad_arguments():
         JaxhpoSampler(jaxhpo.strategies.bayes)
     with pytest.raises(ValueError, match="seed must be an int"):
         JaxhpoSampler(seed="0")
+
+
+def test_export_copies_every_finished_trial_into_an_optuna_storage(tmp_path):
+    from jaxhpo.integrations.optuna import export_study
+
+    space = jaxhpo.Space({"x": jaxhpo.Float(-2.0, 2.0), "lr": jaxhpo.Float(1e-4, 1e-1, log=True),
+                          "n": jaxhpo.Int(1, 9), "act": jaxhpo.Categorical(["relu", "tanh"])})
+    path = str(tmp_path / "study.jsonl")
+    study = jaxhpo.Study(space, jaxhpo.strategies.sobol(), seed=0, storage=path)
+    trials = study.ask(5)
+    for i, t in enumerate(trials[:3]):
+        t.report(0, 10.0 + i)
+        t.set_user_attr("fold", i)
+        study.tell(t, t.params["x"] ** 2 + t.params["n"])
+    study.tell(trials[3], ValueError("diverged"))  # failed; trials[4] stays running
+    study.close()
+    loaded = jaxhpo.Study.load(path, jaxhpo.strategies.sobol())
+    url = f"sqlite:///{tmp_path / 'optuna.db'}"
+    export_study(loaded, url, study_name="exported")
+    out = optuna.load_study(study_name="exported", storage=url)  # another reader, from the database
+    got = sorted(out.get_trials(), key=lambda t: t.system_attrs["jaxhpo_number"])
+    assert [t.system_attrs["jaxhpo_number"] for t in got] == [0, 1, 2, 3]  # the running trial is left out
+    for t, src in zip(got[:3], trials[:3]):
+        assert t.state == optuna.trial.TrialState.COMPLETE and t.value == study.trials[src.number].value
+        assert t.params == src.params and t.user_attrs == {"fold": src.number}
+        assert t.intermediate_values == {0: 10.0 + src.number}
+        assert t.datetime_complete >= t.datetime_start
+    assert got[3].state == optuna.trial.TrialState.FAIL and "diverged" in got[3].system_attrs["fail_reason"]
+    assert out.best_value == study.best_value and out.best_params == study.best_params
+    with pytest.raises(ValueError, match="already holds a study named 'exported'"):
+        export_study(loaded, url, study_name="exported")
+    odd = jaxhpo.Study(jaxhpo.Space({"f": jaxhpo.Categorical([(1, 2), (3, 4)])}), jaxhpo.strategies.random())
+    with pytest.raises(ValueError, match=r"parameter 'f' has the choice \(1, 2\)"):
+        export_study(odd)

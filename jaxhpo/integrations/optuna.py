@@ -23,6 +23,10 @@ Optuna users keep their objective, ``trial.suggest_*`` calls, storages
 * **Deterministic for a seed**: the key of trial ``n``'s ask is the seed's
   key folded with ``n``.
 
+* **Export**: ``export_study(study, storage)`` copies a jaxhpo ``Study`` (its
+  journal loaded with ``Study.load``, say) into any Optuna storage, to open it
+  in optuna-dashboard or analyse it with Optuna's tools.
+
 Example:
     >>> import optuna, jaxhpo
     >>> from jaxhpo.integrations.optuna import JaxhpoSampler
@@ -53,7 +57,7 @@ except ImportError as e:  # pragma: no cover - the extra is missing
 from jaxhpo.space import Categorical, Float, Int, Space
 from jaxhpo.strategies.base import Strategy, check_strategy, grow_state, next_capacity
 
-__all__ = ["JaxhpoSampler"]
+__all__ = ["JaxhpoSampler", "export_study"]
 
 INITIAL_CAPACITY = 64
 
@@ -216,3 +220,76 @@ class JaxhpoSampler(BaseSampler):
                 model.state = grow_state(model.state, next_capacity(int(history.count) + 1, 2 * history.capacity))
             x = self._encode(model, t.params)[None].astype(np.float32)
             model.state = self._strategy.tell(model.state, x, np.asarray([value], np.float32))
+
+
+_STATES = {"complete": TrialState.COMPLETE, "failed": TrialState.FAIL, "pruned": TrialState.PRUNED}
+
+
+def _distribution(name: str, param: Any) -> BaseDistribution:
+    if isinstance(param, Float):
+        return FloatDistribution(param.low, param.high, log=param.log)
+    if isinstance(param, Int):
+        return IntDistribution(param.low, param.high, log=param.log)
+    for choice in param.choices:
+        if choice is not None and not isinstance(choice, (bool, int, float, str)):
+            raise ValueError(f"export_study: parameter {name!r} has the choice {choice!r}, which Optuna cannot "
+                             f"store (it takes None, bool, int, float and str choices)")
+    return CategoricalDistribution(list(param.choices))
+
+
+def export_study(study: Any, storage: Any = None, study_name: Optional[str] = None) -> "optuna.Study":
+    """Copies a jaxhpo ``Study`` into a new Optuna study (for optuna-dashboard, Optuna's plots and tools).
+
+    Every finished trial is added with its parameters (as the objective saw
+    them), value, state (complete, failed, pruned), intermediate values, user
+    attributes and times; its jaxhpo number is kept as the system attribute
+    ``jaxhpo_number``. Trials still running are left out.
+
+    Args:
+        study: a ``jaxhpo.Study`` (for a journal on disk: ``Study.load(path)``).
+        storage: any Optuna storage or URL (``"sqlite:///study.db"``, a
+            ``JournalStorage``...); None keeps it in memory.
+        study_name: the new study's name (Optuna makes one when None).
+
+    Returns:
+        The Optuna study.
+
+    Raises:
+        ValueError: for categorical choices Optuna cannot store, or a ``study_name``
+            already taken in ``storage`` (nothing is added to that study).
+
+    Example:
+        >>> import jaxhpo
+        >>> s = jaxhpo.Study(jaxhpo.Space({"x": jaxhpo.Float(-1.0, 1.0)}), jaxhpo.strategies.sobol(), seed=0)
+        >>> s.optimize(lambda p: p["x"] ** 2, n_trials=4, progress=False)
+        >>> exported = export_study(s)
+        >>> len(exported.trials), exported.best_value == s.best_value
+        (4, True)
+    """
+    import datetime
+
+    distributions = {name: _distribution(name, p) for name, p in study.space.params.items()}
+    try:
+        target = optuna.create_study(storage=storage, study_name=study_name, direction=study.direction)
+    except optuna.exceptions.DuplicatedStudyError:
+        raise ValueError(f"export_study: storage already holds a study named {study_name!r}; pass another "
+                         f"study_name (nothing was changed)") from None
+    when = lambda t: None if t is None else datetime.datetime.fromtimestamp(t)  # noqa: E731
+    frozen = []
+    for t in study.trials:
+        if t.state.value not in _STATES:
+            continue
+        state = _STATES[t.state.value]
+        value = t.value if state == TrialState.COMPLETE else None
+        if state == TrialState.PRUNED and t.intermediate_values:
+            value = t.intermediate_values[max(t.intermediate_values)]
+        frozen.append(optuna.trial.create_trial(
+            state=state, value=value, params=dict(t.params), distributions=distributions,
+            user_attrs=dict(t.user_attrs), system_attrs={"jaxhpo_number": t.number, **({"fail_reason": t.error}
+                                                                                        if t.error else {})},
+            intermediate_values={int(k): float(v) for k, v in t.intermediate_values.items()},
+        ))
+        frozen[-1].datetime_start = when(t.datetime_start)
+        frozen[-1].datetime_complete = when(t.datetime_complete)
+    target.add_trials(frozen)
+    return target

@@ -33,7 +33,7 @@ try:
     from sklearn.metrics import check_scoring
     from sklearn.model_selection import check_cv, cross_validate
     from sklearn.preprocessing import LabelEncoder
-    from sklearn.utils.metaestimators import available_if
+    from sklearn.utils.metaestimators import _BaseComposition, available_if
     from sklearn.utils.multiclass import check_classification_targets
     from sklearn.utils.validation import check_is_fitted, validate_data
 except ImportError as e:  # pragma: no cover - exercised only without scikit-learn
@@ -250,7 +250,26 @@ def _estimator_list(estimators: Any) -> list:
     return out
 
 
-class _Fusion(MetaEstimatorMixin, BaseEstimator):
+def _seeded(estimator: Any, seed: int) -> Any:
+    """A clone of ``estimator`` whose unset ``random_state`` parameters (nested ones too) are ``seed``."""
+    estimator = clone(estimator)
+    unset = {k: seed for k, v in estimator.get_params(deep=True).items()
+             if (k == "random_state" or k.endswith("__random_state")) and v is None}
+    return estimator.set_params(**unset) if unset else estimator
+
+
+class _Fusion(MetaEstimatorMixin, _BaseComposition):
+    """Members' parameters are the fusion's, as in ``StackingClassifier``: ``get_params(deep=True)``
+    lists ``name__param`` for every member, ``set_params(name__param=...)`` or ``set_params(name=estimator)``
+    changes one, so ``GridSearchCV``/``SearchCV`` tune members and ``set_random_state`` seeds them."""
+
+    def get_params(self, deep: bool = True) -> dict:
+        return self._get_params("estimators", deep=deep)
+
+    def set_params(self, **params: Any) -> "_Fusion":
+        self._set_params("estimators", **params)
+        return self
+
     def _fit_members(self, X: np.ndarray, y: np.ndarray, classification: bool):
         members = _estimator_list(self.estimators)
         if self.method not in CLASSIFIER_METHODS:
@@ -264,6 +283,8 @@ class _Fusion(MetaEstimatorMixin, BaseEstimator):
             if cv < 2:
                 raise ValueError(f"{type(self).__name__}: needs at least 2 samples per class for cross-validation")
         seed = 0 if self.random_state is None else self.random_state
+        if self.random_state is not None:  # members left unseeded get seeds derived from the fusion's
+            members = [_seeded(m, int(self.random_state) + i) for i, m in enumerate(members)]
         oof, fitted = ensemble.cross_val_predictions(members, X, y, cv=cv, random_state=seed)
         self.estimators_ = fitted
         return oof

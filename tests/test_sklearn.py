@@ -65,3 +65,29 @@ def test_fusion_classifier_methods_and_regressor():
     assert reg.score(Xr, yr) > 0.45
     with pytest.raises(ValueError, match="method"):
         FusionClassifier(members, method="blend").fit(X, y)
+
+
+def test_fusion_members_parameters_are_nested_as_in_stacking():
+    from sklearn.model_selection import GridSearchCV
+    from sklearn.tree import DecisionTreeClassifier
+    from sklearn.utils import estimator_checks
+
+    X, y = load_iris(return_X_y=True)
+    fusion = FusionClassifier([("lr", LogisticRegression(max_iter=500)), ("dt", DecisionTreeClassifier())], cv=3)
+    params = fusion.get_params(deep=True)
+    assert params["dt__max_depth"] is None and "lr__C" in params and params["dt"] is fusion.estimators[1][1]
+    fusion.set_params(dt__max_depth=2, lr__C=0.5)
+    assert fusion.estimators[1][1].max_depth == 2 and fusion.estimators[0][1].C == 0.5
+    fusion.set_params(dt=DecisionTreeClassifier(max_depth=1))
+    assert fusion.get_params()["dt__max_depth"] == 1
+    # an unseeded tree inside: scikit-learn's set_random_state seeds the fusion, which seeds its members,
+    # so two fits give the same model (check_fit_idempotent)
+    fusion.set_params(dt=DecisionTreeClassifier(max_features=2), dt__max_depth=3)
+    estimator_checks.set_random_state(fusion, 3)
+    first = fusion.fit(X, y).predict_proba(X)
+    np.testing.assert_array_equal(fusion.fit(X, y).predict_proba(X), first)
+    assert fusion.estimators_[1].random_state == 4 and fusion.get_params()["dt__random_state"] is None  # not mutated
+    grid = GridSearchCV(fusion, {"dt__max_depth": [1, 3]}, cv=3).fit(X, y)
+    assert grid.best_params_["dt__max_depth"] in (1, 3) and len(grid.cv_results_["params"]) == 2
+    with pytest.raises(ValueError, match="Invalid parameter 'knn'"):
+        fusion.set_params(knn__n_neighbors=3)

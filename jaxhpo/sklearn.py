@@ -46,11 +46,36 @@ from jaxhpo.study import Study, TrialState
 __all__ = ["FusionClassifier", "FusionRegressor", "SearchCV"]
 
 
+def _from_sklearn(name: str, value: Any) -> Any:
+    """A jaxhpo parameter for what a ``RandomizedSearchCV`` user writes: a list of values, or a frozen
+    ``scipy.stats`` distribution (``loguniform``, ``uniform``, ``randint``); jaxhpo parameters pass through."""
+    from jaxhpo.space import Categorical, Float, Int
+
+    if isinstance(value, (Float, Int, Categorical)):
+        return value
+    if isinstance(value, (list, tuple)):
+        return Categorical(list(value))
+    dist = getattr(getattr(value, "dist", None), "name", None)
+    if dist is not None and hasattr(value, "support"):
+        low, high = (float(b) for b in value.support())
+        if dist in ("loguniform", "reciprocal"):
+            return Float(low, high, log=True)
+        if dist == "uniform":
+            return Float(low, high)
+        if dist == "randint":
+            return Int(int(low), int(high))
+        raise ValueError(f"SearchCV: space[{name!r}] is scipy.stats.{dist}, which has no jaxhpo equivalent; "
+                         f"use jaxhpo.Float(low, high, log=...) (loguniform and uniform convert), jaxhpo.Int "
+                         f"(randint converts) or a list of values")
+    raise ValueError(f"SearchCV: space[{name!r}] must be jaxhpo.Float, Int or Categorical, a list of values or a "
+                     f"scipy.stats loguniform/uniform/randint, got {value!r}")
+
+
 def _as_space(space: Any) -> Space:
     if isinstance(space, Space):
         return space
     if isinstance(space, dict) and space:
-        return Space(space)
+        return Space({name: _from_sklearn(name, value) for name, value in space.items()})
     raise ValueError(f"space must be a jaxhpo.Space or a dict of parameters, got space={space!r}")
 
 
@@ -72,8 +97,12 @@ class SearchCV(MetaEstimatorMixin, BaseEstimator):
 
     Args:
         estimator: a scikit-learn estimator (cloned for every fit).
-        space: a ``jaxhpo.Space`` or a dict of jaxhpo parameters whose names are the
-            estimator's parameters (``"svc__C"`` for pipelines).
+        space: a ``jaxhpo.Space`` or a dict whose names are the estimator's parameters
+            (``"svc__C"`` for pipelines) and whose values are jaxhpo parameters, lists of
+            values (categorical) or frozen ``scipy.stats`` distributions as
+            ``RandomizedSearchCV`` takes them (``loguniform(a, b)`` becomes
+            ``Float(a, b, log=True)``, ``uniform(loc, scale)`` ``Float(loc, loc + scale)``,
+            ``randint(a, b)`` ``Int(a, b - 1)``).
         strategy: any jaxhpo strategy; ``None`` means ``bayes()``.
         n_trials: number of parameter settings tried.
         cv: folds or a splitter, as ``cross_validate`` takes.
@@ -130,7 +159,8 @@ class SearchCV(MetaEstimatorMixin, BaseEstimator):
         params = self.estimator.get_params()
         unknown = [name for name in space.names if name not in params]
         if unknown:
-            raise ValueError(f"SearchCV: {unknown} are not parameters of {type(self.estimator).__name__}")
+            raise ValueError(f"SearchCV: {unknown} are not parameters of {type(self.estimator).__name__}; its "
+                             f"parameters are {sorted(params)}")
         cv = check_cv(self.cv, y, classifier=is_classifier(self.estimator))
         scorer = check_scoring(self.estimator, self.scoring)
         seed = 0 if self.random_state is None else int(self.random_state)

@@ -91,3 +91,25 @@ def test_fusion_members_parameters_are_nested_as_in_stacking():
     assert grid.best_params_["dt__max_depth"] in (1, 3) and len(grid.cv_results_["params"]) == 2
     with pytest.raises(ValueError, match="Invalid parameter 'knn'"):
         fusion.set_params(knn__n_neighbors=3)
+
+
+def test_searchcv_takes_what_a_randomizedsearchcv_user_writes():
+    from scipy import stats
+
+    from jaxhpo.sklearn import _as_space
+
+    space = _as_space({"C": stats.loguniform(1e-3, 1e2), "l1_ratio": stats.uniform(0.2, 0.5),
+                       "max_iter": stats.randint(100, 300), "solver": ["lbfgs", "saga"]})
+    assert space.params["C"] == jaxhpo.Float(1e-3, 1e2, log=True)
+    assert space.params["l1_ratio"] == jaxhpo.Float(0.2, 0.7)
+    assert space.params["max_iter"] == jaxhpo.Int(100, 299)  # randint's high is exclusive
+    assert space.params["solver"] == jaxhpo.Categorical(["lbfgs", "saga"])
+    X, y = load_iris(return_X_y=True)
+    search = SearchCV(LogisticRegression(max_iter=300), {"C": stats.loguniform(1e-2, 1e2)}, strategy=FAST,
+                      n_trials=3, cv=2).fit(X, y)
+    assert 1e-2 <= search.best_params_["C"] <= 1e2
+    with pytest.raises(ValueError, match=r"space\['C'\] is scipy.stats.norm, which has no jaxhpo equivalent"):
+        _as_space({"C": stats.norm(0, 1)})
+    with pytest.raises(ValueError, match=r"\['Cee'\] are not parameters of LogisticRegression; its parameters are "
+                                         r"\[.*'C'.*\]"):
+        SearchCV(LogisticRegression(), {"Cee": jaxhpo.Float(0.1, 1.0)}, strategy=FAST, n_trials=2).fit(X, y)

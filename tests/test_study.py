@@ -393,12 +393,17 @@ def test_a_journal_without_sequence_numbers_and_checksums_still_loads(tmp_path):
     assert len(jaxhpo.Study.load(path, jaxhpo.strategies.sobol()).trials) == len(study.trials) + 1
 
 
-def test_ctrl_c_during_the_journal_write_waits_until_the_tell_is_on_disk_and_in_memory(tmp_path, monkeypatch):
-    import signal
-
+def _one_running_trial(tmp_path):
     path = str(tmp_path / "study.jsonl")
     study = jaxhpo.Study(SPACE, jaxhpo.strategies.sobol(), storage=path)
     [trial] = study.ask()
+    return path, study, trial
+
+
+def test_ctrl_c_during_the_journal_write_waits_until_the_tell_is_on_disk_and_in_memory(tmp_path, monkeypatch):
+    import signal
+
+    path, study, trial = _one_running_trial(tmp_path)
     real = study._journal.append
 
     def interrupted_midway(record):
@@ -427,9 +432,7 @@ def test_storage_that_is_not_an_empty_file_is_never_overwritten(tmp_path, conten
 
 
 def test_an_interrupted_journal_write_leaves_the_trial_running_and_retry_works(tmp_path, monkeypatch):
-    path = str(tmp_path / "study.jsonl")
-    study = jaxhpo.Study(SPACE, jaxhpo.strategies.sobol(), storage=path)
-    [trial] = study.ask()
+    path, study, trial = _one_running_trial(tmp_path)
     real = study._journal.append
 
     def interrupted(record):

@@ -105,6 +105,10 @@ class SearchCV(MetaEstimatorMixin, BaseEstimator):
             ``randint(a, b)`` ``Int(a, b - 1)``).
         strategy: any jaxhpo strategy; ``None`` means ``bayes()``.
         n_trials: number of parameter settings tried.
+        n_iter: the same number under ``RandomizedSearchCV``'s name; when given it is used
+            (giving both with different values is an error).
+        n_jobs: folds of a setting fit in parallel (joblib, as ``cross_validate`` takes it;
+            ``-1``: all cores).
         cv: folds or a splitter, as ``cross_validate`` takes.
         scoring: scikit-learn scoring (``None``: the estimator's ``score``); higher is better.
         executor: a ``concurrent.futures.Executor`` for trials (``batch_size`` at a time).
@@ -121,7 +125,8 @@ class SearchCV(MetaEstimatorMixin, BaseEstimator):
 
     def __init__(self, estimator: Any, space: Any, strategy: Any = None, n_trials: int = 20, cv: Any = 5,
                  scoring: Any = None, executor: Any = None, refit: bool = True, random_state: Optional[int] = None,
-                 batch_size: int = 1, error_score: Any = np.nan, progress: bool = False) -> None:
+                 batch_size: int = 1, error_score: Any = np.nan, progress: bool = False,
+                 n_iter: Optional[int] = None, n_jobs: Optional[int] = None) -> None:
         self.estimator = estimator
         self.space = space
         self.strategy = strategy
@@ -134,6 +139,8 @@ class SearchCV(MetaEstimatorMixin, BaseEstimator):
         self.batch_size = batch_size
         self.error_score = error_score
         self.progress = progress
+        self.n_iter = n_iter
+        self.n_jobs = n_jobs
 
     @property
     def _estimator_type(self) -> Optional[str]:
@@ -156,6 +163,14 @@ class SearchCV(MetaEstimatorMixin, BaseEstimator):
         space = _as_space(self.space)
         if not isinstance(self.n_trials, (int, np.integer)) or self.n_trials < 1:
             raise ValueError(f"SearchCV: n_trials must be a positive int, got n_trials={self.n_trials!r}")
+        n_trials = int(self.n_trials)
+        if self.n_iter is not None:
+            if not isinstance(self.n_iter, (int, np.integer)) or isinstance(self.n_iter, bool) or self.n_iter < 1:
+                raise ValueError(f"SearchCV: n_iter must be a positive int, got n_iter={self.n_iter!r}")
+            if self.n_trials != 20 and self.n_trials != self.n_iter:
+                raise ValueError(f"SearchCV: n_trials={self.n_trials} and n_iter={self.n_iter} disagree; they "
+                                 f"name the same number, give one")
+            n_trials = int(self.n_iter)
         params = self.estimator.get_params()
         unknown = [name for name in space.names if name not in params]
         if unknown:
@@ -171,12 +186,12 @@ class SearchCV(MetaEstimatorMixin, BaseEstimator):
         def scored(p: dict) -> float:
             est = clone(self.estimator).set_params(**p)
             out = cross_validate(est, X, y, cv=cv, scoring=scorer, params=fit_params or None,
-                                 error_score=error_score, return_train_score=False)
+                                 error_score=error_score, return_train_score=False, n_jobs=self.n_jobs)
             scores = np.asarray(out["test_score"], np.float64)
             records[_key(p)] = scores  # per-split scores (kept when trials run in this process)
             return float(np.mean(scores))
 
-        study.optimize(scored, n_trials=int(self.n_trials), batch_size=int(self.batch_size), executor=self.executor,
+        study.optimize(scored, n_trials=n_trials, batch_size=int(self.batch_size), executor=self.executor,
                        progress=self.progress, catch=(Exception,) if error_score != "raise" else ())
         trials = study.trials
         n_splits = cv.get_n_splits(X, y)

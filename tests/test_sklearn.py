@@ -113,3 +113,14 @@ def test_searchcv_takes_what_a_randomizedsearchcv_user_writes():
     with pytest.raises(ValueError, match=r"\['Cee'\] are not parameters of LogisticRegression; its parameters are "
                                          r"\[.*'C'.*\]"):
         SearchCV(LogisticRegression(), {"Cee": jaxhpo.Float(0.1, 1.0)}, strategy=FAST, n_trials=2).fit(X, y)
+
+
+def test_searchcv_takes_n_iter_and_n_jobs_as_randomizedsearchcv_does():
+    X, y = load_iris(return_X_y=True)
+    search = SearchCV(LogisticRegression(max_iter=300), {"C": jaxhpo.Float(0.01, 10.0, log=True)}, strategy=FAST,
+                      n_iter=4, n_jobs=2, cv=3).fit(X, y)
+    assert len(search.cv_results_["params"]) == 4 and search.best_score_ > 0.9
+    with pytest.raises(ValueError, match="n_trials=5 and n_iter=4 disagree"):
+        SearchCV(LogisticRegression(), {"C": jaxhpo.Float(0.1, 1.0)}, n_trials=5, n_iter=4).fit(X, y)
+    with pytest.raises(ValueError, match="n_iter must be a positive int"):
+        SearchCV(LogisticRegression(), {"C": jaxhpo.Float(0.1, 1.0)}, n_iter=0).fit(X, y)

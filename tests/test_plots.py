@@ -67,3 +67,23 @@ def test_parallel_coordinates_labels_categorical_axes_with_their_choices(study):
     fig = plots.parallel_coordinates(study)
     texts = {t.get_text() for t in fig.axes[0].texts}
     assert set(study.space.params["kind"].choices) <= texts
+
+
+def test_fanova_importance_is_optunas_on_the_same_trials(study):
+    optuna = pytest.importorskip("optuna")
+    ours = plots.importance(study, method="fanova")
+    assert plots.importance(study) == ours  # the default when Optuna is installed
+    reference = optuna.create_study()
+    dists = {"x": optuna.distributions.FloatDistribution(-2.0, 2.0),
+             "noise": optuna.distributions.FloatDistribution(0.0, 1.0),
+             "kind": optuna.distributions.CategoricalDistribution(["a", "b"])}
+    reference.add_trials([optuna.trial.create_trial(params=t.params, distributions=dists, value=t.value)
+                          for t in study.trials])
+    theirs = optuna.importance.get_param_importances(
+        reference, evaluator=optuna.importance.FanovaImportanceEvaluator(seed=0))
+    assert ours == pytest.approx(dict(theirs), abs=1e-12)
+    assert max(ours, key=ours.get) == "x"
+    binned = plots.importance(study, method="binned")
+    assert max(binned, key=binned.get) == "x" and binned != ours
+    with pytest.raises(ValueError, match="method must be 'auto', 'fanova' or 'binned'"):
+        plots.importance(study, method="shap")

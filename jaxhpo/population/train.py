@@ -402,15 +402,16 @@ def _checked_data(x_train: Any, y_train: Any, x_val: Any, y_val: Any) -> tuple[A
     """The four arrays as JAX arrays, after checks that name the argument at fault."""
     out = {}
     for name, value in (("x_train", x_train), ("y_train", y_train), ("x_val", x_val), ("y_val", y_val)):
-        arr = np.asarray(value)
-        if arr.dtype.kind not in "biuf":
+        arr = value if isinstance(value, jax.Array) else np.asarray(value)  # device arrays stay on the device
+        xp = jnp if isinstance(arr, jax.Array) else np
+        if np.dtype(arr.dtype).kind not in "biuf":
             example = arr.reshape(-1)[:1].tolist()
             raise ValueError(f"{name} must be numeric, got dtype {arr.dtype} (e.g. {example}); encode labels "
                              f"as integers 0..C-1 (sklearn.preprocessing.LabelEncoder) and features as numbers")
         if arr.ndim == 0 or arr.shape[0] == 0:
             raise ValueError(f"{name} is empty (shape {arr.shape})")
-        if arr.dtype.kind == "f":
-            bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
+        if np.dtype(arr.dtype).kind == "f":
+            bad = int(arr.size - xp.count_nonzero(xp.isfinite(arr)))
             if bad:
                 raise ValueError(f"{name} holds {bad} NaN or infinite values; impute or drop them before training")
         out[name] = arr

@@ -154,11 +154,12 @@ def _importance_method() -> str:
 
 def importance_plot(study: Any, path: Optional[str] = None, title: Optional[str] = None) -> Any:
     """Horizontal bars of ``importance(study)``."""
-    imp = importance(study)
+    method = _importance_method()  # decided once: the numbers and the axis label agree
+    imp = importance(study, method=method)
     names = sorted(imp, key=imp.get)
     fig, ax = _figure((6, 0.5 * len(names) + 1.5))
     ax.barh(names, [imp[n] for n in names], color="C0")
-    ax.set_xlabel("share of variance explained (fANOVA)" if "fanova" in _importance_method() else
+    ax.set_xlabel("share of variance explained (fANOVA)" if method == "fanova" else
                   "share of variance explained (main effect)")
     ax.set_title(title or "parameter importance")
     return _finish(fig, path)

@@ -79,6 +79,20 @@ def test_multi_objective_studies_are_refused_clearly():
                                 directions=["minimize", "minimize"])
     with pytest.raises(ValueError, match="multi-objective"):
         study.optimize(lambda t: (t.suggest_float("x", 0, 1), t.suggest_float("y", 0, 1)), n_trials=2)
+    trial = study.ask()  # the independent path refuses too (Optuna's SingleOnlySamplerTestCase asks this)
+    with pytest.raises(ValueError, match="multi-objective"):
+        study.sampler.sample_independent(study, study._storage.get_trial(trial._trial_id), "x",
+                                         optuna.distributions.FloatDistribution(0.0, 1.0))
+
+
+def test_stepped_floats_with_step_one_round_trip():
+    # a float with step=1 is modelled as an index like any stepped float (found by Optuna's own sampler tests)
+    study = optuna.create_study(sampler=JaxhpoSampler(jaxhpo.strategies.random(), seed=0))
+    study.optimize(lambda t: t.suggest_float("c", 1, 9, step=1) + t.suggest_int("f", 1, 9, step=2), n_trials=12)
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
+    assert {t.params["c"] for t in study.trials} <= set(map(float, range(1, 10)))
+    assert {t.params["f"] for t in study.trials} <= {1, 3, 5, 7, 9}
+    assert len({t.params["c"] for t in study.trials}) > 3
 
 
 def test_bad_arguments():
@@ -120,3 +134,53 @@ def test_export_copies_every_finished_trial_into_an_optuna_storage(tmp_path):
     odd = jaxhpo.Study(jaxhpo.Space({"f": jaxhpo.Categorical([(1, 2), (3, 4)])}), jaxhpo.strategies.random())
     with pytest.raises(ValueError, match=r"parameter 'f' has the choice \(1, 2\)"):
         export_study(odd)
+
+
+def test_import_continues_an_optuna_study_with_every_finished_trial(tmp_path):
+    from jaxhpo.integrations.optuna import import_study
+
+    source = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(seed=1))
+
+    def objective(trial):
+        x = trial.suggest_float("x", 1e-3, 1.0, log=True)
+        n = trial.suggest_int("n", 1, 8)
+        kind = trial.suggest_categorical("kind", ["a", "b"])
+        trial.set_user_attr("note", f"n={n}")
+        trial.report(x, step=0)
+        if trial.number == 3:
+            raise optuna.TrialPruned()
+        if trial.number == 5:
+            raise RuntimeError("boom")
+        return x * n + (kind == "a")
+
+    source.optimize(objective, n_trials=8, catch=(RuntimeError,))
+    running = source.ask()  # left out: it has no outcome yet
+    running.suggest_float("x", 1e-3, 1.0, log=True)
+    study = import_study(source, jaxhpo.strategies.bayes(), seed=0, storage=str(tmp_path / "imported.jsonl"))
+    assert study.direction == "maximize"
+    assert study.space.params == {"x": jaxhpo.Float(1e-3, 1.0, log=True), "n": jaxhpo.Int(1, 8),
+                                  "kind": jaxhpo.Categorical(["a", "b"])}
+    finished = [t for t in source.trials if t.state != optuna.trial.TrialState.RUNNING]
+    assert [t.params for t in study.trials] == [t.params for t in finished]  # exactly, in float64
+    assert [t.state.value for t in study.trials] == ["complete"] * 3 + ["pruned", "complete", "failed"] + [
+        "complete"] * 2
+    assert study.trials[3].value == finished[3].intermediate_values[0]  # a pruned trial keeps its last value
+    assert [t.value for t in study.trials if t.state.value == "complete"] == [
+        t.value for t in finished if t.state == optuna.trial.TrialState.COMPLETE]
+    assert study.trials[0].user_attrs == {"note": finished[0].user_attrs["note"]}
+    assert study.best_value == source.best_value
+    study.optimize(lambda p: p["x"] * p["n"] + (p["kind"] == "a"), n_trials=4, progress=False)  # continues
+    assert len(study.trials) == 12
+    study.close()
+    assert len(jaxhpo.Study.load(str(tmp_path / "imported.jsonl"), jaxhpo.strategies.bayes()).trials) == 12
+
+    stepped = optuna.create_study()
+    stepped.optimize(lambda t: t.suggest_float("s", 0.0, 1.0, step=0.25), n_trials=2)
+    with pytest.raises(ValueError, match="parameter 's' has step=0.25"):
+        import_study(stepped)
+    moved = optuna.create_study()
+    moved.optimize(lambda t: t.suggest_float("y", 0.0, 1.0 + t.number), n_trials=2)
+    with pytest.raises(ValueError, match="parameter 'y' has the distribution"):
+        import_study(moved)
+    with pytest.raises(ValueError, match="2 objectives"):
+        import_study(optuna.create_study(directions=["minimize", "minimize"]))

@@ -25,7 +25,8 @@ Optuna users keep their objective, ``trial.suggest_*`` calls, storages
 
 * **Export**: ``export_study(study, storage)`` copies a jaxhpo ``Study`` (its
   journal loaded with ``Study.load``, say) into any Optuna storage, to open it
-  in optuna-dashboard or analyse it with Optuna's tools.
+  in optuna-dashboard or analyse it with Optuna's tools; ``import_study(study)``
+  goes the other way, to continue an Optuna study with a jaxhpo strategy.
 
 Example:
     >>> import optuna, jaxhpo
@@ -57,7 +58,7 @@ except ImportError as e:  # pragma: no cover - the extra is missing
 from jaxhpo.space import Categorical, Float, Int, Space
 from jaxhpo.strategies.base import Strategy, check_strategy, grow_state, next_capacity
 
-__all__ = ["JaxhpoSampler", "export_study"]
+__all__ = ["JaxhpoSampler", "export_study", "import_study"]
 
 INITIAL_CAPACITY = 64
 
@@ -81,7 +82,8 @@ def _to_jaxhpo(dist: BaseDistribution, value: Any) -> Any:
     """An Optuna parameter value as the jaxhpo value ``Space.encode`` takes (categoricals as indices)."""
     if isinstance(dist, CategoricalDistribution):
         return dist.to_internal_repr(value)
-    if isinstance(dist, (IntDistribution, FloatDistribution)) and dist.step not in (None, 1):
+    if isinstance(dist, FloatDistribution) and dist.step is not None or (
+            isinstance(dist, IntDistribution) and dist.step != 1):  # stepped: the index, as _param models it
         return int(round((value - dist.low) / dist.step))
     return value
 
@@ -144,6 +146,7 @@ class JaxhpoSampler(BaseSampler):
                 if not dist.single()}
 
     def sample_relative(self, study: "optuna.Study", trial: "optuna.trial.FrozenTrial", search_space: dict) -> dict:
+        self._raise_error_if_multi_objective(study)
         if not search_space:
             return {}
         import jax
@@ -172,6 +175,7 @@ class JaxhpoSampler(BaseSampler):
 
     def sample_independent(self, study: "optuna.Study", trial: "optuna.trial.FrozenTrial", param_name: str,
                            param_distribution: BaseDistribution) -> Any:
+        self._raise_error_if_multi_objective(study)
         return self._independent.sample_independent(study, trial, param_name, param_distribution)
 
     def before_trial(self, study: "optuna.Study", trial: "optuna.trial.FrozenTrial") -> None:
@@ -293,3 +297,83 @@ def export_study(study: Any, storage: Any = None, study_name: Optional[str] = No
         frozen[-1].datetime_complete = when(t.datetime_complete)
     target.add_trials(frozen)
     return target
+
+
+def _space_param(name: str, dist: BaseDistribution) -> Any:
+    """The jaxhpo parameter an Optuna distribution describes exactly (no stepped ones: jaxhpo has no steps)."""
+    if isinstance(dist, CategoricalDistribution):
+        return Categorical(list(dist.choices))
+    if getattr(dist, "step", None) not in (None, 1):
+        raise ValueError(f"import_study: parameter {name!r} has step={dist.step}, which a jaxhpo space cannot "
+                         f"express exactly; copy the study's trials with a Categorical of the values instead")
+    kind = Int if isinstance(dist, IntDistribution) else Float
+    return kind(dist.low, dist.high, log=dist.log)
+
+
+def import_study(source: "optuna.Study", strategy: Optional[Strategy] = None, *, seed: int = 0,
+                 storage: Optional[str] = None) -> Any:
+    """Copies an Optuna study into a new ``jaxhpo.Study``, to continue it with a jaxhpo strategy.
+
+    Every finished trial is added, in trial order, with its parameters, value,
+    state (a complete trial's value, a pruned trial's intermediate values, a
+    failed trial as failed) and user attributes, so the strategy learns from
+    all of them; trials still running are left out. Trial times are those of
+    the copy.
+
+    Args:
+        source: the Optuna study (``optuna.load_study(...)``), single-objective.
+        strategy: the jaxhpo strategy to continue with (``Study``'s default when None).
+        seed: seed of the new study's PRNG key.
+        storage: a journal path for the new study (None keeps it in memory).
+
+    Returns:
+        The ``jaxhpo.Study``.
+
+    Raises:
+        ValueError: for a multi-objective study, parameters whose distribution
+            changes between trials or is stepped, or no finished trial to learn
+            the space from.
+
+    Example:
+        >>> import optuna
+        >>> optuna.logging.set_verbosity(optuna.logging.WARNING)
+        >>> source = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+        >>> source.optimize(lambda t: t.suggest_float("x", 1e-3, 1.0, log=True), n_trials=5)
+        >>> study = import_study(source)
+        >>> len(study.trials), study.best_value == source.best_value, study.space.params["x"].log
+        (5, True, True)
+    """
+    from jaxhpo.study import Study, TrialPruned
+
+    if len(source.directions) != 1:
+        raise ValueError(f"import_study: the study has {len(source.directions)} objectives; jaxhpo studies have one")
+    finished = [t for t in source.get_trials(deepcopy=False) if t.state in _STATES.values()]
+    distributions: dict = {}
+    for t in finished:
+        for name, dist in t.distributions.items():
+            if distributions.setdefault(name, dist) != dist:
+                raise ValueError(f"import_study: parameter {name!r} has the distribution {distributions[name]} in "
+                                 f"one trial and {dist} in trial {t.number}; a jaxhpo space has one per parameter")
+    if not distributions:
+        raise ValueError("import_study: the study has no finished trial with parameters to take the space from")
+    space = Space({name: _space_param(name, dist) for name, dist in distributions.items()})
+    missing = [t.number for t in finished if set(t.params) != set(distributions)]
+    if missing:
+        raise ValueError(f"import_study: trials {missing[:10]} lack some of the parameters {sorted(distributions)} "
+                         f"(conditional parameters); a jaxhpo space holds every parameter in every trial")
+    direction = "maximize" if source.direction == optuna.study.StudyDirection.MAXIMIZE else "minimize"
+    study = Study(space, strategy, direction=direction, seed=seed, storage=storage)
+    for t in finished:
+        study.enqueue_trial(dict(t.params))
+        [trial] = study.ask()
+        for key, value in t.user_attrs.items():
+            trial.set_user_attr(key, value)
+        for step, value in sorted(t.intermediate_values.items()):
+            trial.report(int(step), value)
+        if t.state == TrialState.COMPLETE:
+            study.tell(trial, t.value)
+        elif t.state == TrialState.PRUNED:
+            study.tell(trial, TrialPruned())
+        else:
+            study.tell(trial, RuntimeError(t.system_attrs.get("fail_reason", "failed in Optuna")))
+    return study

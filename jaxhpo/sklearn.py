@@ -1,6 +1,6 @@
 """scikit-learn compatible estimators: ``SearchCV`` (any strategy) and fusion of any models.
 
-``SearchCV`` behaves like ``GridSearchCV``: cross-validated scores per trial
+``SearchCV`` is scikit-learn's ``BaseSearchCV`` driven by a jaxhpo strategy: cross-validated scores per trial
 in ``cv_results_``, ``best_params_``, ``best_score_``, ``best_estimator_``
 refit on all the data, and ``predict`` / ``predict_proba`` / ``score``
 delegated to it; the trials come from any jaxhpo strategy (``bayes()`` by
@@ -16,24 +16,22 @@ Example:
     >>> X, y = load_iris(return_X_y=True)
     >>> search = SearchCV(LogisticRegression(max_iter=500), {"C": jaxhpo.Float(1e-3, 1e2, log=True)},
     ...                   strategy=jaxhpo.strategies.sobol(), n_trials=6, cv=3).fit(X, y)
-    >>> search.best_score_ > 0.9
+    >>> bool(search.best_score_ > 0.9)
     True
 """
 
 from __future__ import annotations
 
 import copy
-import time
 from typing import Any, Optional, Sequence
 
 import numpy as np
 
 try:
     from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin, RegressorMixin, clone, is_classifier
-    from sklearn.metrics import check_scoring
-    from sklearn.model_selection import check_cv, cross_validate
+    from sklearn.model_selection._search import BaseSearchCV
     from sklearn.preprocessing import LabelEncoder
-    from sklearn.utils.metaestimators import _BaseComposition, available_if
+    from sklearn.utils.metaestimators import _BaseComposition
     from sklearn.utils.multiclass import check_classification_targets
     from sklearn.utils.validation import check_is_fitted, validate_data
 except ImportError as e:  # pragma: no cover - exercised only without scikit-learn
@@ -41,7 +39,9 @@ except ImportError as e:  # pragma: no cover - exercised only without scikit-lea
 
 from jaxhpo import ensemble
 from jaxhpo.space import Space
-from jaxhpo.study import Study, TrialState
+from jaxhpo.progress import progress_bar
+from jaxhpo.strategies.base import SpaceExhausted
+from jaxhpo.study import Study
 
 __all__ = ["FusionClassifier", "FusionRegressor", "SearchCV"]
 
@@ -79,21 +79,15 @@ def _as_space(space: Any) -> Space:
     raise ValueError(f"space must be a jaxhpo.Space or a dict of parameters, got space={space!r}")
 
 
-def _key(params: dict) -> tuple:
-    return tuple(sorted((k, repr(v)) for k, v in params.items()))
+class SearchCV(BaseSearchCV):
+    """Hyperparameter search over any estimator with any jaxhpo strategy, on scikit-learn's ``BaseSearchCV``.
 
-
-def _estimator_has(attr: str):
-    def check(self) -> bool:
-        if hasattr(self, "best_estimator_"):
-            return hasattr(self.best_estimator_, attr)
-        return hasattr(self.estimator, attr)
-
-    return check
-
-
-class SearchCV(MetaEstimatorMixin, BaseEstimator):
-    """Hyperparameter search over any estimator with any jaxhpo strategy, in the manner of ``GridSearchCV``.
+    It is ``RandomizedSearchCV`` with a jaxhpo strategy choosing the settings:
+    the same ``cv_results_`` (split and mean scores, fit and score times,
+    ranks, train scores on request), multi-metric ``scoring``, ``refit`` as a
+    bool, a metric name or a callable, ``error_score``, ``n_jobs`` and
+    ``verbose``, the same ``best_*`` attributes and delegated methods
+    (scikit-optimize's ``BayesSearchCV`` is built the same way).
 
     Args:
         estimator: a scikit-learn estimator (cloned for every fit).
@@ -103,180 +97,135 @@ class SearchCV(MetaEstimatorMixin, BaseEstimator):
             ``RandomizedSearchCV`` takes them (``loguniform(a, b)`` becomes
             ``Float(a, b, log=True)``, ``uniform(loc, scale)`` ``Float(loc, loc + scale)``,
             ``randint(a, b)`` ``Int(a, b - 1)``).
-        strategy: any jaxhpo strategy; ``None`` means ``bayes()``.
+        strategy: any jaxhpo strategy; ``None`` means ``Study``'s default (``bayes()``).
         n_trials: number of parameter settings tried.
         n_iter: the same number under ``RandomizedSearchCV``'s name; when given it is used
             (giving both with different values is an error).
-        n_jobs: folds of a setting fit in parallel (joblib, as ``cross_validate`` takes it;
-            ``-1``: all cores).
-        cv: folds or a splitter, as ``cross_validate`` takes.
-        scoring: scikit-learn scoring (``None``: the estimator's ``score``); higher is better.
-        executor: a ``concurrent.futures.Executor`` for trials (``batch_size`` at a time).
-        refit: refit the best setting on all the data.
+        cv: folds or a splitter, as ``GridSearchCV`` takes.
+        scoring: a scorer name, a callable, or a list/dict of them (multi-metric); the
+            strategy maximizes the ``refit`` metric when ``refit`` names one, else the
+            first metric.
+        n_jobs: fits run in parallel (joblib; every fold of a batch of ``batch_size``
+            settings at once; ``-1``: all cores).
+        refit: refit the best setting on all the data: True, a metric name (multi-metric),
+            a callable choosing ``best_index_`` from ``cv_results_``, or False.
         random_state: seed of the study (and of nothing else).
-        batch_size: trials asked and evaluated per round.
-        error_score: the score of a fold whose fit raised (``"raise"`` to raise).
-        progress: show a progress bar.
+        batch_size: settings asked from the strategy and evaluated per round.
+        error_score: the score of a fold whose fit raised (``"raise"`` to raise); a setting
+            whose score is not finite is a failed trial to the strategy.
+        return_train_score: add ``split*_train_score`` and ``mean_train_score``.
+        verbose: scikit-learn's verbosity.
+        progress: show a progress bar over trials.
 
     Attributes:
-        best_params_, best_score_, best_index_, best_estimator_, cv_results_,
-        n_splits_, refit_time_, scorer_, trials_ (the study's trials, as dicts).
+        best_params_, best_score_, best_index_, best_estimator_, cv_results_, n_splits_,
+        refit_time_, scorer_, multimetric_ (as ``RandomizedSearchCV``); ``study_``, the
+        ``jaxhpo.Study`` that chose the settings (for ``jaxhpo.plots``, ``export_study``;
+        not pickled with the estimator); ``trials_`` (its trials, as dicts).
     """
 
     def __init__(self, estimator: Any, space: Any, strategy: Any = None, n_trials: int = 20, cv: Any = 5,
-                 scoring: Any = None, executor: Any = None, refit: bool = True, random_state: Optional[int] = None,
-                 batch_size: int = 1, error_score: Any = np.nan, progress: bool = False,
-                 n_iter: Optional[int] = None, n_jobs: Optional[int] = None) -> None:
-        self.estimator = estimator
+                 scoring: Any = None, n_jobs: Optional[int] = None, refit: Any = True,
+                 random_state: Optional[int] = None, batch_size: int = 1, error_score: Any = np.nan,
+                 progress: bool = False, n_iter: Optional[int] = None, return_train_score: bool = False,
+                 verbose: int = 0, pre_dispatch: Any = "2*n_jobs") -> None:
+        super().__init__(estimator=estimator, scoring=scoring, n_jobs=n_jobs, refit=refit, cv=cv, verbose=verbose,
+                         pre_dispatch=pre_dispatch, error_score=error_score, return_train_score=return_train_score)
         self.space = space
         self.strategy = strategy
         self.n_trials = n_trials
-        self.cv = cv
-        self.scoring = scoring
-        self.executor = executor
-        self.refit = refit
         self.random_state = random_state
         self.batch_size = batch_size
-        self.error_score = error_score
         self.progress = progress
         self.n_iter = n_iter
-        self.n_jobs = n_jobs
-
-    @property
-    def _estimator_type(self) -> Optional[str]:
-        return getattr(self.estimator, "_estimator_type", None)
 
     def __sklearn_tags__(self):
         from sklearn.utils import get_tags
 
-        tags = super().__sklearn_tags__()
+        tags = super().__sklearn_tags__()  # BaseSearchCV's, with the estimator's input and target tags too
         sub = get_tags(self.estimator)
-        tags.estimator_type = sub.estimator_type
-        tags.classifier_tags = sub.classifier_tags
-        tags.regressor_tags = sub.regressor_tags
         tags.input_tags = copy.deepcopy(sub.input_tags)
         tags.target_tags = copy.deepcopy(sub.target_tags)
         return tags
 
-    def fit(self, X: Any, y: Any = None, **fit_params: Any) -> "SearchCV":
-        """Runs ``n_trials`` cross-validated trials, then refits the best one."""
-        space = _as_space(self.space)
-        if not isinstance(self.n_trials, (int, np.integer)) or self.n_trials < 1:
+    def _budget(self) -> int:
+        if not isinstance(self.n_trials, (int, np.integer)) or isinstance(self.n_trials, bool) or self.n_trials < 1:
             raise ValueError(f"SearchCV: n_trials must be a positive int, got n_trials={self.n_trials!r}")
-        n_trials = int(self.n_trials)
-        if self.n_iter is not None:
-            if not isinstance(self.n_iter, (int, np.integer)) or isinstance(self.n_iter, bool) or self.n_iter < 1:
-                raise ValueError(f"SearchCV: n_iter must be a positive int, got n_iter={self.n_iter!r}")
-            if self.n_trials != 20 and self.n_trials != self.n_iter:
-                raise ValueError(f"SearchCV: n_trials={self.n_trials} and n_iter={self.n_iter} disagree; they "
-                                 f"name the same number, give one")
-            n_trials = int(self.n_iter)
-        params = self.estimator.get_params()
-        unknown = [name for name in space.names if name not in params]
+        if self.n_iter is None:
+            return int(self.n_trials)
+        if not isinstance(self.n_iter, (int, np.integer)) or isinstance(self.n_iter, bool) or self.n_iter < 1:
+            raise ValueError(f"SearchCV: n_iter must be a positive int, got n_iter={self.n_iter!r}")
+        if self.n_trials != 20 and self.n_trials != self.n_iter:
+            raise ValueError(f"SearchCV: n_trials={self.n_trials} and n_iter={self.n_iter} disagree; they "
+                             f"name the same number, give one")
+        return int(self.n_iter)
+
+    def fit(self, X: Any, y: Any = None, **params: Any) -> "SearchCV":
+        """Runs the trials (cross-validated, ``batch_size`` at a time), then refits as ``refit`` says.
+
+        Args:
+            X: training data.
+            y: targets.
+            **params: passed to the estimator's ``fit`` (and routed as scikit-learn routes them).
+        """
+        self._space = _as_space(self.space)
+        self._n_trials = self._budget()
+        if not isinstance(self.batch_size, (int, np.integer)) or isinstance(self.batch_size, bool) or \
+                self.batch_size < 1:
+            raise ValueError(f"SearchCV: batch_size must be a positive int, got batch_size={self.batch_size!r}")
+        from sklearn.utils import get_tags
+
+        if y is None and get_tags(self.estimator).target_tags.required:
+            raise ValueError(f"SearchCV: {type(self.estimator).__name__} requires y to be passed, but the target y "
+                             f"is None")
+        names = self.estimator.get_params()
+        unknown = [name for name in self._space.names if name not in names]
         if unknown:
             raise ValueError(f"SearchCV: {unknown} are not parameters of {type(self.estimator).__name__}; its "
-                             f"parameters are {sorted(params)}")
-        cv = check_cv(self.cv, y, classifier=is_classifier(self.estimator))
-        scorer = check_scoring(self.estimator, self.scoring)
-        seed = 0 if self.random_state is None else int(self.random_state)
-        study = Study(space, self.strategy, direction="maximize", seed=seed)
-        records: dict = {}
-        error_score = self.error_score
-
-        def scored(p: dict) -> float:
-            est = clone(self.estimator).set_params(**p)
-            out = cross_validate(est, X, y, cv=cv, scoring=scorer, params=fit_params or None,
-                                 error_score=error_score, return_train_score=False, n_jobs=self.n_jobs)
-            scores = np.asarray(out["test_score"], np.float64)
-            records[_key(p)] = scores  # per-split scores (kept when trials run in this process)
-            return float(np.mean(scores))
-
-        study.optimize(scored, n_trials=n_trials, batch_size=int(self.batch_size), executor=self.executor,
-                       progress=self.progress, catch=(Exception,) if error_score != "raise" else ())
-        trials = study.trials
-        n_splits = cv.get_n_splits(X, y)
-        split_scores = np.full((len(trials), n_splits), np.nan)
-        for i, t in enumerate(trials):
-            if _key(t.params) in records:
-                split_scores[i] = records[_key(t.params)]
-        means = np.array([t.value if t.state is TrialState.COMPLETE else np.nan for t in trials], np.float64)
-        if not np.any(np.isfinite(means)):
-            # surface the estimator's own error (its type and message), as a plain fit would
-            clone(self.estimator).set_params(**trials[0].params).fit(X, y, **fit_params)
-            errors = [t.error for t in trials if t.error]
-            raise ValueError(f"SearchCV: all {len(trials)} trials failed; first error: {errors[0] if errors else None}")
-        results: dict[str, Any] = {"params": [dict(t.params) for t in trials]}
-        for name in space.names:
-            results[f"param_{name}"] = np.ma.MaskedArray(np.array([t.params[name] for t in trials], dtype=object),
-                                                         mask=False)
-        for k in range(n_splits):
-            results[f"split{k}_test_score"] = split_scores[:, k]
-        results["mean_test_score"] = means
-        results["std_test_score"] = np.nanstd(split_scores, axis=1) if np.isfinite(split_scores).any() else means * 0
-        order = np.argsort(np.where(np.isfinite(means), -means, np.inf), kind="stable")
-        rank = np.empty(len(trials), np.int32)
-        rank[order] = np.arange(1, len(trials) + 1)
-        results["rank_test_score"] = rank
-        results["state"] = np.array([t.state.value for t in trials])
-        self.cv_results_ = results
-        self.best_index_ = int(order[0])
-        self.best_params_ = dict(trials[self.best_index_].params)
-        self.best_score_ = float(means[self.best_index_])
-        self.n_splits_ = n_splits
-        self.scorer_ = scorer
+                             f"parameters are {sorted(names)}")
+        super().fit(X, y, **params)
+        trials = self.study_.trials
         self.trials_ = [{"number": t.number, "params": dict(t.params), "value": t.value, "state": t.state.value}
                         for t in trials]
-        if self.refit:
-            start = time.perf_counter()
-            self.best_estimator_ = clone(self.estimator).set_params(**self.best_params_)
-            self.best_estimator_.fit(X, y, **fit_params)
-            self.refit_time_ = time.perf_counter() - start
-            if hasattr(self.best_estimator_, "n_features_in_"):
-                self.n_features_in_ = self.best_estimator_.n_features_in_
-            if hasattr(self.best_estimator_, "feature_names_in_"):
-                self.feature_names_in_ = self.best_estimator_.feature_names_in_
         return self
 
-    def _check_refit(self) -> None:
-        check_is_fitted(self)
-        if not self.refit:
-            raise AttributeError("SearchCV was created with refit=False; no best_estimator_ to predict with")
+    def __getstate__(self) -> dict:
+        # the study holds compiled programs, which do not pickle; its trials stay in trials_
+        state = dict(super().__getstate__())  # a copy: object.__getstate__ hands back __dict__ itself
+        state.pop("study_", None)
+        return state
 
-    @property
-    def classes_(self) -> np.ndarray:
-        self._check_refit()
-        return self.best_estimator_.classes_
+    def _objective_key(self, results: dict) -> str:
+        if isinstance(self.refit, str):
+            return f"mean_test_{self.refit}"
+        if "mean_test_score" in results:
+            return "mean_test_score"
+        return next(k for k in results if k.startswith("mean_test_"))  # the first metric of a multi-metric scoring
 
-    @available_if(_estimator_has("predict"))
-    def predict(self, X: Any) -> np.ndarray:
-        self._check_refit()
-        return self.best_estimator_.predict(X)
-
-    @available_if(_estimator_has("predict_proba"))
-    def predict_proba(self, X: Any) -> np.ndarray:
-        self._check_refit()
-        return self.best_estimator_.predict_proba(X)
-
-    @available_if(_estimator_has("predict_log_proba"))
-    def predict_log_proba(self, X: Any) -> np.ndarray:
-        self._check_refit()
-        return self.best_estimator_.predict_log_proba(X)
-
-    @available_if(_estimator_has("decision_function"))
-    def decision_function(self, X: Any) -> np.ndarray:
-        self._check_refit()
-        return self.best_estimator_.decision_function(X)
-
-    @available_if(_estimator_has("transform"))
-    def transform(self, X: Any) -> np.ndarray:
-        self._check_refit()
-        return self.best_estimator_.transform(X)
-
-    @available_if(_estimator_has("score"))
-    def score(self, X: Any, y: Any = None) -> float:
-        """The scorer on ``X, y`` with the best estimator (as ``GridSearchCV``)."""
-        self._check_refit()
-        return float(self.scorer_(self.best_estimator_, X, y))
+    def _run_search(self, evaluate_candidates: Any) -> None:
+        """Asks the strategy for settings, has scikit-learn evaluate them, tells the strategy their scores."""
+        seed = 0 if self.random_state is None else int(self.random_state)
+        study = Study(self._space, self.strategy, direction="maximize", seed=seed)
+        study.reserve(self._n_trials)
+        self.study_ = study
+        bar = progress_bar(self._n_trials, self.progress)
+        done = 0
+        try:
+            while done < self._n_trials:
+                try:
+                    trials = study.ask(min(int(self.batch_size), self._n_trials - done))
+                except SpaceExhausted:
+                    break  # a finite space is fully evaluated
+                results = evaluate_candidates([dict(t.params) for t in trials])
+                scores = np.asarray(results[self._objective_key(results)], np.float64)[-len(trials):]
+                for trial, score in zip(trials, scores):
+                    study.tell(trial, float(score))  # NaN (every fold failed): a failed trial
+                done += len(trials)
+                if bar is not None:
+                    bar.update(len(trials))
+        finally:
+            if bar is not None:
+                bar.close()
 
 
 # ----------------------------------------------------------------------------- fusion

@@ -124,3 +124,44 @@ def test_searchcv_takes_n_iter_and_n_jobs_as_randomizedsearchcv_does():
         SearchCV(LogisticRegression(), {"C": jaxhpo.Float(0.1, 1.0)}, n_trials=5, n_iter=4).fit(X, y)
     with pytest.raises(ValueError, match="n_iter must be a positive int"):
         SearchCV(LogisticRegression(), {"C": jaxhpo.Float(0.1, 1.0)}, n_iter=0).fit(X, y)
+
+
+def test_searchcv_results_are_randomizedsearchcv_s():
+    from scipy import stats
+    from sklearn.model_selection import RandomizedSearchCV
+
+    X, y = load_iris(return_X_y=True)
+    kwargs = dict(cv=3, return_train_score=True, n_jobs=2)  # n_jobs=2: fits in joblib's worker processes
+    ours = SearchCV(LogisticRegression(max_iter=300), {"C": stats.loguniform(1e-2, 1e2)}, strategy=FAST, n_iter=5,
+                    random_state=0, **kwargs).fit(X, y)
+    theirs = RandomizedSearchCV(LogisticRegression(max_iter=300), {"C": stats.loguniform(1e-2, 1e2)}, n_iter=5,
+                                random_state=0, **kwargs).fit(X, y)
+    assert set(ours.cv_results_) == set(theirs.cv_results_)  # every key, timings and train scores included
+    r = ours.cv_results_
+    assert np.all(np.isfinite([r[f"split{k}_test_score"] for k in range(3)]))  # split scores survive processes
+    assert np.all(r["mean_fit_time"] > 0) and np.all(r["mean_train_score"] >= r["mean_test_score"] - 0.1)
+    # the study was told exactly the mean scores scikit-learn computed
+    assert [t.value for t in ours.study_.trials] == list(r["mean_test_score"])
+    assert [t.params for t in ours.study_.trials] == list(r["params"])
+
+
+def test_searchcv_multi_metric_and_refit_callable():
+    X, y = load_iris(return_X_y=True)
+    space = {"C": jaxhpo.Float(1e-3, 1e2, log=True)}
+    search = SearchCV(LogisticRegression(max_iter=300), space, strategy=FAST, n_trials=4, cv=3,
+                      scoring={"acc": "accuracy", "nll": "neg_log_loss"}, refit="nll").fit(X, y)
+    r = search.cv_results_
+    assert {"mean_test_acc", "mean_test_nll", "rank_test_acc", "rank_test_nll"} <= set(r)
+    assert [t.value for t in search.study_.trials] == list(r["mean_test_nll"])  # the refit metric is maximized
+    assert search.best_index_ == int(np.argmax(r["mean_test_nll"]))
+
+    def simplest_within_a_point(results):  # the smallest C whose accuracy is within 0.01 of the best
+        acc = results["mean_test_acc"]
+        ok = np.flatnonzero(acc >= acc.max() - 0.01)
+        return int(ok[np.argmin([results["params"][i]["C"] for i in ok])])
+
+    chosen = SearchCV(LogisticRegression(max_iter=300), space, strategy=FAST, n_trials=4, cv=3,
+                      scoring={"acc": "accuracy", "nll": "neg_log_loss"}, refit=simplest_within_a_point).fit(X, y)
+    assert chosen.best_index_ == simplest_within_a_point(chosen.cv_results_)
+    assert chosen.best_estimator_.C == chosen.cv_results_["params"][chosen.best_index_]["C"]
+    assert [t.value for t in chosen.study_.trials] == list(chosen.cv_results_["mean_test_acc"])  # first metric

@@ -201,6 +201,13 @@ class Strategy(NamedTuple):
             raise TypeError("this Strategy was not made by a jaxhpo factory and cannot be pickled")
         return (_rebuild, self.recipe)
 
+    def __repr__(self) -> str:
+        """A factory-made strategy shows as its call (``bayes(batch_size=4)``), the same in every process."""
+        if self.recipe is None:
+            return f"Strategy(init={self.init!r}, ask={self.ask!r}, tell={self.tell!r})"
+        _, name, args, kwargs = self.recipe
+        return f"{name}({', '.join([repr(a) for a in args] + [f'{k}={v!r}' for k, v in kwargs])})"
+
     def __deepcopy__(self, memo: dict) -> "Strategy":
         return self  # immutable pure functions: a copy is the same strategy
 

@@ -17,7 +17,7 @@ demo: $(STAMP)
 	OPENBLAS_NUM_THREADS=1 $(PY) examples/flagship.py
 
 test: $(STAMP)
-	$(PY) -m pytest
+	$(PY) -m pytest -n auto --dist loadfile
 
 # Peers for benchmarks: the CPU build of torch first (Optuna's GPSampler needs it).
 bench-deps: $(STAMP)

@@ -49,7 +49,8 @@ def test_a_worker_killed_mid_trial_loses_nothing_and_fails_nothing(tmp_path, mon
     assert (tmp_path / "killed").exists()  # a worker did die mid-trial
     sent_back = [r.getMessage() for r in caplog.records if "it will run again" in r.getMessage()]
     if allowed_failures == 0:
-        assert len(sent_back) == 1 and "KilledWorker" in sent_back[0]  # the study's own retry
+        # the study's own retry, for the trial that killed its worker and any other task dask had placed there
+        assert sent_back and all("KilledWorker" in m for m in sent_back)
     else:
         assert not sent_back  # dask ran it again by itself
     _check_all_told_once(study, 24)

@@ -2,11 +2,12 @@
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 
 import pytest
+
+import _services
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXAMPLES = {
@@ -25,13 +26,6 @@ def test_example_runs(name):
     assert EXAMPLES[name] in out.stdout, out.stdout[-2000:]
 
 
-def _browser() -> str | None:
-    for name in ("chromium", "chromium-browser", "google-chrome", "chrome"):
-        if shutil.which(name):
-            return shutil.which(name)
-    return None
-
-
 def test_flagship_runs_and_its_report_opens_in_a_browser(tmp_path):
     out = subprocess.run([sys.executable, os.path.join("examples", "flagship.py"), "--quick", "--out", str(tmp_path)],
                          cwd=ROOT, capture_output=True, text=True, timeout=900,
@@ -47,7 +41,7 @@ def test_flagship_runs_and_its_report_opens_in_a_browser(tmp_path):
     for png in ("history.png", "parallel_coordinates.png", "importance.png", "learning_curves.png",
                 "ensemble_weights.png"):
         assert (tmp_path / png).stat().st_size > 1000, png
-    browser = _browser()
+    browser = _services.browser()
     if browser is None:
         pytest.skip("no Chromium installed (apt-get install chromium; .ci/run installs it): report.html not opened")
     page = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom",

@@ -2,8 +2,6 @@
 
 import html
 import re
-import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -14,22 +12,11 @@ import pytest
 
 import jaxhpo
 
+import _services
+
 optuna = pytest.importorskip("optuna")
 pytest.importorskip("optuna_dashboard", reason="optuna-dashboard is not installed (pip install optuna-dashboard)")
 from jaxhpo.integrations.optuna import export_study  # noqa: E402
-
-
-def _browser() -> str | None:
-    for name in ("chromium", "chromium-browser", "google-chrome", "chrome"):
-        if shutil.which(name):
-            return shutil.which(name)
-    return None
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _page_text(browser: str, url: str, screenshot: str | None = None) -> str:
@@ -50,7 +37,7 @@ def dashboard(tmp_path):
     """An optuna-dashboard server on a free local port over a SQLite file; yields (storage url, base url)."""
     storage = f"sqlite:///{tmp_path / 'study.db'}"
     optuna.create_study(storage=storage, study_name="placeholder")  # the schema exists before the server reads it
-    port = _free_port()
+    port = _services.free_port()
     server = subprocess.Popen([sys.executable, "-c", "from optuna_dashboard._cli import main; main()", storage, "--host", "127.0.0.1",
                                "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     base = f"http://127.0.0.1:{port}"
@@ -71,7 +58,7 @@ def dashboard(tmp_path):
 
 
 def test_an_exported_study_opens_in_optuna_dashboard(dashboard, tmp_path):
-    browser = _browser()
+    browser = _services.browser()
     if browser is None:
         pytest.skip("no Chromium installed (apt-get install chromium; .ci/run installs it)")
     storage, base = dashboard

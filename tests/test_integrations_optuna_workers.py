@@ -7,13 +7,14 @@ temporary directory on a free local port and removed after the test.
 import glob
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import textwrap
 
 import pytest
+
+import _services
 
 optuna = pytest.importorskip("optuna")
 
@@ -47,12 +48,6 @@ WORKER = textwrap.dedent(
 )
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("localhost", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def postgres_url():
     bins = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
@@ -61,7 +56,7 @@ def postgres_url():
     pytest.importorskip("psycopg2", reason="psycopg2 (the dev extra's psycopg2-binary) is needed for PostgreSQL")
     bindir = os.path.dirname(bins[-1])
     root = tempfile.mkdtemp(prefix="jaxhpo-pg-")
-    data, port = os.path.join(root, "data"), _free_port()
+    data, port = os.path.join(root, "data"), _services.free_port()
     as_user = []
     if os.geteuid() == 0:  # the server refuses to run as root
         shutil.chown(root, "postgres")

@@ -165,3 +165,26 @@ def test_searchcv_multi_metric_and_refit_callable():
     assert chosen.best_index_ == simplest_within_a_point(chosen.cv_results_)
     assert chosen.best_estimator_.C == chosen.cv_results_["params"][chosen.best_index_]["C"]
     assert [t.value for t in chosen.study_.trials] == list(chosen.cv_results_["mean_test_acc"])  # first metric
+
+
+def test_fusion_with_unseeded_randomized_members_passes_every_check_three_times_in_a_row():
+    # unseeded trees used to fail check_fit_idempotent and check_classifier_data_not_an_array in 1-2 runs of 3:
+    # scikit-learn's set_random_state seeds the fusion, which now seeds the members left unseeded
+    import warnings
+
+    from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
+    from sklearn.utils.estimator_checks import check_estimator
+
+    estimators = [
+        FusionClassifier([("lr", LogisticRegression(max_iter=200)), ("dt", DecisionTreeClassifier(max_features=1))],
+                         cv=2),
+        FusionRegressor([("ridge", Ridge()), ("dt", DecisionTreeRegressor(max_features=1))], cv=2),
+    ]
+    for round_ in range(3):
+        for estimator in estimators:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                report = check_estimator(estimator, on_fail=None)
+            failed = [(r["check_name"], str(r["exception"])[:300]) for r in report if r["status"] == "failed"]
+            assert not failed, (round_, type(estimator).__name__, failed)
+            assert sum(r["status"] == "passed" for r in report) > 40

@@ -52,7 +52,8 @@ def test_a_local_tune_run_with_save_and_restore(tmp_path):
 
         search = JaxhpoSearch(strategy=jaxhpo.strategies.bayes(), seed=0)
         tuner = tune.Tuner(trainable, param_space=PARAM_SPACE,
-                           tune_config=tune.TuneConfig(search_alg=search, metric="loss", mode="min", num_samples=8),
+                           tune_config=tune.TuneConfig(search_alg=search, metric="loss", mode="min", num_samples=8,
+                                                       reuse_actors=True),
                            run_config=tune.RunConfig(storage_path=str(tmp_path), name="run1", verbose=0))
         results = tuner.fit()
         assert not results.errors, results.errors
@@ -81,7 +82,7 @@ def test_a_local_tune_run_with_save_and_restore(tmp_path):
         more = JaxhpoSearch(strategy=jaxhpo.strategies.bayes())
         more.restore(path)
         tune.Tuner(trainable, param_space=PARAM_SPACE,
-                   tune_config=tune.TuneConfig(search_alg=more, metric="loss", mode="min", num_samples=3),
+                   tune_config=tune.TuneConfig(search_alg=more, metric="loss", mode="min", num_samples=3, reuse_actors=True),
                    run_config=tune.RunConfig(storage_path=str(tmp_path), name="run2", verbose=0)).fit()
         assert len(more.study.trials) == 11
         assert [t.params for t in more.study.trials[:8]] == [t.params for t in study.trials[:8]]

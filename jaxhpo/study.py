@@ -225,13 +225,22 @@ class Study:
 
     # ------------------------------------------------------------ resume
     @classmethod
-    def load(cls, path: str, strategy: Optional[Strategy] = None, pruner: Any = None) -> "Study":
+    def load(cls, path: str, strategy: Optional[Strategy] = None, pruner: Any = None,
+             rerun_running: bool = True) -> "Study":
         """Resumes the study journaled at ``path``.
 
         Told trials come back as they were; trials asked but never told (running
         when the process died) are handed out again by the next ``ask``, with
         their numbers and parameters. Pass the same ``strategy`` as the original
         study (strategies are code, not data, as with Optuna's samplers).
+
+        Args:
+            path: the journal.
+            strategy: the original study's strategy (``Study``'s default when None).
+            pruner: as ``Study`` takes it.
+            rerun_running: False leaves trials that were running as running, to be
+                told by whoever still runs them (a driver that resumes its own
+                trials, as Ray Tune does), instead of handing them out again.
         """
         contents = journal.scan(path)
         records = contents.records
@@ -250,11 +259,14 @@ class Study:
                 study._replay(record)
             except (KeyError, TypeError, ValueError, IndexError) as e:
                 raise ValueError(f"Study.load: {path!r} line {line}: cannot replay {record!r}: {e}") from None
-        study._requeued = [t for t in study.trials if t.state is TrialState.RUNNING]
+        if rerun_running:
+            study._requeued = [t for t in study.trials if t.state is TrialState.RUNNING]
         study._journal = journal.Journal(path)
         logger.info(
-            "resumed %s: %d trials told, %d to run again", path, len(study.trials) - len(study._requeued),
-            len(study._requeued),
+            "resumed %s: %d trials told, %d running (%s)", path,
+            sum(t.state is not TrialState.RUNNING for t in study.trials),
+            sum(t.state is TrialState.RUNNING for t in study.trials),
+            "to run again" if rerun_running else "left to whoever runs them",
         )
         return study
 

@@ -678,3 +678,17 @@ def test_create_study_resumes_with_load_if_exists_and_checks_the_space(tmp_path)
         jaxhpo.create_study(other, storage=path, load_if_exists=True)
     with pytest.raises(ValueError, match="already exists and holds a study"):
         jaxhpo.create_study(SPACE, storage=path)  # without load_if_exists: as Study
+
+
+def test_load_can_leave_running_trials_to_whoever_runs_them(tmp_path):
+    path = str(tmp_path / "study.jsonl")
+    with jaxhpo.Study(SPACE, jaxhpo.strategies.sobol(), seed=0, storage=path) as study:
+        study.optimize(_objectives.quadratic, n_trials=2, progress=False)
+        [running] = study.ask()
+    with jaxhpo.Study.load(path, jaxhpo.strategies.sobol()) as again:
+        assert again.ask()[0].number == running.number  # by default: handed out again
+    with jaxhpo.Study.load(path, jaxhpo.strategies.sobol(), rerun_running=False) as kept:
+        [fresh] = kept.ask()
+        assert fresh.number == running.number + 1 and fresh.params != running.params  # a new point instead
+        kept.tell(running.number, 1.5)  # the one who ran it tells it
+        assert kept.trials[running.number].value == 1.5

@@ -285,11 +285,9 @@ class JaxhpoSearch(Searcher):
             path = os.path.join(self._dir, f"restored-{len(os.listdir(self._dir))}.jsonl")
             with open(path, "wb") as f:
                 f.write(state["journal"])
-            self.study = Study.load(path, self._strategy)
+            # the running trials are Tune's to finish (it resumes them under the same ids), not to hand out again
+            self.study = Study.load(path, self._strategy, rerun_running=False)
             self._space = self.study.space
-            # trials Tune still runs are Tune's to finish (it resumes them under the same ids), not to hand out again
-            live = set(self._live.values())
-            self.study._requeued = [t for t in self.study._requeued if t.number not in live]
 
     def __getstate__(self) -> dict:
         # Tune pickles its searcher with the experiment: the study travels as its journal

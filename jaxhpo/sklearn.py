@@ -39,6 +39,7 @@ except ImportError as e:  # pragma: no cover - exercised only without scikit-lea
 
 from jaxhpo import ensemble
 from jaxhpo.space import Space
+from jaxhpo._checks import positive_int
 from jaxhpo.progress import progress_bar
 from jaxhpo.strategies.base import SpaceExhausted
 from jaxhpo.study import Study
@@ -149,16 +150,14 @@ class SearchCV(BaseSearchCV):
         return tags
 
     def _budget(self) -> int:
-        if not isinstance(self.n_trials, (int, np.integer)) or isinstance(self.n_trials, bool) or self.n_trials < 1:
-            raise ValueError(f"SearchCV: n_trials must be a positive int, got n_trials={self.n_trials!r}")
+        n_trials = positive_int("SearchCV", "n_trials", self.n_trials)
         if self.n_iter is None:
-            return int(self.n_trials)
-        if not isinstance(self.n_iter, (int, np.integer)) or isinstance(self.n_iter, bool) or self.n_iter < 1:
-            raise ValueError(f"SearchCV: n_iter must be a positive int, got n_iter={self.n_iter!r}")
-        if self.n_trials != 20 and self.n_trials != self.n_iter:
+            return n_trials
+        n_iter = positive_int("SearchCV", "n_iter", self.n_iter)
+        if n_trials != 20 and n_trials != n_iter:
             raise ValueError(f"SearchCV: n_trials={self.n_trials} and n_iter={self.n_iter} disagree; they "
                              f"name the same number, give one")
-        return int(self.n_iter)
+        return n_iter
 
     def fit(self, X: Any, y: Any = None, **params: Any) -> "SearchCV":
         """Runs the trials (cross-validated, ``batch_size`` at a time), then refits as ``refit`` says.
@@ -170,9 +169,7 @@ class SearchCV(BaseSearchCV):
         """
         self._space = _as_space(self.space)
         self._n_trials = self._budget()
-        if not isinstance(self.batch_size, (int, np.integer)) or isinstance(self.batch_size, bool) or \
-                self.batch_size < 1:
-            raise ValueError(f"SearchCV: batch_size must be a positive int, got batch_size={self.batch_size!r}")
+        self._batch_size = positive_int("SearchCV", "batch_size", self.batch_size)
         from sklearn.utils import get_tags
 
         if y is None and get_tags(self.estimator).target_tags.required:
@@ -213,7 +210,7 @@ class SearchCV(BaseSearchCV):
         try:
             while done < self._n_trials:
                 try:
-                    trials = study.ask(min(int(self.batch_size), self._n_trials - done))
+                    trials = study.ask(min(self._batch_size, self._n_trials - done))
                 except SpaceExhausted:
                     break  # a finite space is fully evaluated
                 results = evaluate_candidates([dict(t.params) for t in trials])

@@ -284,3 +284,27 @@ def test_stacking_bad_groups_and_features():
         ensemble.fit_stacking(probs, y, groups=[0.5, 1.0, 2.0])
     with pytest.raises(ValueError, match="features must be one of"):
         ensemble.fit_stacking(probs, y, features="logits")
+
+
+def test_nan_targets_logits_past_any_row_and_ragged_members_are_errors():
+    rng = np.random.default_rng(0)
+    preds = rng.normal(size=(3, 50))
+    y = rng.normal(size=50)
+    y[7] = np.nan
+    # regression targets with NaN gave NaN weights without a word
+    with pytest.raises(ValueError, match=r"labels have 1 non-finite values \(examples \[7\]\)"):
+        ensemble.fit_weights(preds, y)
+    with pytest.raises(ValueError, match=r"non-finite values \(examples \[7\]\)"):
+        ensemble.fit_stacking(preds, y, meta="ridge")
+    with pytest.raises(ValueError, match="non-finite values"):
+        ensemble.greedy_selection(preds, y, metric="mse")
+    # logits that start after row 256 (only a sample of rows used to be checked)
+    probs = random_probs(9, 3, 400, 3).copy()
+    probs[:, 300:] = rng.normal(size=(3, 100, 3))
+    labels = rng.integers(0, 3, 400)
+    for fit in (ensemble.fit_weights, ensemble.greedy_selection):
+        with pytest.raises(ValueError, match="member 0, example 300 is not.*inputs='logits'"):
+            fit(probs, labels)
+    # ragged member lists: which shapes, and what to do
+    with pytest.raises(ValueError, match=r"members have shapes \[\(4, 3\), \(5, 3\)\]"):
+        ensemble.fit_weights([np.full((4, 3), 1 / 3), np.full((5, 3), 1 / 3)], np.zeros(4, int))

@@ -20,7 +20,12 @@ def check_predictions(preds: Any, y: Optional[Any] = None, *, name: str = "preds
     Returns:
         ``(preds as float32 array, task)``: 3-d means classification, 2-d regression.
     """
-    arr = np.asarray(preds)
+    try:
+        arr = np.asarray(preds, dtype=float) if isinstance(preds, (list, tuple)) else np.asarray(preds)
+    except ValueError as e:  # ragged member lists
+        shapes = [np.shape(p) for p in preds]
+        raise ValueError(f"{name} must stack into one array [members, examples, ...]: the members have shapes "
+                         f"{shapes[:10]}; give every member its predictions for the same examples") from e
     if arr.ndim not in (2, 3):
         raise ValueError(
             f"{name} must be [members, examples, classes] (classification) or [members, examples] "
@@ -36,6 +41,10 @@ def check_predictions(preds: Any, y: Optional[Any] = None, *, name: str = "preds
         y_arr = np.asarray(y)
         if y_arr.ndim != 1 or y_arr.shape[0] != arr.shape[1]:
             raise ValueError(f"labels must be [examples]={arr.shape[1]}, got shape {y_arr.shape}")
+        if np.issubdtype(y_arr.dtype, np.number) and not np.all(np.isfinite(y_arr)):
+            bad = np.flatnonzero(~np.isfinite(y_arr))
+            raise ValueError(f"labels have {bad.size} non-finite values (examples {bad.tolist()[:10]}); drop those "
+                             f"examples or impute their targets before fitting")
         if task == "classification":
             if not np.issubdtype(y_arr.dtype, np.integer):
                 if not np.all(np.equal(np.mod(y_arr, 1), 0)):
@@ -60,10 +69,12 @@ def log_probs(preds: Array, inputs: str) -> Array:
 def check_inputs_look_right(preds: np.ndarray, inputs: str) -> None:
     """Catches probabilities passed as logits and the reverse."""
     if inputs == "probs":
-        arr = np.asarray(preds)[:, :256]  # a sample of rows is enough to catch logits
-        if arr.min() < -1e-6 or np.abs(arr.sum(-1) - 1.0).max() > 1e-3:
-            raise ValueError("inputs='probs' but the predictions are not probabilities (rows must be >= 0 and sum "
-                             "to 1); pass inputs='logits'")
+        arr = np.asarray(preds)
+        bad = (arr.min(-1) < -1e-6) | (np.abs(arr.sum(-1) - 1.0) > 1e-3)  # every row: logits may start anywhere
+        if bad.any():
+            member, example = np.argwhere(bad)[0]
+            raise ValueError(f"inputs='probs' but the predictions are not probabilities (rows must be >= 0 and sum "
+                             f"to 1; member {member}, example {example} is not); pass inputs='logits'")
 
 
 def true_class_probs(preds: Array, y: Array, inputs: str) -> Array:

@@ -97,6 +97,12 @@ def minimize(
     check_strategy("minimize", strategy)
     if not _is_key(key):
         raise ValueError(f"minimize: key must be a JAX PRNG key such as jax.random.key(0), got key={key!r}")
+    key_shape = key.shape if jnp.issubdtype(key.dtype, jax.dtypes.prng_key) else key.shape[:-1]
+    if key_shape != ():
+        raise ValueError(
+            f"minimize: key must be one PRNG key, got a batch of keys of shape {key_shape}; for one search "
+            f"per key, vmap over them: jax.vmap(lambda k: jaxhpo.minimize(..., key=k))(keys)"
+        )
     capacity = num_rounds * batch_size
     points = None if strategy.num_points is None else strategy.num_points(space)
     if points is not None and points < capacity:

@@ -148,3 +148,6 @@ def test_a_factory_or_an_int_key_is_a_clear_error():
     with pytest.raises(ValueError, match=r"key must be a JAX PRNG key such as jax.random.key\(0\), got key=0"):
         jaxhpo.minimize(lambda p: p["x"], space, jaxhpo.strategies.random(), num_rounds=2, key=0)
     jaxhpo.minimize(lambda p: p["x"], space, jaxhpo.strategies.random(), num_rounds=2, key=jax.random.PRNGKey(0))
+    for keys in (jax.random.split(jax.random.key(0), 3), jax.random.split(jax.random.PRNGKey(0), 3)):
+        with pytest.raises(ValueError, match=r"got a batch of keys of shape \(3,\).*jax.vmap"):
+            jaxhpo.minimize(lambda p: p["x"], space, jaxhpo.strategies.random(), num_rounds=2, key=keys)

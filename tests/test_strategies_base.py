@@ -5,7 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxhpo.strategies.base import history_add, history_best, history_grow, history_init, next_capacity
+import jaxhpo
+from jaxhpo.strategies.base import CapacityWarning, history_add, history_best, history_grow, history_init, next_capacity
 
 
 def test_history_keeps_shape_and_flags_failed():
@@ -25,8 +26,11 @@ def test_history_keeps_shape_and_flags_failed():
 
 
 def test_history_drops_past_capacity_and_grows():
-    h = history_add(history_init(2, 1), jnp.arange(3.0)[:, None], jnp.arange(3.0))
+    with pytest.warns(CapacityWarning, match="capacity 2 has been told 3 points: the 1 past"):
+        h = history_add(history_init(2, 1), jnp.arange(3.0)[:, None], jnp.arange(3.0))
+        jax.effects_barrier()
     np.testing.assert_array_equal(h.y, [0.0, 1.0])  # third row dropped, not wrapped
+    assert int(h.dropped) == 1
     g = history_grow(history_init(2, 1), 8)
     assert g.capacity == 8
     with pytest.raises(ValueError, match="shrink"):
@@ -40,3 +44,34 @@ def test_best_of_all_failed_is_reported_as_none():
     h = history_add(history_init(4, 1), jnp.zeros((2, 1)), jnp.array([jnp.nan, jnp.inf]))
     index, _, y = history_best(h)
     assert int(index) == -1 and np.isnan(y)
+
+
+@pytest.mark.parametrize("batched", [False, True])
+def test_overflow_inside_a_users_jit_scan_and_vmap_warns_and_only_then(batched):
+    """A user's own loop that tells more than the state holds starved the GP without a sign."""
+    import warnings
+
+    space = jaxhpo.Space({"x": jaxhpo.Float(0.0, 1.0)})
+    strategy = jaxhpo.strategies.random()
+
+    def search(key, rounds):
+        state = strategy.init(key, space, 4)
+
+        def body(state, k):
+            x, state = strategy.ask(k, state, 2)
+            return strategy.tell(state, x, x[:, 0]), None
+
+        return jax.lax.scan(body, state, jax.random.split(key, rounds))[0].history
+
+    keys = jax.random.split(jax.random.key(0), 3)
+    run = jax.jit(jax.vmap(search, in_axes=(0, None)) if batched else search, static_argnums=1)
+    key = keys if batched else keys[0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CapacityWarning)
+        history = run(key, 2)  # exactly full: no warning
+        jax.effects_barrier()
+    assert np.all(np.asarray(history.dropped) == 0)
+    with pytest.warns(CapacityWarning, match="capacity 4 has been told 6 points.*larger capacity"):
+        history = run(key, 3)
+        jax.effects_barrier()
+    assert np.all(np.asarray(history.dropped) == 2)

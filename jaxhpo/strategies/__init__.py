@@ -5,7 +5,15 @@ Example:
     >>> strategy = jaxhpo.strategies.sobol()
 """
 
-from jaxhpo.strategies.base import History, Strategy, history_add, history_best, history_init
+from jaxhpo.strategies.base import (
+    CapacityWarning,
+    History,
+    Strategy,
+    grow_state,
+    history_add,
+    history_best,
+    history_init,
+)
 from jaxhpo.strategies.bayes import bayes
 from jaxhpo.strategies.cma import CMAState, cma_es
 from jaxhpo.strategies.genetic import GeneticState, genetic
@@ -22,6 +30,7 @@ def default() -> Strategy:
 
 __all__ = [
     "CMAState",
+    "CapacityWarning",
     "GeneticState",
     "PolicyState",
     "cma_es",
@@ -35,6 +44,7 @@ __all__ = [
     "Strategy",
     "default",
     "grid",
+    "grow_state",
     "history_add",
     "history_best",
     "history_init",

@@ -28,6 +28,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable, NamedTuple, Optional, Protocol
 
 import jax
@@ -47,13 +48,34 @@ class SpaceExhausted(RuntimeError):
     """
 
 
+class CapacityWarning(RuntimeWarning):
+    """Points were told to a state whose ``History`` was full: they were dropped, and the strategy does not learn from them."""
+
+
+def _warn_dropped(capacity: int, count: Any) -> None:
+    count = np.asarray(count)
+    if np.any(count > capacity):
+        import warnings
+
+        warnings.warn(
+            f"a strategy state of capacity {capacity} has been told {int(count.max())} points: the "
+            f"{int(count.max()) - capacity} past its capacity were dropped and the strategy does not learn from "
+            f"them; init the state with a larger capacity (strategy.init(key, space, capacity)) or grow it with "
+            f"jaxhpo.strategies.grow_state (minimize and Study size it for you)",
+            CapacityWarning,
+            stacklevel=2,
+        )
+
+
 class History(NamedTuple):
     """Fixed-capacity observation buffer.
 
     Attributes:
         x: ``[capacity, d]`` told points; rows at or past ``count`` are zeros.
         y: ``[capacity]`` told values; failed (non-finite) values are kept as told.
-        count: number of points told so far (may exceed capacity; extra rows are dropped).
+        count: number of points told so far (may exceed capacity: the rows past
+            it are dropped, ``dropped`` counts them, and ``history_add`` warns
+            with a ``CapacityWarning``, from inside ``jit`` and ``vmap`` too).
     """
 
     x: Array
@@ -68,6 +90,11 @@ class History(NamedTuple):
     def filled(self) -> Array:
         """``[capacity]`` True where a row holds a told point."""
         return jnp.arange(self.capacity) < self.count[..., None]
+
+    @property
+    def dropped(self) -> Array:
+        """Number of told points that did not fit in the buffer (0 while ``count <= capacity``)."""
+        return jnp.maximum(self.count - self.capacity, 0)
 
     @property
     def valid(self) -> Array:
@@ -93,14 +120,27 @@ def history_init(capacity: int, dim: int, dtype: Any = None) -> History:
 
 
 def history_add(history: History, x: Array, y: Array) -> History:
-    """Appends ``x[q, d]`` and ``y[q]``; rows past capacity are dropped, never wrapped."""
+    """Appends ``x[q, d]`` and ``y[q]``; rows past capacity are dropped, never wrapped.
+
+    Dropping is never silent: a ``CapacityWarning`` is issued on the host
+    (through ``jax.debug.callback``, so also from inside a caller's ``jit``,
+    ``scan`` or ``vmap``), and ``History.dropped`` counts the lost rows.
+    """
     x = jnp.asarray(x, history.x.dtype).reshape(-1, history.x.shape[-1])
     y = jnp.asarray(y, history.y.dtype).reshape(-1)
     rows = history.count + jnp.arange(x.shape[0])
+    count = history.count + x.shape[0]
+    capacity = history.capacity
+    jax.lax.cond(
+        jnp.any(count > capacity),
+        lambda c: jax.debug.callback(functools.partial(_warn_dropped, capacity), c),
+        lambda c: None,
+        count,
+    )
     return History(
         x=history.x.at[rows].set(x, mode="drop"),
         y=history.y.at[rows].set(y, mode="drop"),
-        count=history.count + x.shape[0],
+        count=count,
     )
 
 

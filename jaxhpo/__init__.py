@@ -11,6 +11,7 @@ from jaxhpo import compile_cache, ensemble, hypergrad, metrics, population, prun
 from jaxhpo.minimize import MinimizeResult, minimize
 from jaxhpo.space import Categorical, Float, Int, Space
 from jaxhpo.strategies import Strategy
+from jaxhpo.evaluation import TrialTimeout
 from jaxhpo.study import Study, Trial, TrialPruned, TrialState, create_study
 
 __version__ = "0.1.0"
@@ -38,6 +39,7 @@ __all__ = [
     "Trial",
     "TrialPruned",
     "TrialState",
+    "TrialTimeout",
     "compile_cache",
     "create_study",
     "ensemble",

@@ -33,6 +33,15 @@ import numpy as np
 
 from jaxhpo import compile_cache, compile_options, journal
 from jaxhpo._checks import positive_int, real_scalar
+from jaxhpo.evaluation import (
+    MAX_INFRASTRUCTURE_RETRIES,
+    InfrastructureFault,
+    TrialPruned,
+    TrialTimeout,
+    check_trial_timeout,
+    evaluate,
+    takes_trial,
+)
 from jaxhpo.gp.blas import limit_blas_threads
 from jaxhpo.programs import Program
 from jaxhpo.progress import progress_bar
@@ -52,10 +61,6 @@ class TrialState(str, enum.Enum):
     COMPLETE = "complete"
     FAILED = "failed"
     PRUNED = "pruned"
-
-
-class TrialPruned(Exception):
-    """Raise it from an objective (after ``trial.should_prune()``) to stop the trial as pruned."""
 
 
 @dataclass
@@ -557,6 +562,7 @@ class Study:
         catch: tuple[type[BaseException], ...] = (Exception,),
         timeout: Optional[float] = None,
         callbacks: Optional[Sequence[Callable[["Study", Trial], None]]] = None,
+        trial_timeout: Optional[float] = None,
     ) -> None:
         """Runs ``n_trials`` more trials of ``fn(params) -> value``.
 
@@ -577,17 +583,25 @@ class Study:
                 finish and are told), as in Optuna; ``None``: no limit.
             callbacks: functions called as ``callback(study, trial)`` after each
                 trial is told (call ``study.stop()`` from one to end early).
+            trial_timeout: seconds one trial may run; a trial past it is
+                recorded as failed (``TrialTimeout``) and the search goes on.
+                Without an executor the objective is interrupted (SIGALRM: the
+                main thread of a Unix process); on an executor a trial is
+                submitted when a worker is free and its clock starts then, and
+                a worker past its time is abandoned, not stopped (it stays busy
+                until the objective returns). ``None``: no limit.
         """
         n_trials = positive_int("Study.optimize", "n_trials", n_trials)
         batch_size = positive_int("Study.optimize", "batch_size", batch_size)
         if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float))
                                     or not timeout > 0):
             raise ValueError(f"Study.optimize: timeout must be a number of seconds > 0 or None, got timeout={timeout!r}")
+        trial_timeout = check_trial_timeout("Study.optimize", trial_timeout, executor)
         callbacks = list(callbacks or [])
         if not all(callable(c) for c in callbacks):
             raise ValueError(f"Study.optimize: callbacks must be functions callback(study, trial), got {callbacks!r}")
         deadline = None if timeout is None else time.monotonic() + float(timeout)
-        with_trial = _takes_trial(fn)
+        with_trial = takes_trial(fn)
         if with_trial and isinstance(executor, cf.ProcessPoolExecutor):
             raise ValueError("Study.optimize: fn(params, trial) needs the trial in this process; use threads, not processes")
         self.reserve(n_trials)
@@ -602,8 +616,8 @@ class Study:
                     logger.info("stopping: %s", e)
                     break
                 broken = None
-                for trial, outcome in _evaluate(fn, batch, executor, catch, with_trial):
-                    if isinstance(outcome, _InfrastructureFault):
+                for trial, outcome in evaluate(fn, batch, executor, catch, with_trial, trial_timeout):
+                    if isinstance(outcome, InfrastructureFault):
                         # a dead worker, a broken pool, a cancelled future: not the objective's failure;
                         # the trial runs again (the next ask hands it out first)
                         trial.infrastructure_faults += 1
@@ -807,68 +821,3 @@ def _keyed(ask: Callable) -> Callable:
         return ask(jax.random.fold_in(jax.random.split(seed_key)[1], calls), state, num)
 
     return compile_options.jit(run, static_argnums=3)
-
-
-def _takes_trial(fn: Callable) -> bool:
-    import inspect
-
-    try:
-        params = [
-            p for p in inspect.signature(fn).parameters.values()
-            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty
-        ]
-    except (TypeError, ValueError):
-        return False
-    return len(params) == 2
-
-
-MAX_INFRASTRUCTURE_RETRIES = 2  # a trial whose worker dies more often than this fails (it may be the cause)
-
-
-@dataclass
-class _InfrastructureFault:
-    """What ``_evaluate`` yields when a trial could not run through no fault of the objective."""
-
-    error: str
-    executor_broken: bool
-
-
-def _infrastructure_fault(error: BaseException) -> Optional[_InfrastructureFault]:
-    """A dead worker, a broken pool, a cancelled future (dask's too); None for the objective's own errors."""
-    broken = isinstance(error, cf.BrokenExecutor)
-    if broken or isinstance(error, cf.CancelledError) or type(error).__name__ in ("KilledWorker", "CommClosedError"):
-        return _InfrastructureFault(f"{type(error).__name__}: {error}", broken)
-    return None
-
-
-def _evaluate(
-    fn: Callable, batch: list[Trial], executor: Optional[cf.Executor], catch: tuple, with_trial: bool = False
-) -> Iterable[tuple[Trial, Any]]:
-    """Yields ``(trial, value or exception or _InfrastructureFault)`` as evaluations finish."""
-    if executor is None:
-        for trial in batch:
-            try:
-                yield trial, (fn(dict(trial.params), trial) if with_trial else fn(dict(trial.params)))
-            except TrialPruned as e:
-                yield trial, e
-            except catch as e:  # noqa: PERF203 - one objective call per iteration
-                yield trial, e
-        return
-    futures = {}
-    for t in batch:
-        try:
-            futures[executor.submit(fn, dict(t.params), *((t,) if with_trial else ()))] = t
-        except (cf.BrokenExecutor, RuntimeError) as e:  # a pool already broken or shut down
-            yield t, _InfrastructureFault(f"{type(e).__name__}: {e}", True)
-    for future in cf.as_completed(futures):
-        try:
-            error = future.exception()
-        except cf.CancelledError as e:
-            error = e
-        fault = None if error is None else _infrastructure_fault(error)
-        if fault is not None:
-            yield futures[future], fault
-            continue
-        if error is not None and not isinstance(error, (catch, TrialPruned)):
-            raise error
-        yield futures[future], error if error is not None else future.result()

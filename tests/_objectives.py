@@ -51,3 +51,20 @@ def count_calls(params):
     with open(os.environ["JAXHPO_TEST_COUNTER"], "a") as f:
         f.write("x")
     return quadratic(params)
+
+
+def hang_when_n_is_2(params):
+    """Sleeps far past any test's trial_timeout when ``n`` is 2; a quadratic otherwise."""
+    import time
+
+    if params["n"] == 2:
+        time.sleep(60)
+    return quadratic(params)
+
+
+def slow_quadratic_or_hang(params):
+    """0.3 s per trial (within a 0.5 s limit), or a hang when ``n`` is 2."""
+    import time
+
+    time.sleep(0.3)
+    return hang_when_n_is_2(params)

@@ -375,6 +375,13 @@ class Space:
     @staticmethod
     def _check_range(name: str, param: Param, v: np.ndarray) -> None:
         if v.dtype == object or not np.issubdtype(v.dtype, np.number):
+            if isinstance(param, Categorical):
+                value = v.tolist()
+                hint = (f"give its index {param.choices.index(value)}" if value in param.choices
+                        else f"it is not one of the choices {list(param.choices)!r}")
+                raise ValueError(f"parameter {name!r}: encoded values of a Categorical are choice indices "
+                                 f"0..{len(param.choices) - 1}, got {value!r}: {hint} (Space.from_python "
+                                 f"converts choices to indices)")
             raise ValueError(f"parameter {name!r}: value {v.tolist()!r} is not numeric")
         if isinstance(param, Categorical):
             low, high = 0, len(param.choices) - 1

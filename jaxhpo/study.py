@@ -250,8 +250,10 @@ class Study:
         contents = journal.scan(path)
         records = contents.records
         if not records or records[0][1].get("op") != "create" or records[0][0] != 1:
-            raise ValueError(f"Study.load: {path!r} does not start with a study record (line 1 is "
-                             f"{'damaged' if 1 in contents.damaged else 'something else'}); nothing was changed")
+            what = ("damaged: not a readable record, or its checksum does not match what it says, as after an "
+                    "edit by hand" if 1 in contents.damaged else "something else")
+            raise ValueError(f"Study.load: {path!r} does not start with a study record (line 1 is {what}); "
+                             f"nothing was changed: restore the first line, or start a new study in a new file")
         head = records[0][1]
         if head.get("version") != _JOURNAL_VERSION:
             raise ValueError(f"Study.load: unsupported journal version {head.get('version')!r} in {path!r}")

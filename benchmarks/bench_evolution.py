@@ -133,6 +133,11 @@ def cma_batching(seeds):
             runs[label] = jax.jit(lambda k, b=batch, r=rounds: jnp.min(
                 jaxhpo.minimize(f.objective, f.space, s, num_rounds=r, batch_size=b, key=k).y[:EVALS]))
         runs[f"batch {lam}, shuffled tells"] = _shuffled_cma(f, s, lam, math.ceil(EVALS / lam))
+        # the same parallelism as batch 2 popsize, aligned: what any CMA-ES can do with that many workers
+        wide = jaxhpo.strategies.cma_es(sigma0=0.3, x0="random", popsize=2 * lam)
+        rounds = math.ceil(EVALS / (2 * lam))
+        runs[f"batch {2 * lam}, popsize {2 * lam} (aligned)"] = jax.jit(lambda k, r=rounds: jnp.min(
+            jaxhpo.minimize(f.objective, f.space, wide, num_rounds=r, batch_size=2 * lam, key=k).y[:EVALS]))
         for label, run in runs.items():
             regret = log10_regret(f.regret(np.asarray([run(k) for k in keys], np.float64)))
             row[label] = {"median": float(np.median(regret)), "iqr": iqr(regret)}

@@ -30,7 +30,7 @@ from jaxhpo._checks import positive_int
 from jaxhpo._objective_key import ObjectiveKey
 from jaxhpo.gp.blas import limit_blas_threads
 from jaxhpo.space import Space
-from jaxhpo.strategies.base import Strategy, check_strategy, history_best
+from jaxhpo.strategies.base import Strategy, check_strategy, drivers_own_capacity, history_best
 
 Array = jax.Array
 Objective = Callable[[dict[str, Array]], Array]
@@ -146,7 +146,8 @@ def _run(
     objective: Objective, space: Space, strategy: Strategy, num_rounds: int, batch_size: int, dtype: Any, key: Array
 ) -> MinimizeResult:
     k_init, k_run = jax.random.split(key)
-    state = _cast_floats(strategy.init(k_init, space, num_rounds * batch_size), dtype)
+    # sized for the whole budget: no overflow check (its host callback would keep the program out of the cache)
+    state = drivers_own_capacity(_cast_floats(strategy.init(k_init, space, num_rounds * batch_size), dtype))
 
     def one_round(state: Any, k: Array) -> tuple[Any, tuple[Array, Array]]:
         x, state = strategy.ask(k, state, batch_size)

@@ -26,10 +26,11 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import threading
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import jax
 
+from jaxhpo import executable_cache
 from jaxhpo.compile_options import COMPILER_OPTIONS
 
 
@@ -39,14 +40,19 @@ class Program:
     Args:
         fn: a ``jax.jit``-wrapped function.
         static_argnums: positions of its static arguments (as given to ``jit``).
+        cache_key: the program's identity for ``jaxhpo.executable_cache``
+            (from ``executable_cache.program_key``): a later process loads the
+            executable without tracing. None: JAX's own caches only.
     """
 
-    def __init__(self, fn: Callable, static_argnums: Sequence[int] = ()) -> None:
+    def __init__(self, fn: Callable, static_argnums: Sequence[int] = (), cache_key: Optional[str] = None) -> None:
         if not hasattr(fn, "lower"):
             fn = jax.jit(fn, static_argnums=tuple(static_argnums))
         self._fn = fn
+        self._cache_key = cache_key
         self._static = frozenset(static_argnums)
         self._compiled: dict[Any, cf.Future] = {}
+        self.num_runs = 0  # calls that ran the program
         self._lock = threading.Lock()
 
     @property
@@ -64,7 +70,9 @@ class Program:
         static = tuple(a for i, a in enumerate(args) if i in self._static)
         leaves, tree = jax.tree.flatten(dynamic)
         return tree, static, tuple(
-            (getattr(x, "shape", ()), str(getattr(x, "dtype", type(x))), getattr(x, "weak_type", False)) for x in leaves
+            (getattr(x, "shape", ()), str(getattr(x, "dtype", type(x))), getattr(x, "weak_type", False),
+             str(getattr(x, "sharding", None)))
+            for x in leaves
         )
 
     def _future(self, args: tuple, background: bool) -> cf.Future:
@@ -78,7 +86,9 @@ class Program:
 
         def compile_now() -> None:
             try:
-                future.set_result(self._fn.lower(*shapes).compile(COMPILER_OPTIONS))
+                future.set_result(executable_cache.load_or_compile(
+                    self._cache_key, (str(signature[0]), repr(signature[1:])),
+                    lambda: self._fn.lower(*shapes).compile(COMPILER_OPTIONS)))
             except BaseException as e:  # noqa: BLE001 - handed to whoever runs the program
                 future.set_exception(e)
 
@@ -101,6 +111,7 @@ class Program:
 
     def __call__(self, *args: Any) -> Any:
         compiled = self._future(args, background=False).result()
+        self.num_runs += 1
         return compiled(*[a for i, a in enumerate(args) if i not in self._static])
 
 

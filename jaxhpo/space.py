@@ -309,6 +309,13 @@ class Space:
         Concrete (non-traced) inputs are validated: unknown or missing names and
         out-of-range values raise ``ValueError``.
         """
+        return self._encode(values, jnp, dtype or jnp.result_type(float))
+
+    def encode_numpy(self, values: Mapping[str, Any]) -> np.ndarray:
+        """``encode`` in NumPy float64, validated the same way; runs no JAX operation (for the Python shell)."""
+        return self._encode(values, np, np.float64)
+
+    def _encode(self, values: Mapping[str, Any], xp: Any, dtype: Any) -> Any:
         self._check_names(values)
         lo, hi, is_log, discrete, _, _ = self._bounds()
         columns = []
@@ -316,10 +323,10 @@ class Space:
             v = values[name]
             if not isinstance(v, jax.core.Tracer):
                 self._check_range(name, param, np.asarray(v))
-            v = jnp.asarray(v, dtype=dtype or jnp.result_type(float))
-            t = jnp.log(v) if is_log[i] else v
+            v = xp.asarray(v, dtype=dtype)
+            t = xp.log(v) if is_log[i] else v
             columns.append((t - lo[i]) / (hi[i] - lo[i]))
-        return jnp.clip(jnp.stack(columns, axis=-1), 0.0, 1.0)
+        return xp.clip(xp.stack(columns, axis=-1), 0.0, 1.0)
 
     # ------------------------------------------------------ Python values
     def to_python(self, decoded: Mapping[str, Any], index: Any = None) -> dict[str, Any]:

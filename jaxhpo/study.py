@@ -25,13 +25,13 @@ import logging
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Optional, Sequence
+from typing import Any, Callable, NamedTuple, Optional, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxhpo import compile_cache, compile_options, journal
+from jaxhpo import compile_cache, compile_options, executable_cache, journal
 from jaxhpo._checks import positive_int, real_scalar
 from jaxhpo.evaluation import (
     MAX_INFRASTRUCTURE_RETRIES,
@@ -46,7 +46,14 @@ from jaxhpo.gp.blas import limit_blas_threads
 from jaxhpo.programs import Program
 from jaxhpo.progress import progress_bar
 from jaxhpo.space import Categorical, Int, Space
-from jaxhpo.strategies.base import SpaceExhausted, Strategy, check_strategy, grow_state, next_capacity
+from jaxhpo.strategies.base import (
+    SpaceExhausted,
+    Strategy,
+    check_strategy,
+    drivers_own_capacity,
+    grow_state,
+    next_capacity,
+)
 
 logger = logging.getLogger("jaxhpo")
 
@@ -201,11 +208,10 @@ class Study:
         self._ask_calls = 0
         compile_cache.ensure()
         self._seed_key = jax.random.key(self.seed)
-        self._ask_fn = Program(_keyed(self.strategy.ask), static_argnums=(3,))
-        design = self.strategy.design_ask is not None and self.strategy.in_design is not None
-        self._design_fn = _keyed(self.strategy.design_ask) if design else None
-        self._tell_fn = compile_options.jit(self.strategy.tell)
-        self._state = _init(self.strategy.init, space, next_capacity(1, INITIAL_CAPACITY), self._seed_key)
+        programs = _programs(self.strategy)
+        self._ask_fn, self._design_fn, self._in_design, self._tell_fn = (
+            programs.ask, programs.design, programs.in_design, programs.tell)
+        self._state = programs.init(space, next_capacity(1, INITIAL_CAPACITY), self._seed_key)
         self._journal: Optional[journal.Journal] = None
         if storage is not None:
             import os
@@ -507,7 +513,7 @@ class Study:
             # model-based: fantasize the trials still running (and clear them once none is)
             self._state = self.strategy.set_pending(self._state, np.asarray(running).reshape(-1, self.space.dim))
             self._pending_told = bool(running)
-        if self._design_fn is not None and bool(self.strategy.in_design(self._state, n)):
+        if self._design_fn is not None and bool(self._in_design(self._state, n)):
             # the initial design from a small program; the full one compiles behind it (started
             # after this answer, so that its tracing does not hold the GIL while the design runs)
             state = self._state
@@ -804,13 +810,45 @@ def _state_delta(before: Any, after: Any) -> Optional[dict]:
     return {"leaves": len(new), "changed": changed}
 
 
-@functools.partial(compile_options.jit, static_argnums=(0, 1, 2))
-def _init(init: Callable, space: Space, capacity: int, seed_key: jax.Array) -> Any:
-    """The strategy's initial state, from the first of the two keys a study's seed splits into."""
-    return init(jax.random.split(seed_key)[0], space, capacity)
+class _Programs(NamedTuple):
+    """The compiled programs of a study's strategy, shared by every ``Study`` of that strategy."""
+
+    init: Program  # (space, capacity, seed key) -> state
+    ask: Program  # (seed key, call number, state, num) -> (x, state)
+    design: Optional[Program]  # the same, from the small initial-design program
+    in_design: Optional[Program]  # (state, num) -> bool[]
+    tell: Program  # (state, x, y) -> state
 
 
-@functools.lru_cache(maxsize=64)
+@functools.lru_cache(maxsize=16)
+def _programs(strategy: Strategy) -> _Programs:
+    """Programs for ``strategy``; those of a jaxhpo factory's strategy load from ``executable_cache``."""
+
+    def program(name: str, fn: Callable, static_argnums: tuple = ()) -> Program:
+        key = executable_cache.program_key(f"study-{name}", strategy)
+
+        @functools.wraps(fn)
+        def named(*args: Any) -> Any:
+            return fn(*args)
+
+        named.__name__ = named.__qualname__ = executable_cache.program_name(f"study_{name}", key).replace("-", "_")
+        return Program(compile_options.jit(named, static_argnums=static_argnums), static_argnums, cache_key=key)
+
+    def init(space: Space, capacity: int, seed_key: jax.Array) -> Any:
+        # the first of the two keys a study's seed splits into; a study grows the buffer before it
+        # fills, so no overflow check (a host callback would keep tell out of the compilation caches)
+        return drivers_own_capacity(strategy.init(jax.random.split(seed_key)[0], space, capacity))
+
+    design = strategy.design_ask is not None and strategy.in_design is not None
+    return _Programs(
+        init=program("init", init, (0, 1)),
+        ask=program("ask", _keyed(strategy.ask), (3,)),
+        design=program("design", _keyed(strategy.design_ask), (3,)) if design else None,
+        in_design=program("in-design", strategy.in_design, (1,)) if design else None,
+        tell=program("tell", strategy.tell),
+    )
+
+
 def _keyed(ask: Callable) -> Callable:
     """``ask`` as one jitted program of ``(seed key, call number, state, num)``.
 
@@ -822,4 +860,4 @@ def _keyed(ask: Callable) -> Callable:
     def run(seed_key: jax.Array, calls: jax.Array, state: Any, num: int) -> tuple[jax.Array, Any]:
         return ask(jax.random.fold_in(jax.random.split(seed_key)[1], calls), state, num)
 
-    return compile_options.jit(run, static_argnums=3)
+    return run

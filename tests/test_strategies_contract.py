@@ -65,3 +65,43 @@ def test_design_ask_matches_ask_while_in_design(name):
             np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
         state = strategy.tell(s_full, x_full, _objective(x_full))
     assert int(state.history.count) >= 2
+
+
+@pytest.mark.parametrize("x64", [False, True], ids=["x64-off", "x64-on"])
+@pytest.mark.parametrize("name", sorted(ALL))
+def test_precision_contract_inside_a_users_jit_and_vmap(name, x64, request):
+    """Every strategy under the caller's precision (in the manner of optax's float64 test).
+
+    A user's own jit + vmap loop runs with x64 off or on: points and values
+    come back in the caller's default float dtype, finite and in the unit
+    cube, the vmapped runs equal separate runs, and the caller's precision is
+    what it was (the library never flips it; the GP's float64 stays inside).
+    """
+    if name == "bayes" and not x64:  # strict: the day it passes, the marker must go
+        request.applymarker(pytest.mark.xfail(strict=True, raises=TypeError, reason="known (issue 15): bayes() computes its GP inside jax.enable_x64(True); a caller's vmap "
+                     "batches the traced program after that context has closed, and float64 literals are "
+                     "then made float32 ('lax.sub requires arguments to have the same dtypes'); minimize and "
+                     "Study trace inside their own float64 context and are not affected"))
+    strategy = ALL[name]()
+
+    def search(key):
+        state = strategy.init(key, SPACE, 12)
+
+        def round_(state, k):
+            x, state = strategy.ask(k, state, 2)
+            return strategy.tell(state, x, _objective(x)), x
+
+        state, xs = jax.lax.scan(round_, state, jax.random.split(key, 6))
+        return xs.reshape(-1, SPACE.dim), state.history.y
+
+    with jax.enable_x64(x64):
+        dtype = jnp.result_type(float)
+        keys = jax.random.split(jax.random.key(3), 2)
+        xs, ys = jax.jit(jax.vmap(search))(keys)
+        alone = [jax.jit(search)(k) for k in keys]
+        assert jax.config.jax_enable_x64 == x64  # not flipped by the library
+    assert xs.dtype == dtype and ys.dtype == dtype, (xs.dtype, ys.dtype, dtype)
+    assert np.all(np.isfinite(np.asarray(xs))) and np.all((np.asarray(xs) >= 0) & (np.asarray(xs) <= 1))
+    assert np.all(np.isfinite(np.asarray(ys)))
+    for i, (x_alone, _) in enumerate(alone):
+        np.testing.assert_allclose(np.asarray(xs[i]), np.asarray(x_alone), rtol=0, atol=1e-5)

@@ -40,6 +40,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 from typing import Any, Optional
@@ -56,7 +57,7 @@ except ImportError as e:  # pragma: no cover - the extra is missing
     raise ImportError('jaxhpo.integrations.optuna needs Optuna: pip install "jaxhpo[optuna]"') from e
 
 from jaxhpo.space import Categorical, Float, Int, Space
-from jaxhpo.strategies.base import Strategy, check_strategy, grow_state, next_capacity
+from jaxhpo.strategies.base import Strategy, check_strategy, drivers_own_capacity, grow_state, next_capacity
 
 __all__ = ["JaxhpoSampler", "export_study", "import_study"]
 
@@ -107,6 +108,8 @@ class _Model:
     distributions: dict
     state: Any
     told: set = field(default_factory=set)
+    first_open: int = 0  # trials numbered below it are all finished and told
+    pending_told: bool = False  # whether the state holds pending points
 
 
 class JaxhpoSampler(BaseSampler):
@@ -159,9 +162,10 @@ class JaxhpoSampler(BaseSampler):
         running = [self._encode(model, t.params) for t in trials
                    if t.state == TrialState.RUNNING and t.number != trial.number and self._covers(model, t.params)]
         strategy = self._strategy
-        if strategy.set_pending is not None:
+        if strategy.set_pending is not None and (running or model.pending_told):
             model.state = strategy.set_pending(model.state, np.asarray(running, np.float32).reshape(-1, model.space.dim))
-        key = jax.random.fold_in(jax.random.key(self._seed), trial.number)
+            model.pending_told = bool(running)
+        key = _trial_key(self._seed, trial.number)
         with limit_blas_threads():
             if strategy.design_ask is not None and bool(strategy.in_design(model.state, 1)):
                 x, model.state = strategy.design_ask(key, model.state, 1)
@@ -193,7 +197,9 @@ class JaxhpoSampler(BaseSampler):
         model = self._models.get(key)
         if model is None:
             space = Space({name: _param(dist) for name, dist in search_space.items()})
-            state = self._strategy.init(jax.random.key(self._seed), space, INITIAL_CAPACITY)
+            # the buffer grows before it fills: no overflow check (its host callback would keep the
+            # strategy's programs out of the persistent compilation cache)
+            state = drivers_own_capacity(self._strategy.init(jax.random.key(self._seed), space, INITIAL_CAPACITY))
             model = self._models[key] = _Model(space, dict(search_space), state)
         return model
 
@@ -202,11 +208,16 @@ class JaxhpoSampler(BaseSampler):
 
     def _encode(self, model: _Model, params: dict) -> np.ndarray:
         values = {name: _to_jaxhpo(dist, params[name]) for name, dist in model.distributions.items()}
-        return np.asarray(model.space.encode(values), np.float64)
+        return model.space.encode_numpy(values)
 
     def _tell_finished(self, model: _Model, trials: list, maximize: bool) -> None:
         """Tells the strategy, once each and in trial order, the finished trials it has not seen."""
-        for t in trials:
+        start = model.first_open
+        if not (start < len(trials) and trials[start].number == start):
+            start = 0  # numbers are not positions (never seen in Optuna's storages): look at all
+        for t in trials[start:]:
+            if t.number == model.first_open and (t.number in model.told or t.state.is_finished()):
+                model.first_open += 1
             if t.number in model.told or not t.state.is_finished():
                 continue
             model.told.add(t.number)
@@ -224,6 +235,18 @@ class JaxhpoSampler(BaseSampler):
                 model.state = grow_state(model.state, next_capacity(int(history.count) + 1, 2 * history.capacity))
             x = self._encode(model, t.params)[None].astype(np.float32)
             model.state = self._strategy.tell(model.state, x, np.asarray([value], np.float32))
+
+
+@functools.lru_cache(maxsize=1)
+def _trial_key_program() -> Any:
+    import jax
+
+    return jax.jit(lambda seed, number: jax.random.fold_in(jax.random.key(seed), number))
+
+
+def _trial_key(seed: int, number: int) -> Any:
+    """The PRNG key of trial ``number`` of a sampler seeded with ``seed``: one small program, not four eager ops."""
+    return _trial_key_program()(np.uint32(seed), np.int32(number))
 
 
 _STATES = {"complete": TrialState.COMPLETE, "failed": TrialState.FAIL, "pruned": TrialState.PRUNED}

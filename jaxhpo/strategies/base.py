@@ -48,6 +48,35 @@ class SpaceExhausted(RuntimeError):
     """
 
 
+@jax.tree_util.register_pytree_node_class
+class Static:
+    """Wraps a hashable Python value (such as a ``Space``) as a leafless pytree node.
+
+    States use it to carry static information to ``ask`` without closing over
+    it: the value lives in the tree structure, so ``jit``, ``vmap`` and ``scan``
+    see no array and never trace it.
+    """
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def tree_flatten(self) -> tuple[tuple, Any]:
+        return (), self.value
+
+    @classmethod
+    def tree_unflatten(cls, value: Any, children: tuple) -> "Static":
+        return cls(value)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Static) and self.value == other.value
+
+    def __hash__(self) -> int:
+        return hash(self.value)
+
+    def __repr__(self) -> str:
+        return f"Static({self.value!r})"
+
+
 class CapacityWarning(RuntimeWarning):
     """Points were told to a state whose ``History`` was full: they were dropped, and the strategy does not learn from them."""
 
@@ -76,11 +105,17 @@ class History(NamedTuple):
         count: number of points told so far (may exceed capacity: the rows past
             it are dropped, ``dropped`` counts them, and ``history_add`` warns
             with a ``CapacityWarning``, from inside ``jit`` and ``vmap`` too).
+        warn_overflow: ``Static(True)`` (the default): ``history_add`` warns
+            when rows are dropped, through a host callback. Drivers that size
+            the buffer themselves (``minimize``, ``Study``) turn it off with
+            ``drivers_own_capacity``: a program with a host callback is not
+            stored in JAX's persistent compilation cache.
     """
 
     x: Array
     y: Array
     count: Array
+    warn_overflow: Any = Static(True)
 
     @property
     def capacity(self) -> int:
@@ -131,13 +166,14 @@ def history_add(history: History, x: Array, y: Array) -> History:
     rows = history.count + jnp.arange(x.shape[0])
     count = history.count + x.shape[0]
     capacity = history.capacity
-    jax.lax.cond(
-        jnp.any(count > capacity),
-        lambda c: jax.debug.callback(functools.partial(_warn_dropped, capacity), c),
-        lambda c: None,
-        count,
-    )
-    return History(
+    if history.warn_overflow.value:
+        jax.lax.cond(
+            jnp.any(count > capacity),
+            lambda c: jax.debug.callback(functools.partial(_warn_dropped, capacity), c),
+            lambda c: None,
+            count,
+        )
+    return history._replace(
         x=history.x.at[rows].set(x, mode="drop"),
         y=history.y.at[rows].set(y, mode="drop"),
         count=count,
@@ -149,10 +185,9 @@ def history_grow(history: History, capacity: int) -> History:
     extra = int(capacity) - history.capacity
     if extra < 0:
         raise ValueError(f"cannot shrink a history of capacity {history.capacity} to {capacity}")
-    return History(
+    return history._replace(
         x=jnp.pad(history.x, ((0, extra), (0, 0))),
         y=jnp.pad(history.y, (0, extra), constant_values=jnp.nan),
-        count=history.count,
     )
 
 
@@ -162,35 +197,6 @@ def history_best(history: History) -> tuple[Array, Array, Array]:
     index = jax.lax.top_k(-masked, 1)[1][0]  # not argmin: it fails to lower inside minimize's x64 context
     found = jnp.isfinite(masked[index])
     return jnp.where(found, index, -1).astype(jnp.int32), history.x[index], jnp.where(found, masked[index], jnp.nan)
-
-
-@jax.tree_util.register_pytree_node_class
-class Static:
-    """Wraps a hashable Python value (such as a ``Space``) as a leafless pytree node.
-
-    States use it to carry static information to ``ask`` without closing over
-    it: the value lives in the tree structure, so ``jit``, ``vmap`` and ``scan``
-    see no array and never trace it.
-    """
-
-    def __init__(self, value: Any) -> None:
-        self.value = value
-
-    def tree_flatten(self) -> tuple[tuple, Any]:
-        return (), self.value
-
-    @classmethod
-    def tree_unflatten(cls, value: Any, children: tuple) -> "Static":
-        return cls(value)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Static) and self.value == other.value
-
-    def __hash__(self) -> int:
-        return hash(self.value)
-
-    def __repr__(self) -> str:
-        return f"Static({self.value!r})"
 
 
 class State(Protocol):
@@ -343,6 +349,15 @@ def with_pending(state: Any, x: Array) -> Any:
 def _set_pending(state: Any, x: Array, count: Array) -> Any:
     y = jnp.where(jnp.arange(x.shape[0]) < count, 0.0, jnp.nan).astype(state.pending.y.dtype)
     return state._replace(pending=History(jnp.asarray(x, state.pending.x.dtype), y, jnp.asarray(count, jnp.int32)))
+
+
+def drivers_own_capacity(state: Any) -> Any:
+    """``state`` with the overflow warning of its ``history`` off: for drivers that never overfill it.
+
+    The warning is a host callback inside ``tell``; without it, the programs a
+    driver compiles are stored in JAX's persistent compilation cache.
+    """
+    return state._replace(history=state.history._replace(warn_overflow=Static(False)))
 
 
 def grow_state(state: Any, capacity: int) -> Any:

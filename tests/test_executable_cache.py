@@ -1,0 +1,81 @@
+"""Tests for jaxhpo.executable_cache: a study's programs load in a later process without tracing."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+
+import jax
+import jax.numpy as jnp
+import pytest
+
+import jaxhpo
+from jaxhpo import executable_cache
+
+# A fresh process runs a small bayes() study and reports its suggestions, how many programs were traced
+# (jaxpr_trace_duration events: a program loaded from the executable cache is never traced) and what
+# the executable cache holds.
+SCRIPT = textwrap.dedent(
+    """
+    import json, os, jax, jaxhpo
+    traced = []
+    jax.monitoring.register_event_duration_secs_listener(
+        lambda e, d, **k: traced.append(e) if e.endswith("jaxpr_trace_duration") else None)
+    space = jaxhpo.Space({"x": jaxhpo.Float(-2.0, 2.0), "y": jaxhpo.Float(-2.0, 2.0)})
+    study = jaxhpo.Study(space, jaxhpo.strategies.bayes(num_initial=3, refine_steps=3), seed=0)
+    study.optimize(lambda p: (p["x"] - 0.5) ** 2 + (p["y"] + 0.25) ** 2, n_trials=6, progress=False)
+    folder = os.path.join(jaxhpo.compile_cache.cache_dir(), "executables")
+    print(json.dumps({"params": [t.params for t in study.trials], "traced": len(traced),
+                      "entries": sorted(os.listdir(folder)) if os.path.isdir(folder) else []}))
+    """
+)
+
+
+def _run(cache_home):
+    env = {k: v for k, v in os.environ.items() if k not in ("JAXHPO_CACHE_DIR", "XDG_CACHE_HOME")}
+    env.update(XDG_CACHE_HOME=str(cache_home), OPENBLAS_NUM_THREADS="1")
+    out = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_a_second_process_loads_the_study_programs_without_tracing_and_gets_the_same_trials(tmp_path):
+    cold = _run(tmp_path)
+    kinds = {name.split("-")[1] for name in cold["entries"]}
+    assert {"ask", "design", "init", "tell"} <= kinds, cold["entries"]
+    warm = _run(tmp_path)
+    assert warm["params"] == cold["params"]
+    assert warm["traced"] < cold["traced"] - 4, (cold["traced"], warm["traced"])  # the study's programs
+    # JAX's own cache still holds the programs, ours not: an executable JAX loaded from its cache does not
+    # serialize whole (stored, its next load failed with "Function ... not found"), so it is not stored
+    shutil.rmtree(tmp_path / "jaxhpo" / "xla" / "executables")
+    for _ in range(2):
+        again = _run(tmp_path)
+        assert again["params"] == cold["params"]
+
+
+def test_a_damaged_entry_is_compiled_again_and_rewritten(tmp_path):
+    jaxhpo.compile_cache.set_cache_dir(str(tmp_path))
+    try:
+        fn = jax.jit(lambda x: jnp.cumsum(x) * 2)
+        compile_fn = lambda: fn.lower(jnp.ones(5)).compile()  # noqa: E731
+        key = executable_cache.program_key("test", jaxhpo.strategies.random())
+        executable_cache.load_or_compile(key, "sig", compile_fn)
+        [entry] = os.listdir(tmp_path / "executables")
+        (tmp_path / "executables" / entry).write_bytes(b"not an executable")
+        compiled = executable_cache.load_or_compile(key, "sig", compile_fn)
+        assert compiled(jnp.arange(5.0)).tolist() == [0.0, 2.0, 6.0, 12.0, 20.0]
+        assert (tmp_path / "executables" / entry).stat().st_size > 1000  # rewritten
+        loaded = executable_cache.load_or_compile(key, "sig", lambda: pytest.fail("compiled although stored"))
+        assert loaded(jnp.arange(5.0)).tolist() == [0.0, 2.0, 6.0, 12.0, 20.0]
+    finally:
+        jaxhpo.compile_cache.set_cache_dir(jaxhpo.compile_cache.default_dir())
+
+
+def test_only_programs_made_of_jaxhpo_code_are_stored():
+    assert executable_cache.program_key("ask", jaxhpo.strategies.bayes()) == "ask:bayes()"
+    custom = jaxhpo.strategies.random()._replace(recipe=("my_module", "mine", (), ()))
+    assert executable_cache.program_key("ask", custom) is None  # its source could change under one name
+    assert executable_cache.program_key("ask", jaxhpo.strategies.random()._replace(recipe=None)) is None

@@ -51,7 +51,7 @@ def _count_compiles() -> dict:
 
     # JAX records backend_compile_duration for every program it builds, compiled or loaded from the
     # persistent cache (which also records cache_hits): "programs" counts both
-    counts = {"programs": 0, "cache_hits": 0, "build_s": 0.0}
+    counts = {"programs": 0, "cache_hits": 0, "build_s": 0.0, "executables_loaded": 0}
 
     def on_duration(event: str, duration: float, **_: object) -> None:
         if event == "/jax/core/compile/backend_compile_duration":
@@ -61,6 +61,8 @@ def _count_compiles() -> dict:
     def on_event(event: str, **_: object) -> None:
         if event == "/jax/compilation_cache/cache_hits":
             counts["cache_hits"] += 1
+        if event == "/jaxhpo/executable_cache/hits":  # loaded without tracing (jaxhpo.executable_cache)
+            counts["executables_loaded"] += 1
 
     jax.monitoring.register_event_duration_secs_listener(on_duration)
     jax.monitoring.register_event_listener(on_event)
@@ -317,7 +319,8 @@ def _fmt(result: dict) -> str:
     text = f"{result['seconds']:7.2f} s"
     if "programs" in result:
         compiled = result["programs"] - result["cache_hits"]
-        text += f"  ({result['programs']} programs: {compiled} compiled, {result['cache_hits']} from the cache)"
+        text += f"  ({result['programs']} programs: {compiled} compiled, {result['cache_hits']} from the cache"
+        text += f"; {result.get('executables_loaded', 0)} executables loaded untraced)"
     if "first_s" in result:
         text += f"  [first call {result['first_s']:.2f} s]"
     return text

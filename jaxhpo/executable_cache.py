@@ -40,6 +40,7 @@ from jaxhpo import compile_cache
 from jaxhpo.compile_options import COMPILER_OPTIONS
 
 _FORMAT = 1
+HIT_EVENT = "/jaxhpo/executable_cache/hits"  # a jax.monitoring event for each executable loaded
 _TRACING_SETTINGS = (
     "jax_enable_x64",
     "jax_default_matmul_precision",
@@ -104,7 +105,9 @@ def load_or_compile(key: Optional[str], signature: Any, compile_fn: Callable[[],
             with open(path, "rb") as f:
                 payload, in_tree, out_tree = pickle.load(f)
             _initialize_custom_calls()
-            return deserialize_and_load(payload, in_tree, out_tree)
+            compiled = deserialize_and_load(payload, in_tree, out_tree)
+            jax.monitoring.record_event(HIT_EVENT)
+            return compiled
         except Exception as e:  # noqa: BLE001 - a damaged or foreign entry: compile and write it again
             import logging
 

@@ -69,7 +69,7 @@ def test_design_ask_matches_ask_while_in_design(name):
 
 @pytest.mark.parametrize("x64", [False, True], ids=["x64-off", "x64-on"])
 @pytest.mark.parametrize("name", sorted(ALL))
-def test_precision_contract_inside_a_users_jit_and_vmap(name, x64, request):
+def test_precision_contract_inside_a_users_jit_and_vmap(name, x64):
     """Every strategy under the caller's precision (in the manner of optax's float64 test).
 
     A user's own jit + vmap loop runs with x64 off or on: points and values
@@ -77,11 +77,6 @@ def test_precision_contract_inside_a_users_jit_and_vmap(name, x64, request):
     cube, the vmapped runs equal separate runs, and the caller's precision is
     what it was (the library never flips it; the GP's float64 stays inside).
     """
-    if name == "bayes" and not x64:  # strict: the day it passes, the marker must go
-        request.applymarker(pytest.mark.xfail(strict=True, raises=TypeError, reason="known (issue 15): bayes() computes its GP inside jax.enable_x64(True); a caller's vmap "
-                     "batches the traced program after that context has closed, and float64 literals are "
-                     "then made float32 ('lax.sub requires arguments to have the same dtypes'); minimize and "
-                     "Study trace inside their own float64 context and are not affected"))
     strategy = ALL[name]()
 
     def search(key):

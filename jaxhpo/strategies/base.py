@@ -320,6 +320,35 @@ def jit_strategy(strategy: "Strategy") -> "Strategy":
     )  # set_pending stays eager: its input's length varies, and it is a handful of operations
 
 
+def retraced_under_vmap(fn: Callable) -> Callable:
+    """``fn`` whose batching is a ``vmap`` of ``fn`` itself, traced at the time it is batched.
+
+    Normally JAX batches an already traced program: a ``vmap`` over a
+    caller's ``scan`` or ``jit`` that contains ``fn`` batches ``fn``'s
+    equations after ``fn`` has returned. Code that traces inside a local
+    context (``bayes()``'s GP, in ``jax.enable_x64(True)``) then sees its
+    equations re-bound outside it: float64 literals turn float32 when the
+    caller has x64 off. Here the batching rule traces ``fn`` again under
+    ``vmap``, so its contexts apply to the batched program too. (Like any
+    ``custom_vmap`` function, it cannot be differentiated in reverse mode.)
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> double = retraced_under_vmap(lambda x: 2 * x)
+        >>> jax.vmap(double)(jnp.arange(3.0)).tolist()
+        [0.0, 2.0, 4.0]
+    """
+    wrapped = jax.custom_batching.custom_vmap(fn)
+
+    @wrapped.def_vmap
+    def rule(axis_size: int, in_batched: Any, *args: Any) -> tuple[Any, Any]:
+        in_axes = tuple(jax.tree.map(lambda batched: 0 if batched else None, b) for b in in_batched)
+        out = jax.vmap(fn, in_axes=in_axes, axis_size=axis_size)(*args)
+        return out, jax.tree.map(lambda _: True, out)
+
+    return wrapped
+
+
 def tell_history(state: Any, x: Array, y: Array) -> Any:
     """A ``tell`` that only records the observation: enough for model-free strategies."""
     return state._replace(history=history_add(state.history, x, y))

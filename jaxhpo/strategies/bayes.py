@@ -32,6 +32,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import jax
@@ -44,7 +45,16 @@ from jaxhpo.gp import gp
 from jaxhpo.gp.kernels import KERNELS, Layout, same_points, snap, unseen
 from jaxhpo.gp.linalg import cholesky_and_inverse
 from jaxhpo.space import Space
-from jaxhpo.strategies.base import History, Static, Strategy, factory, history_init, tell_history, with_pending
+from jaxhpo.strategies.base import (
+    History,
+    Static,
+    Strategy,
+    factory,
+    history_init,
+    retraced_under_vmap,
+    tell_history,
+    with_pending,
+)
 from jaxhpo.strategies.sampling import scrambled_sobol, sobol_directions, sobol_points
 
 Array = jax.Array
@@ -242,10 +252,14 @@ def bayes(
         return x[rows], state._replace(index=(state.index + used).astype(jnp.int32))
 
     def ask(key: Array, state: BayesState, num: int = 1) -> tuple[Array, BayesState]:
+        return retraced_under_vmap(functools.partial(_ask, num=num))(key, state)
+
+    def _ask(key: Array, state: BayesState, num: int = 1) -> tuple[Array, BayesState]:
         initial, after_design = design_ask(key, state, num)  # exact 24-bit values in any float dtype
-        # The model runs in a local float64 context, so that a caller's vmap
-        # batches the GP's control flow with float64 kept; outputs keep the
-        # history's dtype.
+        # The model runs in a local float64 context; outputs keep the history's
+        # dtype. A caller's vmap traces this function again, inside the context
+        # (retraced_under_vmap), instead of batching a traced program after the
+        # context has closed (float64 literals would then turn float32).
         with jax.enable_x64(True):
             dtype = state.history.x.dtype
             layout = state.layout.value

@@ -25,6 +25,16 @@ def _study_with_a_hang_at_trial_1():
     return study
 
 
+def _hangs_until(release):
+    """An objective that, when ``n`` is 2, waits for ``release`` (at most 60 s)."""
+    def objective(params):
+        if params["n"] == 2:
+            release.wait(60)
+        return _objectives.quadratic(params)
+
+    return objective
+
+
 def _check_only_the_hung_trial_failed(study, elapsed):
     states = [t.state for t in study.trials]
     assert states == [TrialState.COMPLETE, TrialState.FAILED, TrialState.COMPLETE, TrialState.COMPLETE]
@@ -44,12 +54,7 @@ def test_in_process_trial_timeout_interrupts_the_objective_and_goes_on():
 
 def test_thread_pool_trial_timeout_abandons_the_hung_worker():
     release = threading.Event()
-
-    def objective(params):
-        if params["n"] == 2:
-            release.wait(60)
-        return _objectives.quadratic(params)
-
+    objective = _hangs_until(release)
     study = _study_with_a_hang_at_trial_1()
     start = time.monotonic()
     with cf.ThreadPoolExecutor(3) as pool:
@@ -77,12 +82,7 @@ def test_process_pool_trial_timeout_and_trials_wait_for_a_free_worker():
 
 def test_when_every_worker_is_stuck_the_rest_run_again_later_not_failed():
     release = threading.Event()
-
-    def objective(params):
-        if params["n"] == 2:
-            release.wait(60)
-        return _objectives.quadratic(params)
-
+    objective = _hangs_until(release)
     study = _study_with_a_hang_at_trial_1()
     with cf.ThreadPoolExecutor(1) as pool:
         try:

@@ -203,6 +203,9 @@ def main() -> None:
     parser.add_argument("--batches", default="1,4")
     parser.add_argument("--skopt", action="store_true", help="add scikit-optimize (about 20 s per run)")
     parser.add_argument("--problems", default=None, help="comma-separated names (default: all)")
+    parser.add_argument("--out", default="mixed", help="results/<out>.json (default: mixed)")
+    parser.add_argument("--thompson", action="store_true",
+                        help="add bayes(acquisition='thompson'): joint posterior draws instead of the kriging believer")
     args = parser.parse_args()
 
     bayes = jaxhpo.strategies.bayes()
@@ -214,6 +217,9 @@ def main() -> None:
     }
     if args.skopt:
         methods["skopt GP"] = run_skopt
+    if args.thompson:
+        thompson = jaxhpo.strategies.bayes(acquisition="thompson")
+        methods["jaxhpo thompson"] = lambda pr, s, b: run_jaxhpo(pr, s, b, thompson)
     probs = problems()
     if args.problems:
         probs = [p for p in probs if p.name in args.problems.split(",")]
@@ -275,7 +281,7 @@ def main() -> None:
         for name, s in summary[batch].items():
             print(f"{batch:5d} {name:14s} {s['mean_score']:7.3f} {s['median_score']:7.3f} "
                   f"{100 * s['share_better_than_tpe']:9.0f}% {s['mean_distinct']:9.1f}")
-    path = write_results("mixed", {"seeds": args.seeds, "evals": EVALS, "rows": rows,
+    path = write_results(args.out, {"seeds": args.seeds, "evals": EVALS, "rows": rows,
                                    "summary": {str(k): v for k, v in summary.items()}})
     print(f"\nwrote {path}")
 

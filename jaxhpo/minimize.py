@@ -113,9 +113,8 @@ def minimize(
     # The program is traced, batched and compiled in a local float64 context, so
     # that the GP inside model-based strategies computes in float64 even when the
     # caller vmaps ``minimize``; points and values keep the caller's default float
-    # dtype. (Under the caller's own jit, lowering happens outside this context:
-    # jaxhpo's code avoids the primitives that then fail, but with a model-based
-    # strategy under your own jit, enabling x64 globally is the safe choice.)
+    # dtype. (Under the caller's own jit and vmap, bayes() keeps its own float64
+    # context: see strategies.base.retraced_under_vmap.)
     dtype = jnp.result_type(float)
     objective = ObjectiveKey(objective)  # a fresh but identical lambda reuses the compiled search
     if isinstance(key, jax.core.Tracer):  # under the caller's jit/vmap: nothing runs here

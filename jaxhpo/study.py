@@ -37,7 +37,6 @@ from jaxhpo.evaluation import (
     MAX_INFRASTRUCTURE_RETRIES,
     InfrastructureFault,
     TrialPruned,
-    TrialTimeout,
     check_trial_timeout,
     evaluate,
     takes_trial,

@@ -43,13 +43,16 @@ class Program:
         cache_key: the program's identity for ``jaxhpo.executable_cache``
             (from ``executable_cache.program_key``): a later process loads the
             executable without tracing. None: JAX's own caches only.
+        compiler_options: XLA options of the compile (``jaxhpo.compile_options``).
     """
 
-    def __init__(self, fn: Callable, static_argnums: Sequence[int] = (), cache_key: Optional[str] = None) -> None:
+    def __init__(self, fn: Callable, static_argnums: Sequence[int] = (), cache_key: Optional[str] = None,
+                 compiler_options: Optional[dict] = None) -> None:
         if not hasattr(fn, "lower"):
             fn = jax.jit(fn, static_argnums=tuple(static_argnums))
         self._fn = fn
         self._cache_key = cache_key
+        self._options = dict(COMPILER_OPTIONS if compiler_options is None else compiler_options)
         self._static = frozenset(static_argnums)
         self._compiled: dict[Any, cf.Future] = {}
         self.num_runs = 0  # calls that ran the program
@@ -87,8 +90,8 @@ class Program:
         def compile_now() -> None:
             try:
                 future.set_result(executable_cache.load_or_compile(
-                    self._cache_key, (str(signature[0]), repr(signature[1:])),
-                    lambda: self._fn.lower(*shapes).compile(COMPILER_OPTIONS)))
+                    self._cache_key, (str(signature[0]), repr(signature[1:]), sorted(self._options.items())),
+                    lambda: self._fn.lower(*shapes).compile(self._options)))
             except BaseException as e:  # noqa: BLE001 - handed to whoever runs the program
                 future.set_exception(e)
 

@@ -823,7 +823,8 @@ class _Programs(NamedTuple):
 def _programs(strategy: Strategy) -> _Programs:
     """Programs for ``strategy``; those of a jaxhpo factory's strategy load from ``executable_cache``."""
 
-    def program(name: str, fn: Callable, static_argnums: tuple = ()) -> Program:
+    def program(name: str, fn: Callable, static_argnums: tuple = (),
+                options: dict = compile_options.COMPILER_OPTIONS) -> Program:
         key = executable_cache.program_key(f"study-{name}", strategy)
 
         @functools.wraps(fn)
@@ -831,7 +832,8 @@ def _programs(strategy: Strategy) -> _Programs:
             return fn(*args)
 
         named.__name__ = named.__qualname__ = executable_cache.program_name(f"study_{name}", key).replace("-", "_")
-        return Program(compile_options.jit(named, static_argnums=static_argnums), static_argnums, cache_key=key)
+        return Program(compile_options.jit(named, options, static_argnums=static_argnums), static_argnums,
+                       cache_key=key, compiler_options=options)
 
     def init(space: Space, capacity: int, seed_key: jax.Array) -> Any:
         # the first of the two keys a study's seed splits into; a study grows the buffer before it
@@ -839,11 +841,12 @@ def _programs(strategy: Strategy) -> _Programs:
         return drivers_own_capacity(strategy.init(jax.random.split(seed_key)[0], space, capacity))
 
     design = strategy.design_ask is not None and strategy.in_design is not None
+    small = compile_options.SMALL_PROGRAM_OPTIONS  # compiled before the first trial, run a few times
     return _Programs(
-        init=program("init", init, (0, 1)),
+        init=program("init", init, (0, 1), small),
         ask=program("ask", _keyed(strategy.ask), (3,)),
-        design=program("design", _keyed(strategy.design_ask), (3,)) if design else None,
-        in_design=program("in-design", strategy.in_design, (1,)) if design else None,
+        design=program("design", _keyed(strategy.design_ask), (3,), small) if design else None,
+        in_design=program("in-design", strategy.in_design, (1,), small) if design else None,
         tell=program("tell", strategy.tell),
     )
 

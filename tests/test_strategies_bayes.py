@@ -148,11 +148,14 @@ def test_a_small_finite_space_is_enumerated_without_a_repeat_then_reported_exhau
     assert len(study.trials) == 36
 
 
-def test_batches_are_distinct_configurations_never_seen_before():
+@pytest.mark.parametrize("acquisition", ["log_ei", "thompson"])
+def test_batches_are_distinct_configurations_never_seen_before(acquisition):
     # all discrete, 19 x 64 x 2 x 4 = 9,728 configurations: too many to enumerate, candidates are sampled
+    # (and, snapped, repeat: Thompson draws once took one configuration twice through two candidates)
     space = jaxhpo.Space({"depth": jaxhpo.Int(2, 20), "leaf": jaxhpo.Int(1, 64, log=True),
                           "crit": jaxhpo.Categorical(["gini", "entropy"]), "k": jaxhpo.Int(0, 3)})
-    study = jaxhpo.Study(space, jaxhpo.strategies.bayes(num_initial=4, refine_steps=3), seed=1)
+    strategy = jaxhpo.strategies.bayes(acquisition=acquisition, num_initial=4, refine_steps=3)
+    study = jaxhpo.Study(space, strategy, seed=1)
     objective = lambda p: (p["depth"] - 4) ** 2 + abs(np.log(p["leaf"] / 8)) + (p["crit"] == "gini") + p["k"]  # noqa: E731
     study.optimize(objective, n_trials=40, batch_size=4, progress=False)
     configs = [_config(t.params) for t in study.trials]

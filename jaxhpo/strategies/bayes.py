@@ -415,10 +415,11 @@ def bayes(
         chol, _ = cholesky_and_inverse(cov + 1e-8 * post.amplitude * jnp.eye(n))
         chol = jnp.where(jnp.isfinite(chol), chol, jnp.diag(jnp.sqrt(jnp.clip(jnp.diag(cov), 1e-12))))
         draws = mean + gp.normal(k_draw, (num, n)) @ chol.T
-        # distinct picks: each draw takes its best candidate not taken by earlier draws
+        # distinct picks: each draw takes its best candidate not taken by earlier draws; a pick takes
+        # every candidate of the same configuration (snapped candidates repeat in discrete spaces)
         def take(taken, sample):
             i = gp.argmax(jnp.where(taken, -jnp.inf, -sample))
-            return taken.at[i].set(True), i
+            return taken | same_points(cands, cands[i][None])[:, 0], i
 
         taken = jnp.zeros(n, bool) if repeats else ~unseen(cands, seen_x, seen_m)
         exhausted = jnp.sum(~taken) - jnp.arange(num) <= 0  # [num]: no new candidate left for this draw

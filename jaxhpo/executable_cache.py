@@ -6,9 +6,9 @@ program to find it. For the 6-d ``bayes()`` ask program that is about 2 s of
 the 2.4 s a warm ``Study`` spends before its first GP suggestion. This cache
 keys an executable by what determines it without tracing: the program's
 name, the jaxhpo strategy that defines it (its factory call), the argument
-shapes, dtypes and tree structure, the versions of jax, jaxlib and of
-jaxhpo's own source, the backend and devices, the XLA options and the JAX
-settings that change tracing. A hit is a deserialized executable
+shapes, dtypes and tree structure and the XLA options of its compile (the
+caller's ``signature``), the versions of jax, jaxlib and of jaxhpo's own
+source, the backend and devices, and the JAX settings that change tracing. A hit is a deserialized executable
 (``jax.experimental.serialize_executable``), about 0.35 s for that program.
 
 It lives in ``executables/`` under the directory of JAX's persistent cache
@@ -37,7 +37,6 @@ from typing import Any, Callable, Optional
 import jax
 
 from jaxhpo import compile_cache
-from jaxhpo.compile_options import COMPILER_OPTIONS
 
 _FORMAT = 1
 HIT_EVENT = "/jaxhpo/executable_cache/hits"  # a jax.monitoring event for each executable loaded
@@ -73,7 +72,7 @@ def _environment() -> str:
     devices = [(d.platform, d.device_kind, d.id) for d in jax.devices()]
     backend = jax.devices()[0].client
     return repr((_FORMAT, jax.__version__, jaxlib.__version__, backend.platform, backend.platform_version, devices,
-                 sorted(COMPILER_OPTIONS.items()), source.hexdigest()))
+                 source.hexdigest()))
 
 
 def _settings() -> str:
@@ -94,7 +93,7 @@ def load_or_compile(key: Optional[str], signature: Any, compile_fn: Callable[[],
     Args:
         key: the program's identity from ``program_key``; None compiles without the cache.
         signature: a ``repr``-stable description of the arguments (tree structure, static values,
-            shapes, dtypes, shardings).
+            shapes, dtypes, shardings) and of the compile's XLA options.
         compile_fn: returns a ``jax.stages.Compiled`` for those arguments.
     """
     path = None if key is None else _path(key, signature)

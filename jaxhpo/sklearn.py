@@ -23,12 +23,16 @@ Example:
 from __future__ import annotations
 
 import copy
+import threading
+import warnings
 from typing import Any, Optional, Sequence
 
 import numpy as np
 
 try:
     from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin, RegressorMixin, clone, is_classifier
+    from sklearn.exceptions import FitFailedWarning
+    from sklearn.model_selection import _search as _sklearn_search
     from sklearn.model_selection._search import BaseSearchCV
     from sklearn.preprocessing import LabelEncoder
     from sklearn.utils.metaestimators import _BaseComposition
@@ -45,6 +49,32 @@ from jaxhpo.strategies.base import SpaceExhausted
 from jaxhpo.study import Study
 
 __all__ = ["FusionClassifier", "FusionRegressor", "SearchCV"]
+
+
+# scikit-learn raises "All the N fits failed" per call of evaluate_candidates. RandomizedSearchCV makes one
+# call for every candidate; SearchCV makes one per batch of trials, so a single misconfigured candidate would
+# end the whole search. While a SearchCV runs its trials, a batch whose fits all failed is warned about (its
+# scores are error_score, as RandomizedSearchCV records them) and the error is raised only when every fit of
+# the search failed. Other searches, and other threads, get scikit-learn's function unchanged.
+_searching = threading.local()
+_sklearn_fit_failures = _sklearn_search._warn_or_raise_about_fit_failures
+
+
+def _fit_failures_per_search(results: list, error_score: Any) -> None:
+    outs = getattr(_searching, "outs", None)
+    if outs is None:
+        return _sklearn_fit_failures(results, error_score)
+    outs.extend(results)
+    errors = [r["fit_error"] for r in results if r["fit_error"] is not None]
+    if errors and len(errors) == len(results):
+        warnings.warn(f"\nAll the {len(results)} fits of this batch of candidates failed; their score is "
+                      f"error_score={error_score} and the search goes on. The first error:\n{errors[0]}",
+                      FitFailedWarning)
+        return None
+    return _sklearn_fit_failures(results, error_score)
+
+
+_sklearn_search._warn_or_raise_about_fit_failures = _fit_failures_per_search
 
 
 def _from_sklearn(name: str, value: Any) -> Any:
@@ -207,6 +237,8 @@ class SearchCV(BaseSearchCV):
         self.study_ = study
         bar = progress_bar(self._n_trials, self.progress)
         done = 0
+        outer = getattr(_searching, "outs", None)  # a SearchCV inside another one's fits, in this thread
+        _searching.outs = []  # every fit's result, to raise as scikit-learn does if all of them failed
         try:
             while done < self._n_trials:
                 try:
@@ -220,9 +252,13 @@ class SearchCV(BaseSearchCV):
                 done += len(trials)
                 if bar is not None:
                     bar.update(len(trials))
+            outs = _searching.outs
         finally:
+            _searching.outs = outer
             if bar is not None:
                 bar.close()
+        if outs and all(r["fit_error"] is not None for r in outs):
+            _sklearn_fit_failures(outs, self.error_score)  # scikit-learn's "All the N fits failed" error
 
 
 # ----------------------------------------------------------------------------- fusion

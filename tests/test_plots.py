@@ -87,3 +87,32 @@ def test_fanova_importance_is_optunas_on_the_same_trials(study):
     assert max(binned, key=binned.get) == "x" and binned != ours
     with pytest.raises(ValueError, match="method must be 'auto', 'fanova' or 'binned'"):
         plots.importance(study, method="shap")
+
+
+# A random forest's space: the driver is, in turn, a log float, an int and a categorical; the two others
+# (and a pure-noise float) barely matter. Both importance methods must put the driver first, as fANOVA does.
+_DRIVERS = {
+    "lr": lambda p: 3.0 * np.log10(p["lr"]) ** 2,
+    "depth": lambda p: 1.5 * abs(p["depth"] - 6),
+    "criterion": lambda p: {"gini": 0.0, "entropy": 8.0, "log_loss": 4.0}[p["criterion"]],
+}
+
+
+@pytest.mark.parametrize("driver", sorted(_DRIVERS))
+def test_importance_ranks_the_dominant_parameter_first_with_either_method(driver):
+    space = jaxhpo.Space({"lr": jaxhpo.Float(1e-4, 1.0, log=True), "depth": jaxhpo.Int(1, 12),
+                          "criterion": jaxhpo.Categorical(["gini", "entropy", "log_loss"]),
+                          "noise": jaxhpo.Float(0.0, 1.0)})
+    rng = np.random.default_rng(0)
+    minor = {name: (lambda f: (lambda p: 0.02 * f(p)))(f) for name, f in _DRIVERS.items() if name != driver}
+
+    def objective(p):
+        return _DRIVERS[driver](p) + sum(f(p) for f in minor.values()) + 0.05 * p["noise"] + 0.01 * rng.normal()
+
+    study = jaxhpo.Study(space, jaxhpo.strategies.random(), seed=3)
+    study.optimize(objective, n_trials=60, progress=False)
+    binned = plots.importance(study, method="binned")
+    assert max(binned, key=binned.get) == driver and binned[driver] > 0.5
+    if pytest.importorskip("optuna"):
+        fanova = plots.importance(study, method="fanova")
+        assert max(fanova, key=fanova.get) == driver and fanova[driver] > 0.5

@@ -52,6 +52,24 @@ def test_searchcv_bad_space_and_failing_trials():
                  cv=2).fit(X, y)
 
 
+def test_searchcv_error_score_scores_a_failing_fit_and_the_search_goes_on():
+    import warnings
+
+    X, y = load_iris(return_X_y=True)
+    space = {"max_depth": jaxhpo.Categorical([-1, 2, 3])}  # max_depth=-1 is invalid: that fit raises
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # scikit-learn warns of the failed fits, as for RandomizedSearchCV
+        search = SearchCV(DecisionTreeClassifier(random_state=0), space, strategy=jaxhpo.strategies.grid(),
+                          n_trials=3, cv=2, error_score=-1.0).fit(X, y)
+    r = search.cv_results_
+    failed = [i for i, p in enumerate(r["params"]) if p["max_depth"] == -1]
+    assert len(failed) == 1 and r["mean_test_score"][failed[0]] == -1.0
+    assert search.best_params_["max_depth"] in (2, 3) and search.best_score_ > 0.6
+    with pytest.raises(ValueError, match="max_depth"):
+        SearchCV(DecisionTreeClassifier(), space, strategy=jaxhpo.strategies.grid(), n_trials=3, cv=2,
+                 error_score="raise").fit(X, y)
+
+
 def test_fusion_classifier_methods_and_regressor():
     X, y = load_breast_cancer(return_X_y=True)
     members = [("lr", LogisticRegression(max_iter=3000)), ("nb", GaussianNB()),
@@ -116,10 +134,14 @@ def test_searchcv_takes_what_a_randomizedsearchcv_user_writes():
 
 
 def test_searchcv_takes_n_iter_and_n_jobs_as_randomizedsearchcv_does():
+    from scipy import stats
+
     X, y = load_iris(return_X_y=True)
-    search = SearchCV(LogisticRegression(max_iter=300), {"C": jaxhpo.Float(0.01, 10.0, log=True)}, strategy=FAST,
-                      n_iter=4, n_jobs=2, cv=3).fit(X, y)
-    assert len(search.cv_results_["params"]) == 4 and search.best_score_ > 0.9
+    # written as for RandomizedSearchCV, the default strategy (bayes) included
+    search = SearchCV(LogisticRegression(max_iter=300), {"C": stats.loguniform(0.01, 10.0)}, n_iter=20, n_jobs=2,
+                      cv=3, random_state=0).fit(X, y)
+    assert len(search.cv_results_["params"]) == 20 and search.best_score_ > 0.9
+    assert all(0.01 <= p["C"] <= 10.0 for p in search.cv_results_["params"])
     with pytest.raises(ValueError, match="n_trials=5 and n_iter=4 disagree"):
         SearchCV(LogisticRegression(), {"C": jaxhpo.Float(0.1, 1.0)}, n_trials=5, n_iter=4).fit(X, y)
     with pytest.raises(ValueError, match="n_iter must be a positive int"):

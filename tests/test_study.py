@@ -698,3 +698,26 @@ def test_load_can_leave_running_trials_to_whoever_runs_them(tmp_path):
         assert fresh.number == running.number + 1 and fresh.params != running.params  # a new point instead
         kept.tell(running.number, 1.5)  # the one who ran it tells it
         assert kept.trials[running.number].value == 1.5
+
+
+def test_the_objective_receives_float64_values_and_they_are_the_trials_params():
+    # Optuna users read trial.params back as the float64 value the trial ran with, never a float32 rounding
+    space = jaxhpo.Space({"C": jaxhpo.Float(1e-3, 1e3, log=True), "x": jaxhpo.Float(-1.0, 1.0),
+                          "n": jaxhpo.Int(1, 9)})
+    study = jaxhpo.Study(space, jaxhpo.strategies.bayes(num_initial=3, refine_steps=2), seed=0)
+    received = []
+
+    def objective(p):
+        received.append(dict(p))
+        return np.log(p["C"]) ** 2 + p["x"] ** 2 + p["n"]
+
+    study.optimize(objective, n_trials=8, progress=False)
+    assert received == [t.params for t in study.trials]
+    for t, p in zip(study.trials, received):
+        assert type(p["C"]) is float and type(p["x"]) is float and type(p["n"]) is int
+        exact = space.decode_numpy(np.asarray(t.x, np.float64))
+        assert p["C"] == float(exact["C"]) and p["x"] == float(exact["x"])
+    # decoded in float32, every log-scale value would be a float32 number (C=79.03902435302734); decoded in
+    # float64 from the strategy's point, almost none is (a linear value 2u - 1 of a float32 u may well be)
+    as_float32 = [p["C"] for p in received if float(np.float32(p["C"])) == p["C"]]
+    assert len(as_float32) <= 1, as_float32

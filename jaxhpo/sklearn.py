@@ -35,6 +35,7 @@ try:
     from sklearn.model_selection import _search as _sklearn_search
     from sklearn.model_selection._search import BaseSearchCV
     from sklearn.preprocessing import LabelEncoder
+    from sklearn.utils import Bunch
     from sklearn.utils.metaestimators import _BaseComposition
     from sklearn.utils.multiclass import check_classification_targets
     from sklearn.utils.validation import check_is_fitted, validate_data
@@ -267,13 +268,18 @@ CLASSIFIER_METHODS = ("weights", "stacking", "greedy", "vote")
 
 
 def _estimator_list(estimators: Any) -> list:
+    """The ``(name, estimator)`` pairs to fit: members set to ``"drop"`` left out (as ``StackingClassifier``)."""
     if not isinstance(estimators, (list, tuple)) or not estimators:
         raise ValueError(f"estimators must be a non-empty list of (name, estimator) pairs, got {estimators!r}")
     out = []
     for item in estimators:
         if not (isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str)):
             raise ValueError(f"estimators must hold (name, estimator) pairs, got {item!r}")
-        out.append(item[1])
+        if not (isinstance(item[1], str) and item[1] == "drop"):
+            out.append(item)
+    if not out:
+        raise ValueError(f"estimators: every member is 'drop' ({[name for name, _ in estimators]}); keep at "
+                         f"least one")
     return out
 
 
@@ -298,7 +304,8 @@ class _Fusion(MetaEstimatorMixin, _BaseComposition):
         return self
 
     def _fit_members(self, X: np.ndarray, y: np.ndarray, classification: bool):
-        members = _estimator_list(self.estimators)
+        named = _estimator_list(self.estimators)
+        names, members = [name for name, _ in named], [m for _, m in named]
         if self.method not in CLASSIFIER_METHODS:
             raise ValueError(f"method must be one of {CLASSIFIER_METHODS}, got method={self.method!r}")
         cv = self.cv
@@ -314,6 +321,7 @@ class _Fusion(MetaEstimatorMixin, _BaseComposition):
             members = [_seeded(m, int(self.random_state) + i) for i, m in enumerate(members)]
         oof, fitted = ensemble.cross_val_predictions(members, X, y, cv=cv, random_state=seed)
         self.estimators_ = fitted
+        self.named_estimators_ = Bunch(**dict(zip(names, fitted)))
         return oof
 
 
@@ -321,7 +329,8 @@ class FusionClassifier(ClassifierMixin, _Fusion):
     """Fuses classifiers on their out-of-fold probabilities with ``jaxhpo.ensemble``.
 
     Args:
-        estimators: ``[(name, classifier), ...]``, each with ``predict_proba``.
+        estimators: ``[(name, classifier), ...]``, each with ``predict_proba``; a member set to
+            ``"drop"`` (``set_params(name="drop")``) is left out of the fit.
         method: ``"weights"`` (Optax-learned simplex weights), ``"stacking"``
             (logistic meta-learner), ``"greedy"`` (Caruana selection) or ``"vote"`` (soft voting).
         cv: folds (or a splitter) for the out-of-fold predictions.
@@ -381,7 +390,7 @@ class FusionRegressor(RegressorMixin, _Fusion):
     """Fuses regressors on their out-of-fold predictions with ``jaxhpo.ensemble``.
 
     Args:
-        estimators: ``[(name, regressor), ...]``.
+        estimators: ``[(name, regressor), ...]``; a member set to ``"drop"`` is left out of the fit.
         method: ``"weights"`` (non-negative weights and an intercept, fit by Optax
             L-BFGS on cross-validated predictions: linear fusion), ``"stacking"``
             (ridge meta-learner), ``"greedy"`` (Caruana selection on MSE) or ``"vote"`` (mean).

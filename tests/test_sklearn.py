@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+from sklearn.base import clone
 from sklearn.datasets import load_breast_cancer, load_diabetes, load_iris
 from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
 from sklearn.model_selection import GridSearchCV
@@ -98,6 +99,14 @@ def test_fusion_members_parameters_are_nested_as_in_stacking():
     assert fusion.estimators[1][1].max_depth == 2 and fusion.estimators[0][1].C == 0.5
     fusion.set_params(dt=DecisionTreeClassifier(max_depth=1))
     assert fusion.get_params()["dt__max_depth"] == 1
+    fitted = clone(fusion).fit(X, y)
+    assert list(fitted.named_estimators_) == ["lr", "dt"] and fitted.named_estimators_.dt.max_depth == 1
+    assert fitted.named_estimators_.lr is fitted.estimators_[0]
+    dropped = clone(fusion).set_params(dt="drop").fit(X, y)  # as StackingClassifier: "drop" leaves a member out
+    assert list(dropped.named_estimators_) == ["lr"] and len(dropped.estimators_) == 1
+    assert dropped.score(X, y) > 0.9
+    with pytest.raises(ValueError, match="every member is 'drop'"):
+        clone(fusion).set_params(dt="drop", lr="drop").fit(X, y)
     # an unseeded tree inside: scikit-learn's set_random_state seeds the fusion, which seeds its members,
     # so two fits give the same model (check_fit_idempotent)
     fusion.set_params(dt=DecisionTreeClassifier(max_features=2), dt__max_depth=3)

@@ -233,7 +233,7 @@ def test_cnn_population_equals_members_trained_alone():
 
 
 def test_map_mode_steps_small_batches_in_small_lanes_with_the_same_result():
-    from jaxhpo.population.train import _lane_sizes
+    from jaxhpo.population.program import lane_sizes as _lane_sizes
 
     assert _lane_sizes("map", 4, 16) == (4, 8, 16) and _lane_sizes("map", 5, 100) == (8, 16, 32, 64, 128)
     assert _lane_sizes("vmap", 4, 16) == (16,) and _lane_sizes("chunks", 4, 16) == (16,)

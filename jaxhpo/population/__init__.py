@@ -10,21 +10,10 @@ from jaxhpo.population.cv import CVResult, cross_validate, kfold
 from jaxhpo.population.schedulers import ScheduleResult, hyperband, pbt, successive_halving
 from jaxhpo.population.search import SearchResult, search
 from jaxhpo.population.models import MLP, LeNet
-from jaxhpo.population.train import (
-    Population,
-    PopulationResult,
-    PopulationState,
-    cross_entropy,
-    default_mesh,
-    host_local,
-    nnx_model,
-    predict,
-    resolve_mode,
-    select,
-    squared_error,
-    train,
-    use_cpu_cores,
-)
+from jaxhpo.population.devices import default_mesh, host_local, resolve_mode, use_cpu_cores
+from jaxhpo.population.losses import cross_entropy, squared_error
+from jaxhpo.population.population import Population, PopulationResult, PopulationState, select
+from jaxhpo.population.train import nnx_model, predict, train
 
 __all__ = [
     "CVResult",

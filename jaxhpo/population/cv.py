@@ -24,7 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxhpo.population.train import Population, PopulationState
+from jaxhpo.population.population import Population, PopulationState
 
 Array = jax.Array
 

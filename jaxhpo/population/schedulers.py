@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxhpo.population.train import Population, PopulationState, select
+from jaxhpo.population.population import Population, PopulationState, select
 
 Array = jax.Array
 

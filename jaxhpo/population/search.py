@@ -24,7 +24,7 @@ from typing import Any, Callable, NamedTuple, Optional
 import jax
 import numpy as np
 
-from jaxhpo.population.train import Population, PopulationResult
+from jaxhpo.population.population import Population, PopulationResult
 from jaxhpo.space import Space
 from jaxhpo.strategies.base import Strategy
 from jaxhpo.study import Study

@@ -77,9 +77,35 @@ def ucb(mean: Array, var: Array, beta: Array = 2.0) -> Array:
     return -(mean - jnp.sqrt(beta) * jnp.sqrt(jnp.maximum(var, 0.0)))
 
 
+Acquisition = Callable[[Array, Array, Array], Array]  # (mean, var, best) -> scores, larger is better
+
 ACQUISITIONS: dict[str, Callable[..., Array]] = {
     "log_ei": log_ei,
     "ei": ei,
-    "pi": log_pi,  # maximizing log PI picks the same points as PI, with usable gradients
+    "pi": log_pi,  # scored as log PI: the same maximizer as PI, with gradients where PI underflows
+    "log_pi": log_pi,
     "ucb": ucb,
 }
+
+
+def make(name: str, *, beta: Array = 2.0) -> Acquisition:
+    """The acquisition ``name`` with its own parameters bound, behind one signature ``(mean, var, best)``.
+
+    Args:
+        name: ``"log_ei"``, ``"ei"``, ``"pi"`` (scored as log PI, which has the
+            same maximizer and keeps a gradient far from the incumbent),
+            ``"log_pi"`` or ``"ucb"``.
+        beta: UCB's exploration weight (may be a traced array: one program for
+            every value); the others take no parameter.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> score = make("ucb", beta=4.0)
+        >>> float(score(jnp.array(1.0), jnp.array(1.0), jnp.array(0.0)))  # -(1 - 2 * 1)
+        1.0
+    """
+    if name not in ACQUISITIONS:
+        raise ValueError(f"acquisition must be one of {tuple(ACQUISITIONS)}, got {name!r}")
+    if name == "ucb":
+        return lambda mean, var, best: ucb(mean, var, beta)
+    return ACQUISITIONS[name]

@@ -13,12 +13,19 @@ point refined by projected Adam in the unit cube. Batches (``num > 1``) use
 the kriging believer: each chosen point is observed, in fantasy, at its
 posterior mean, which leaves the mean alone and shrinks the variance around
 it (a low-rank update, ``gp.with_fantasies``), so the next one looks
-elsewhere (measured better than Thompson batches in ``benchmarks/bench_bo.py
---only batch``). Points pending in a ``Study`` (asked, not told) are
-fantasized the same way. Thompson sampling draws one joint posterior sample
-per batch member on a shared candidate set.
+elsewhere. Points pending in a ``Study`` (asked, not told) are fantasized
+the same way. Thompson sampling draws one joint posterior sample per batch
+member on a shared candidate set. The first ``num_initial`` points come from
+a scrambled Sobol sequence.
 
-The first ``num_initial`` points come from a scrambled Sobol sequence.
+The parts: ``BayesConfig`` (what is static: counts, shapes, choices) and
+``BayesSettings`` (numeric settings, pytree leaves of the state: one program
+serves every value, and a caller may ``vmap`` over them); the acquisitions
+(``jaxhpo.gp.acquisition.make``); the acquisition optimizer
+(``jaxhpo.strategies.acquisition_optimizer``, which takes a score function);
+the hyperparameter fit schedule (``fit_hyperparameters``); ``propose`` wires
+them for one ask. Why the defaults are what they are, with the measurements:
+``benchmarks/README.md`` ("bayes() settings").
 
 Example:
     >>> import jax, jaxhpo
@@ -33,18 +40,17 @@ Example:
 from __future__ import annotations
 
 import functools
-from typing import NamedTuple
+from typing import NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from jaxhpo.gp import acquisition as acq
 from jaxhpo.gp import gp
 from jaxhpo.gp.kernels import KERNELS, Layout, same_points, snap, unseen
-from jaxhpo.gp.linalg import cholesky_and_inverse
 from jaxhpo.space import Space
+from jaxhpo.strategies import acquisition_optimizer as optimizer
 from jaxhpo.strategies.base import (
     History,
     Static,
@@ -55,11 +61,51 @@ from jaxhpo.strategies.base import (
     tell_history,
     with_pending,
 )
-from jaxhpo.strategies.sampling import scrambled_sobol, sobol_directions, sobol_points
+from jaxhpo.strategies.sampling import scrambled_sobol, sobol_points
 
 Array = jax.Array
 
-ACQUISITIONS = ("log_ei", "ei", "pi", "ucb", "thompson")
+ACQUISITIONS = ("log_ei", "ei", "pi", "log_pi", "ucb", "thompson")
+DESIGN_LOOKAHEAD = 32  # Sobol points the initial design looks ahead to skip repeated configurations
+
+
+class BayesConfig(NamedTuple):
+    """What is static in ``bayes()``: counts and shapes (each value its own program), and choices."""
+
+    acquisition: str
+    kernel: str
+    num_initial: int
+    num_candidates: Optional[int]
+    num_restarts: int
+    fit_steps: int
+    warm_steps: int
+    refit_every: int
+    refine_starts: int
+    refine_steps: int
+    max_fit_points: int
+    restart_fit_points: int
+    pending_capacity: int
+    repeats: bool
+    noisy: bool
+    prior_mean: bool  # whether the prior mean sits at BayesSettings.prior_mean_quantile (else the mean)
+
+    def candidate_count(self, layout: Layout) -> int:
+        """Random candidates scored per pick (``num_candidates``, default ``min(1024, 256 d)``)."""
+        return self.num_candidates or min(1024, 256 * layout.dim)
+
+
+class BayesSettings(NamedTuple):
+    """The numeric settings of ``bayes()``, leaves of its state: traced, so one program serves every value.
+
+    Attributes:
+        beta: UCB's exploration weight.
+        fit_tol: gradient tolerance of the hyperparameter fit.
+        prior_mean_quantile: percentile of the observed values the GP's prior mean sits at.
+    """
+
+    beta: Array
+    fit_tol: Array
+    prior_mean_quantile: Array
 
 
 class BayesState(NamedTuple):
@@ -71,6 +117,7 @@ class BayesState(NamedTuple):
     directions: Array  # scrambled Sobol directions for the initial design
     shift: Array
     index: Array  # next initial-design index
+    settings: BayesSettings
     layout: Static
 
 
@@ -98,53 +145,38 @@ def bayes(
     """GP-based Bayesian optimization.
 
     Args:
-        acquisition: ``"log_ei"`` (default), ``"ei"``, ``"pi"``, ``"ucb"`` or ``"thompson"``.
+        acquisition: ``"log_ei"`` (default), ``"ei"``, ``"pi"`` (scored as log PI: the same
+            maximizer, usable gradients), ``"log_pi"``, ``"ucb"`` or ``"thompson"``.
         kernel: ``"matern52"`` (default), ``"matern32"`` or ``"rbf"``; ARD length
             scales; categorical coordinates use an overlap kernel.
         num_initial: Sobol points before the GP takes over.
         num_candidates: random candidates scored per pick (default ``min(1024, 256 * d)``),
-            plus a quarter as many perturbations of the best points. Measured in
-            ``benchmarks/bench_bo.py``: 1,024 in place of ``min(2048, 256 * d)``
-            (a change from 5-d up) gave the same regret (10 seeds, five
-            functions) and a third less scoring time in 6-d.
+            plus a quarter as many perturbations of the best points.
         num_restarts: hyperparameter fit starts in a full fit (the first warm-started).
         fit_steps: most L-BFGS iterations per start in a full fit (each stops
             earlier once converged).
         warm_steps: most L-BFGS iterations of the warm start between full fits,
             per observation told since the previous fit (at most ``fit_steps``).
-            The optimum moves little with one more observation; measured in
-            ``benchmarks/bench_bo.py``: 3 gave the same regret as running to
-            convergence (10 seeds, five functions) at 40 % of the fitting time.
         fit_tol: a start has converged when the largest gradient entry of the
-            per-observation negative log likelihood falls below this. Measured in
-            ``benchmarks/bench_bo.py``: 3e-3 gave the same regret as 1e-3 on all
-            five functions (10 seeds) with 20-25 % faster asks.
+            per-observation negative log likelihood falls below this (a state
+            leaf: ``BayesSettings.fit_tol``).
         refit_every: a full fit (the warm start to convergence and the fresh
             starts) runs for the first 8 model-based picks and then each time
             the number of observations told passes a multiple of
             ``refit_every``; in between, only the warm start runs,
-            ``warm_steps`` iterations per observation told since the previous
-            fit. Measured in
-            ``benchmarks/bench_bo.py`` (10 seeds, five functions): every 5 gave
-            the same regret as every 1 at a third of the fitting time, every
-            10 the same as every 5, and every 20 (with ``warm_steps=3``) the
-            same again.
+            ``warm_steps`` iterations per observation told since the previous fit.
         refine_starts: best candidates refined by gradient ascent.
         refine_steps: Adam steps per refinement.
-        beta: exploration weight for ``"ucb"``.
+        beta: exploration weight for ``"ucb"`` (a state leaf: ``BayesSettings.beta``).
         prior_mean_quantile: the GP's constant prior mean is set to this
-            percentile of the (standardized, warped) observed values, a
-            pessimistic level (after De Ath et al. 2020), so that the empty
-            corners of the search space do not look promising; ``None`` puts it
-            at their mean. Measured in ``benchmarks/bench_bo.py`` (10-20 seeds):
-            90 against ``None`` moved Hartmann6 from -2.8 to -4.3 median log10
-            regret, Levy10 from 1.0 to 0.6-0.7, Ackley5 from 0.55 to 0.4 and
-            Rosenbrock4 from 1.05 to 0.8, Branin unchanged (-4.6 to -4.7).
+            percentile of the (standardized) observed values, a pessimistic
+            level (after De Ath et al. 2020), so that the empty corners of the
+            search space do not look promising; ``None`` puts it at their mean
+            (a state leaf: ``BayesSettings.prior_mean_quantile``).
         max_fit_points: hyperparameters are fit on a random subset of at most
             this many observations (the posterior always uses all of them).
         restart_fit_points: the fresh starts of a full fit run on a random
-            subset of at most this many observations (a quarter of the cost per
-            likelihood evaluation at 128 against 64); the best replaces the
+            subset of at most this many observations; the best replaces the
             warm fit only if its likelihood on the fitting data is higher.
         pending_capacity: most pending points taken into account in a ``Study``.
         repeats: allow proposing a configuration already evaluated, pending, or
@@ -162,6 +194,14 @@ def bayes(
             training run, say): the incumbent of the improvement-based
             acquisitions is the lowest posterior mean at an observed point,
             not the luckiest observed value, and repeats are allowed.
+
+    Example:
+        >>> import jax, jaxhpo
+        >>> space = jaxhpo.Space({"x": jaxhpo.Float(0.0, 1.0)})
+        >>> strategy = jaxhpo.strategies.bayes(acquisition="ucb", beta=2.0)
+        >>> state = strategy.init(jax.random.key(0), space, 16)
+        >>> float(state.settings.beta)  # numeric settings are leaves: replace them without a compile
+        2.0
     """
     if acquisition not in ACQUISITIONS:
         raise ValueError(f"bayes: acquisition must be one of {ACQUISITIONS}, got acquisition={acquisition!r}")
@@ -181,8 +221,10 @@ def bayes(
     ):
         if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < low:
             raise ValueError(f"bayes: {name} must be an int >= {low}, got {name}={value!r}")
-    if num_candidates is not None and (not isinstance(num_candidates, int) or num_candidates < refine_starts):
-        raise ValueError(f"bayes: num_candidates must be an int >= refine_starts, got num_candidates={num_candidates!r}")
+    if num_candidates is not None and (not isinstance(num_candidates, (int, np.integer))
+                                       or isinstance(num_candidates, bool) or num_candidates < refine_starts):
+        raise ValueError(f"bayes: num_candidates must be an int >= refine_starts ({refine_starts}), "
+                         f"got num_candidates={num_candidates!r}")
     if prior_mean_quantile is not None and not (
         isinstance(prior_mean_quantile, (int, float)) and not isinstance(prior_mean_quantile, bool)
         and 0.0 <= prior_mean_quantile <= 100.0
@@ -194,244 +236,211 @@ def bayes(
     for name, value in (("repeats", repeats), ("noisy", noisy)):
         if not isinstance(value, (bool, np.bool_)):
             raise ValueError(f"bayes: {name} must be True or False, got {name}={value!r}")
-    repeats = bool(repeats) or bool(noisy)
-    if not np.isfinite(beta) or beta < 0:
+    if not (isinstance(beta, (int, float, np.integer, np.floating)) and not isinstance(beta, bool)
+            and np.isfinite(beta) and beta >= 0):
         raise ValueError(f"bayes: beta must be a finite number >= 0, got beta={beta!r}")
+    config = BayesConfig(
+        acquisition=acquisition, kernel=kernel, num_initial=int(num_initial),
+        num_candidates=None if num_candidates is None else int(num_candidates), num_restarts=int(num_restarts),
+        fit_steps=int(fit_steps), warm_steps=int(warm_steps), refit_every=int(refit_every),
+        refine_starts=int(refine_starts), refine_steps=int(refine_steps), max_fit_points=int(max_fit_points),
+        restart_fit_points=int(restart_fit_points), pending_capacity=int(pending_capacity),
+        repeats=bool(repeats) or bool(noisy), noisy=bool(noisy), prior_mean=prior_mean_quantile is not None)
+    settings = (float(beta), float(fit_tol), 0.0 if prior_mean_quantile is None else float(prior_mean_quantile))
 
     def init(key: Array, space: Space, capacity: int) -> BayesState:
-        history = history_init(capacity, space.dim)
-        directions, shift = scrambled_sobol(key, space.dim)
-        return BayesState(
-            history=history,
-            pending=history_init(pending_capacity, space.dim, history.x.dtype),
-            raw=jnp.zeros((gp.num_hyper(space.dim),), jnp.float32),
-            fit_count=jnp.zeros((), jnp.int32),
-            refit_count=jnp.zeros((), jnp.int32),
-            directions=directions,
-            shift=shift,
-            index=jnp.zeros((), jnp.int32),
-            layout=Static(Layout.from_space(space)),
-        )
+        return init_state(config, settings, key, space, capacity)
 
     def in_design(state: BayesState, num: int = 1) -> Array:
-        """True while the next points come from the initial design (too few observations for the GP).
-
-        In a finite space the design takes at most half of its configurations.
-        """
-        del num  # the whole batch comes from the design when its first point does
-        size = state.layout.value.num_configurations
-        initial = num_initial if size is None else min(num_initial, max(2, size // 2))
-        return ~((state.history.count >= initial) & (jnp.sum(state.history.valid) >= 2))
+        return in_initial_design(config, state, num)
 
     def design_ask(key: Array, state: BayesState, num: int = 1) -> tuple[Array, BayesState]:
-        """The next ``num`` points of the scrambled Sobol design (``ask`` while ``in_design``).
-
-        Unless ``repeats``, points whose configuration was already evaluated,
-        is pending or came earlier in the batch are skipped (the design moves
-        on along the sequence).
-        """
-        del key
-        dtype = state.history.x.dtype
-        if repeats:
-            x = sobol_points(state.directions, state.shift, state.index + jnp.arange(num)).astype(dtype)
-            return x, state._replace(index=(state.index + num).astype(jnp.int32))
-        layout = state.layout.value
-        window = num + DESIGN_LOOKAHEAD
-        x = sobol_points(state.directions, state.shift, state.index + jnp.arange(window)).astype(dtype)
-        seen_x, seen_m = _seen(state, layout)
-        snapped = snap(x, layout)
-        fresh = unseen(snapped, seen_x.astype(dtype), seen_m)
-        earlier = jnp.tril(jnp.ones((window, window), bool), -1)  # [i, j]: j comes before i
-        repeated = jnp.any(same_points(snapped, snapped) & earlier, axis=1)
-        fresh = fresh & ~repeated
-        (rows,) = jnp.nonzero(fresh, size=num, fill_value=window)
-        found = rows < window
-        # none new in the window (a nearly explored small space): the next points in order
-        used = jnp.where(jnp.all(found), rows[-1] + 1, num)
-        rows = jnp.where(jnp.all(found), rows, jnp.arange(num))
-        return x[rows], state._replace(index=(state.index + used).astype(jnp.int32))
+        return initial_design_ask(config, key, state, num)
 
     def ask(key: Array, state: BayesState, num: int = 1) -> tuple[Array, BayesState]:
-        return retraced_under_vmap(functools.partial(_ask, num=num))(key, state)
-
-    def _ask(key: Array, state: BayesState, num: int = 1) -> tuple[Array, BayesState]:
-        initial, after_design = design_ask(key, state, num)  # exact 24-bit values in any float dtype
-        # The model runs in a local float64 context; outputs keep the history's
-        # dtype. A caller's vmap traces this function again, inside the context
-        # (retraced_under_vmap), instead of batching a traced program after the
-        # context has closed (float64 literals would then turn float32).
-        with jax.enable_x64(True):
-            dtype = state.history.x.dtype
-            layout = state.layout.value
-            use_model = ~in_design(state, num)
-
-            def model(_):
-                x, raw, full = _propose(key, state, num, layout)
-                count = state.history.count.astype(jnp.int32)
-                return x.astype(dtype), raw.astype(jnp.float32), count, jnp.where(full, count, state.refit_count)
-
-            def design(_):
-                return initial, state.raw, state.fit_count, state.refit_count
-
-            x, raw, fit_count, refit_count = jax.lax.cond(use_model, model, design, None)
-            index = jnp.where(use_model, state.index, after_design.index).astype(jnp.int32)
-        return x, state._replace(raw=raw, index=index, fit_count=fit_count, refit_count=refit_count)
-
-    def _propose(key: Array, state: BayesState, num: int, layout: Layout) -> tuple[Array, Array, Array]:
-        k_fit, k_subset, k_pick = jax.random.split(key, 3)
-        history, pending = state.history, state.pending
-        d = layout.dim
-        x_obs = snap(jnp.where(jnp.isfinite(history.x), history.x, 0.0).astype(jnp.float64), layout)
-        y_obs, m_obs = gp.standardize_outputs(history.y.astype(jnp.float64), history.filled)
-        if prior_mean_quantile is not None:
-            y_obs = gp.pessimistic_prior_mean(y_obs, m_obs, prior_mean_quantile)
-
-        # 1. hyperparameters: one L-BFGS loop over the starts. The warm start (the previous
-        # fit, a few steps, or to convergence in a full fit) on up to max_fit_points rows;
-        # in a full fit, fresh starts on the first restart_fit_points of them; the fit
-        # with the best likelihood on all fitting rows wins.
-        # rows in random order, masked ones last: the first rows are a random subset
-        order = jnp.argsort(jnp.where(m_obs, gp.uniform(k_subset, m_obs.shape), 2.0))[:max_fit_points]
-        fit_data = jax.tree.map(lambda a: a[order], gp.GPData(x_obs, y_obs, m_obs))
-        starts = gp.initial_raw(k_fit, d, num_restarts)  # the prior centre, then random draws
-        warm = state.raw.astype(jnp.float64)
-        has_warm = jnp.any(warm != 0)
-        count = history.count
-        # full fits: for the first 8 model-based picks, then whenever the count of told
-        # observations passes a multiple of refit_every (in one step or, in batches, over it)
-        full = ~has_warm | (count < num_initial + 8) | (count // refit_every > state.fit_count // refit_every)
-        # between full fits, warm_steps iterations per observation told since the last fit
-        # (a batch of 4 moves the optimum more than one observation does)
-        steps = jnp.minimum(warm_steps * jnp.maximum(count - state.fit_count, 1), fit_steps)
-        starts = starts.at[0].set(jnp.where(has_warm, warm, starts[0]))
-        max_steps = jnp.full((num_restarts,), fit_steps, jnp.int32).at[0].set(jnp.where(full, fit_steps, steps))
-        rows = jnp.full((num_restarts,), min(restart_fit_points, max_fit_points), jnp.int32)
-        rows = rows.at[0].set(fit_data.mask.shape[0])
-        raw = gp.fit(starts, fit_data, layout, kernel, max_steps, jnp.where(full, num_restarts, 1), fit_tol, rows)
-
-        # 2. posterior over the observations, its variance conditioned on fantasies
-        # (kriging believer) at the pending points and, later, this batch's earlier picks
-        post = gp.posterior(raw, gp.GPData(x_obs, y_obs, m_obs), layout, kernel)
-        p_cap = pending.capacity
-        x_fant = jnp.concatenate([snap(pending.x.astype(jnp.float64), layout), jnp.zeros((num - 1, d))])
-        m_fant = jnp.concatenate([pending.filled, jnp.zeros(num - 1, bool)])
-        post = gp.with_fantasies(post, x_fant, m_fant, layout, kernel)
-        best = incumbent(post, x_obs, y_obs, m_obs, layout, kernel, noisy)
-        ranked = jnp.argsort(jnp.where(m_obs, y_obs, jnp.inf))
-        top = x_obs[ranked[: min(5, history.capacity)]]
-        top_ok = m_obs[ranked[: min(5, history.capacity)]]
-
-        # what was evaluated (failed trials included), is pending, or is earlier in this batch
-        seen = lambda x_fant, m_fant: (jnp.concatenate([x_obs, x_fant]),  # noqa: E731
-                                       jnp.concatenate([history.filled, m_fant]))
-        if acquisition == "thompson":
-            return _thompson(k_pick, post, top, top_ok, num, layout, *seen(x_fant, m_fant)), raw, full
-
-        def pick(carry, k):
-            post, x_fant, m_fant, slot = carry
-            x = _maximize(k, post, best, top, top_ok, layout, *seen(x_fant, m_fant))
-            if num > 1:  # the pick joins the fantasies for the next members of the batch
-                row = p_cap + jnp.minimum(slot, num - 2)
-                found = jnp.all(jnp.isfinite(x))  # NaN: the space is exhausted
-                x_fant = x_fant.at[row].set(jnp.where(found, x, 0.0))
-                m_fant = m_fant.at[row].set(found)
-                post = gp.with_fantasies(post, x_fant, m_fant, layout, kernel)
-            return (post, x_fant, m_fant, slot + 1), x
-
-        _, xs = jax.lax.scan(pick, (post, x_fant, m_fant, 0), jax.random.split(k_pick, num))
-        return xs, raw, full
-
-    def _score(post: gp.Posterior, x: Array, best: Array, layout: Layout) -> Array:
-        mean, var = gp.predict(post, x, layout, kernel)
-        if acquisition == "ucb":
-            return acq.ucb(mean, var, beta)
-        return acq.ACQUISITIONS[acquisition](mean, var, best)
-
-    def _candidates(key: Array, top: Array, top_ok: Array, layout: Layout, count: int) -> Array:
-        if _enumerated(layout, count):  # a small all-discrete space: all of it
-            return jnp.asarray(layout.configurations(), jnp.float64)
-        d = layout.dim
-        k_shift, k_start, k_local = jax.random.split(key, 3)
-        shift = jax.random.bits(k_shift, (d,), jnp.uint32)
-        start = jax.random.randint(k_start, (), 0, 2**20, jnp.int32)
-        uniform = sobol_points(jnp.asarray(sobol_directions(d)), shift, start + jnp.arange(count)).astype(jnp.float64)
-        local = _perturb(k_local, top, top_ok, layout, max(count // 4, 1))
-        return snap(jnp.concatenate([uniform, local]), layout)
-
-    def _candidate_count(layout: Layout) -> int:
-        """Random candidates scored per pick (``num_candidates``, default ``min(1024, 256 d)``)."""
-        return num_candidates or min(1024, 256 * layout.dim)
-
-    def _admissible(scores: Array, x: Array, seen_x: Array, seen_m: Array) -> Array:
-        """Scores with non-finite values made very low and, unless ``repeats``, seen points at -inf."""
-        scores = jnp.where(jnp.isfinite(scores), scores, -1e300)
-        return scores if repeats else jnp.where(unseen(x, seen_x, seen_m), scores, -jnp.inf)
-
-    def _maximize(key: Array, post: gp.Posterior, best: Array, top: Array, top_ok: Array, layout: Layout,
-                  seen_x: Array, seen_m: Array) -> Array:
-        k_cand, _ = jax.random.split(key)
-        requested = _candidate_count(layout)
-        cands = _candidates(k_cand, top, top_ok, layout, requested)
-        count = min(requested, cands.shape[0] - 1)  # an enumerated space: its first rows play the global ones
-        scores = _admissible(_score(post, cands, best, layout), cands, seen_x, seen_m)
-        # starts: the best global candidates, the best local ones (around the best
-        # points), and the best observed point itself (where Optuna's GPSampler also starts)
-        n_global = max(1, (refine_starts - 1) // 2)
-        n_local = max(1, refine_starts - 1 - n_global)
-        global_idx = gp.top_indices(scores[:count], n_global)
-        local_idx = count + gp.top_indices(scores[count:], n_local)
-        starts = jnp.concatenate([cands[global_idx], cands[local_idx], snap(top[:1], layout)])
-        movable = jnp.asarray(~layout.categorical, jnp.float64)
-        objective = lambda x: -_score(post, x[None], best, layout)[0]  # noqa: E731
-        opt = optax.adam(optax.cosine_decay_schedule(0.05, max(refine_steps, 1), alpha=0.01))
-
-        def refine(x0):
-            def step(carry, _):
-                x, state, best_x, best_v = carry
-                v, g = jax.value_and_grad(objective)(x)
-                g = jnp.where(jnp.isfinite(g), g, 0.0) * movable
-                better = v < best_v
-                best_x, best_v = jnp.where(better, x, best_x), jnp.where(better, v, best_v)
-                updates, state = opt.update(g, state, x)
-                return (jnp.clip(optax.apply_updates(x, updates), 0.0, 1.0), state, best_x, best_v), None
-
-            init = (x0, opt.init(x0), x0, jnp.inf)
-            (x, _, best_x, best_v), _ = jax.lax.scan(step, init, None, length=refine_steps)
-            v = objective(x)
-            return jnp.where(v < best_v, x, best_x)
-
-        refined = snap(jax.vmap(refine)(starts), layout)
-        pool = jnp.concatenate([refined, cands[global_idx[:1]], cands[local_idx[:1]]])
-        final = _admissible(_score(post, pool, best, layout), pool, seen_x, seen_m)
-        return _chosen(pool, final, cands, scores, _enumerated(layout, requested))
-
-    def _thompson(key: Array, post: gp.Posterior, top: Array, top_ok: Array, num: int, layout: Layout,
-                  seen_x: Array, seen_m: Array) -> Array:
-        k_cand, k_draw = jax.random.split(key)
-        count = _candidate_count(layout)
-        cands = _candidates(k_cand, top, top_ok, layout, count)
-        mean, cov = gp.predict_joint(post, cands, layout, kernel)
-        n = cands.shape[0]
-        chol, _ = cholesky_and_inverse(cov + 1e-8 * post.amplitude * jnp.eye(n))
-        chol = jnp.where(jnp.isfinite(chol), chol, jnp.diag(jnp.sqrt(jnp.clip(jnp.diag(cov), 1e-12))))
-        draws = mean + gp.normal(k_draw, (num, n)) @ chol.T
-        # distinct picks: each draw takes its best candidate not taken by earlier draws; a pick takes
-        # every candidate of the same configuration (snapped candidates repeat in discrete spaces)
-        def take(taken, sample):
-            i = gp.argmax(jnp.where(taken, -jnp.inf, -sample))
-            return taken | same_points(cands, cands[i][None])[:, 0], i
-
-        taken = jnp.zeros(n, bool) if repeats else ~unseen(cands, seen_x, seen_m)
-        exhausted = jnp.sum(~taken) - jnp.arange(num) <= 0  # [num]: no new candidate left for this draw
-        _, picks = jax.lax.scan(take, taken, draws)
-        if not _enumerated(layout, count) or repeats:
-            return cands[picks]
-        return jnp.where(exhausted[:, None], jnp.nan, cands[picks])
+        return retraced_under_vmap(functools.partial(model_ask, config, num=num))(key, state)
 
     return Strategy(init, ask, tell_history, design_ask=design_ask, in_design=in_design, set_pending=with_pending)
 
 
-DESIGN_LOOKAHEAD = 32  # Sobol points the initial design looks ahead to skip repeated configurations
+
+def init_state(config: BayesConfig, settings: tuple[float, float, float], key: Array, space: Space,
+               capacity: int) -> BayesState:
+    """An empty state: ``capacity`` history rows, the scrambled Sobol design, the settings as leaves."""
+    history = history_init(capacity, space.dim)
+    directions, shift = scrambled_sobol(key, space.dim)
+    dtype = history.x.dtype  # the caller's float: settings follow it (float32 with x64 off)
+    return BayesState(
+        history=history,
+        pending=history_init(config.pending_capacity, space.dim, dtype),
+        raw=jnp.zeros((gp.num_hyper(space.dim),), jnp.float32),
+        fit_count=jnp.zeros((), jnp.int32),
+        refit_count=jnp.zeros((), jnp.int32),
+        directions=directions,
+        shift=shift,
+        index=jnp.zeros((), jnp.int32),
+        settings=BayesSettings(*(jnp.asarray(v, dtype) for v in settings)),
+        layout=Static(Layout.from_space(space)),
+    )
+
+
+def in_initial_design(config: BayesConfig, state: BayesState, num: int = 1) -> Array:
+    """True while the next points come from the initial design (too few observations for the GP).
+
+    In a finite space the design takes at most half of its configurations.
+    """
+    del num  # the whole batch comes from the design when its first point does
+    size = state.layout.value.num_configurations
+    initial = config.num_initial if size is None else min(config.num_initial, max(2, size // 2))
+    return ~((state.history.count >= initial) & (jnp.sum(state.history.valid) >= 2))
+
+
+def initial_design_ask(config: BayesConfig, key: Array, state: BayesState, num: int = 1) -> tuple[Array, BayesState]:
+    """The next ``num`` points of the scrambled Sobol design (``ask`` while ``in_design``).
+
+    Unless ``repeats``, points whose configuration was already evaluated,
+    is pending or came earlier in the batch are skipped (the design moves
+    on along the sequence).
+    """
+    del key
+    dtype = state.history.x.dtype
+    if config.repeats:
+        x = sobol_points(state.directions, state.shift, state.index + jnp.arange(num)).astype(dtype)
+        return x, state._replace(index=(state.index + num).astype(jnp.int32))
+    layout = state.layout.value
+    window = num + DESIGN_LOOKAHEAD
+    x = sobol_points(state.directions, state.shift, state.index + jnp.arange(window)).astype(dtype)
+    seen_x, seen_m = _seen(state, layout)
+    snapped = snap(x, layout)
+    fresh = unseen(snapped, seen_x.astype(dtype), seen_m)
+    earlier = jnp.tril(jnp.ones((window, window), bool), -1)  # [i, j]: j comes before i
+    repeated = jnp.any(same_points(snapped, snapped) & earlier, axis=1)
+    fresh = fresh & ~repeated
+    (rows,) = jnp.nonzero(fresh, size=num, fill_value=window)
+    found = rows < window
+    # none new in the window (a nearly explored small space): the next points in order
+    used = jnp.where(jnp.all(found), rows[-1] + 1, num)
+    rows = jnp.where(jnp.all(found), rows, jnp.arange(num))
+    return x[rows], state._replace(index=(state.index + used).astype(jnp.int32))
+
+
+def model_ask(config: BayesConfig, key: Array, state: BayesState, num: int = 1) -> tuple[Array, BayesState]:
+    """``ask``: the design's points while ``in_design``, the GP's proposals after."""
+    initial, after_design = initial_design_ask(config, key, state, num)  # exact 24-bit values in any float dtype
+    # The model runs in a local float64 context; outputs keep the history's
+    # dtype. A caller's vmap traces this function again, inside the context
+    # (retraced_under_vmap), instead of batching a traced program after the
+    # context has closed (float64 literals would then turn float32).
+    with jax.enable_x64(True):
+        dtype = state.history.x.dtype
+        layout = state.layout.value
+        use_model = ~in_initial_design(config, state, num)
+
+        def model(_):
+            x, raw, full = propose(config, key, state, num, layout)
+            count = state.history.count.astype(jnp.int32)
+            return x.astype(dtype), raw.astype(jnp.float32), count, jnp.where(full, count, state.refit_count)
+
+        def design(_):
+            return initial, state.raw, state.fit_count, state.refit_count
+
+        x, raw, fit_count, refit_count = jax.lax.cond(use_model, model, design, None)
+        index = jnp.where(use_model, state.index, after_design.index).astype(jnp.int32)
+    return x, state._replace(raw=raw, index=index, fit_count=fit_count, refit_count=refit_count)
+
+
+def fit_hyperparameters(config: BayesConfig, key_starts: Array, key_subset: Array, state: BayesState,
+                        data: gp.GPData, layout: Layout) -> tuple[Array, Array]:
+    """The GP hyperparameters for this ask, and whether it was a full fit.
+
+    One L-BFGS loop over the starts. The warm start (the previous fit, a few
+    steps, or to convergence in a full fit) on up to ``max_fit_points`` rows;
+    in a full fit, fresh starts on the first ``restart_fit_points`` of them;
+    the fit with the best likelihood on all fitting rows wins. Full fits run
+    for the first 8 model-based picks, then whenever the count of told
+    observations passes a multiple of ``refit_every``; in between,
+    ``warm_steps`` iterations per observation told since the last fit.
+    """
+    history = state.history
+    # rows in random order, masked ones last: the first rows are a random subset
+    order = jnp.argsort(jnp.where(data.mask, gp.uniform(key_subset, data.mask.shape), 2.0))[:config.max_fit_points]
+    fit_data = jax.tree.map(lambda a: a[order], data)
+    starts = gp.initial_raw(key_starts, layout.dim, config.num_restarts)  # the prior centre, then random draws
+    warm = state.raw.astype(jnp.float64)
+    has_warm = jnp.any(warm != 0)
+    count = history.count
+    full = (~has_warm | (count < config.num_initial + 8)
+            | (count // config.refit_every > state.fit_count // config.refit_every))
+    # a batch of 4 moves the optimum more than one observation does
+    steps = jnp.minimum(config.warm_steps * jnp.maximum(count - state.fit_count, 1), config.fit_steps)
+    starts = starts.at[0].set(jnp.where(has_warm, warm, starts[0]))
+    max_steps = (jnp.full((config.num_restarts,), config.fit_steps, jnp.int32)
+                 .at[0].set(jnp.where(full, config.fit_steps, steps)))
+    rows = jnp.full((config.num_restarts,), min(config.restart_fit_points, config.max_fit_points), jnp.int32)
+    rows = rows.at[0].set(fit_data.mask.shape[0])
+    tol = state.settings.fit_tol.astype(jnp.float64)
+    raw = gp.fit(starts, fit_data, layout, config.kernel, max_steps, jnp.where(full, config.num_restarts, 1), tol,
+                 rows)
+    return raw, full
+
+
+def propose(config: BayesConfig, key: Array, state: BayesState, num: int, layout: Layout
+            ) -> tuple[Array, Array, Array]:
+    """``num`` proposals from the GP (float64), the fitted hyperparameters, and whether the fit was full."""
+    k_fit, k_subset, k_pick = jax.random.split(key, 3)
+    history, pending, settings = state.history, state.pending, state.settings
+    d = layout.dim
+    x_obs = snap(jnp.where(jnp.isfinite(history.x), history.x, 0.0).astype(jnp.float64), layout)
+    y_obs, m_obs = gp.standardize_outputs(history.y.astype(jnp.float64), history.filled)
+    if config.prior_mean:
+        y_obs = gp.pessimistic_prior_mean(y_obs, m_obs, settings.prior_mean_quantile.astype(jnp.float64))
+    raw, full = fit_hyperparameters(config, k_fit, k_subset, state, gp.GPData(x_obs, y_obs, m_obs), layout)
+
+    # the posterior over the observations, its variance conditioned on fantasies (kriging
+    # believer) at the pending points and, later, this batch's earlier picks
+    kernel = config.kernel
+    post = gp.posterior(raw, gp.GPData(x_obs, y_obs, m_obs), layout, kernel)
+    p_cap = pending.capacity
+    x_fant = jnp.concatenate([snap(pending.x.astype(jnp.float64), layout), jnp.zeros((num - 1, d))])
+    m_fant = jnp.concatenate([pending.filled, jnp.zeros(num - 1, bool)])
+    post = gp.with_fantasies(post, x_fant, m_fant, layout, kernel)
+    best = incumbent(post, x_obs, y_obs, m_obs, layout, kernel, config.noisy)
+    ranked = jnp.argsort(jnp.where(m_obs, y_obs, jnp.inf))
+    top = x_obs[ranked[: min(5, history.capacity)]]
+    top_ok = m_obs[ranked[: min(5, history.capacity)]]
+    count = config.candidate_count(layout)
+
+    def seen(x_fant: Array, m_fant: Array) -> tuple[Array, Array]:
+        """What was evaluated (failed trials included), is pending, or is earlier in this batch."""
+        return jnp.concatenate([x_obs, x_fant]), jnp.concatenate([history.filled, m_fant])
+
+    if config.acquisition == "thompson":
+        joint = lambda x: gp.predict_joint(post, x, layout, kernel)  # noqa: E731
+        xs = optimizer.thompson_picks(k_pick, joint, post.amplitude, top, top_ok, num, layout,
+                                      *seen(x_fant, m_fant), count=count, repeats=config.repeats)
+        return xs, raw, full
+    acquisition = acq.make(config.acquisition, beta=settings.beta.astype(jnp.float64))
+
+    def pick(carry, k):
+        post, x_fant, m_fant, slot = carry
+
+        def score(x: Array) -> Array:
+            mean, var = gp.predict(post, x, layout, kernel)
+            return acquisition(mean, var, best)
+
+        x = optimizer.maximize(k, score, top, top_ok, layout, *seen(x_fant, m_fant), count=count,
+                               refine_starts=config.refine_starts, refine_steps=config.refine_steps,
+                               repeats=config.repeats)
+        if num > 1:  # the pick joins the fantasies for the next members of the batch
+            row = p_cap + jnp.minimum(slot, num - 2)
+            found = jnp.all(jnp.isfinite(x))  # NaN: the space is exhausted
+            x_fant = x_fant.at[row].set(jnp.where(found, x, 0.0))
+            m_fant = m_fant.at[row].set(found)
+            post = gp.with_fantasies(post, x_fant, m_fant, layout, kernel)
+        return (post, x_fant, m_fant, slot + 1), x
+
+    _, xs = jax.lax.scan(pick, (post, x_fant, m_fant, 0), jax.random.split(k_pick, num))
+    return xs, raw, full
 
 
 def _seen(state: BayesState, layout: Layout) -> tuple[Array, Array]:
@@ -449,36 +458,3 @@ def incumbent(post: gp.Posterior, x_obs: Array, y_obs: Array, m_obs: Array, layo
         mean, _ = gp.predict(post._replace(fantasy_mask=jnp.zeros((0,), bool)), x_obs, layout, kernel)
         return jnp.min(jnp.where(m_obs, mean, jnp.inf))
     return jnp.min(jnp.where(m_obs, y_obs, jnp.inf))
-
-
-def _enumerated(layout: Layout, count: int) -> bool:
-    """Whether the candidates are every configuration of the space (all discrete, at most ``1.25 count``)."""
-    size = layout.num_configurations
-    return size is not None and size <= count + max(count // 4, 1)
-
-
-def _chosen(pool: Array, final: Array, cands: Array, scores: Array, enumerated: bool) -> Array:
-    """The best point of the refined pool; when none is new, the best new candidate; NaN when the
-    candidates enumerate the space and none is new (only possible unless ``repeats``)."""
-    best_pool, best_cand = gp.argmax(final), gp.argmax(scores)
-    x = jnp.where(final[best_pool] > -jnp.inf, pool[best_pool], cands[best_cand])
-    if not enumerated:
-        return x
-    return jnp.where(jnp.maximum(final[best_pool], scores[best_cand]) > -jnp.inf, x, jnp.nan)
-
-
-def _perturb(key: Array, top: Array, top_ok: Array, layout: Layout, count: int) -> Array:
-    """``count`` perturbations of the best points (the best more often)."""
-    k_parent, k_scale, k_dims, k_pick, k_noise, k_cat = jax.random.split(key, 6)
-    d = layout.dim
-    # parents: the best more often (index ~ floor(k u^2)), among those that hold a told point
-    available = jnp.maximum(jnp.sum(top_ok), 1)
-    parents = top[jnp.floor(available * gp.uniform(k_parent, (count,)) ** 2).astype(jnp.int32)]
-    scales = jnp.array([0.2, 0.05, 0.01, 0.002])[jax.random.randint(k_scale, (count, 1), 0, 4, jnp.int32)]
-    chosen = gp.uniform(k_dims, (count, d)) < min(1.0, max(0.2, 2.0 / d))
-    chosen = chosen.at[jnp.arange(count), jax.random.randint(k_pick, (count,), 0, d, jnp.int32)].set(True)
-    moved = jnp.clip(parents + scales * gp.normal(k_noise, (count, d)), 0.0, 1.0)
-    categorical = jnp.asarray(layout.categorical)
-    moved = jnp.where(categorical, gp.uniform(k_cat, (count, d)), moved)
-    return jnp.where(chosen, moved, parents)
-

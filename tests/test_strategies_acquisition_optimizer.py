@@ -1,0 +1,83 @@
+"""The acquisition optimizer alone: any score function, snapped configurations, nothing seen twice."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import jaxhpo
+from jaxhpo.gp import acquisition as acq
+from jaxhpo.gp.kernels import Layout, same_points, snap
+from jaxhpo.strategies import acquisition_optimizer as optimizer
+
+MIXED = jaxhpo.Space({"x": jaxhpo.Float(0.0, 1.0), "n": jaxhpo.Int(1, 5), "c": jaxhpo.Categorical(["a", "b", "c"])})
+SMALL_DISCRETE = jaxhpo.Space({"n": jaxhpo.Int(1, 3), "c": jaxhpo.Categorical(["a", "b"])})  # 6 configurations
+
+
+def _target(layout):
+    return snap(jnp.array([[0.7, 0.6, 0.9]]), layout)[0]  # x=0.7, n=the bin at 0.6, c="c"
+
+
+def _run(layout, score, seen_x, seen_m, repeats=False, key=0):
+    top, top_ok = jnp.full((2, layout.dim), 0.5), jnp.array([True, False])
+    return optimizer.maximize(jax.random.key(key), score, top, top_ok, layout, seen_x, seen_m, count=128,
+                              refine_starts=4, refine_steps=25, repeats=repeats)
+
+
+def test_maximize_finds_the_best_configuration_of_any_score_function():
+    layout = Layout.from_space(MIXED)
+    target = _target(layout)
+    score = lambda x: -jnp.sum((x - target) ** 2, axis=-1)  # noqa: E731
+    x = _run(layout, score, jnp.zeros((1, 3)), jnp.array([False]))
+    assert np.allclose(np.asarray(snap(x[None], layout)[0]), np.asarray(x), atol=1e-6)  # a configuration, snapped
+    assert abs(float(x[0]) - 0.7) < 0.02 and np.allclose(np.asarray(x[1:]), np.asarray(target[1:]), atol=1e-6)
+
+
+def test_maximize_never_returns_a_seen_configuration_unless_repeats():
+    layout = Layout.from_space(MIXED)
+    target = _target(layout)
+    score = lambda x: -jnp.sum((x[..., 1:] - target[1:]) ** 2, axis=-1)  # noqa: E731 (x does not matter)
+    seen = target[None]
+    x = _run(layout, score, seen, jnp.array([True]))
+    assert not bool(same_points(x[None], seen)[0, 0])  # the best configuration is taken: another one
+    again = _run(layout, score, seen, jnp.array([True]), repeats=True)
+    assert np.allclose(np.asarray(again[1:]), np.asarray(target[1:]), atol=1e-6)
+
+
+def test_maximize_enumerates_a_small_space_and_says_when_it_is_exhausted():
+    layout = Layout.from_space(SMALL_DISCRETE)
+    configs = jnp.asarray(layout.configurations())
+    score = lambda x: -jnp.sum(x, axis=-1)  # noqa: E731
+    taken = []
+    for i in range(configs.shape[0]):
+        seen = jnp.concatenate([configs, jnp.zeros((1, 2))])
+        mask = jnp.asarray([any(bool(same_points(c[None], t[None])[0, 0]) for t in taken) for c in configs] + [False])
+        x = _run(layout, score, seen, mask, key=i)
+        assert np.all(np.isfinite(np.asarray(x))) and not any(bool(same_points(x[None], t[None])[0, 0]) for t in taken)
+        taken.append(x)
+    seen = jnp.concatenate([configs, jnp.zeros((1, 2))])
+    exhausted = _run(layout, score, seen, jnp.asarray([True] * configs.shape[0] + [False]))
+    assert np.all(np.isnan(np.asarray(exhausted)))
+
+
+def test_thompson_picks_are_distinct_configurations():
+    layout = Layout.from_space(SMALL_DISCRETE)
+    joint = lambda x: (jnp.zeros(x.shape[0]), jnp.eye(x.shape[0]))  # noqa: E731
+    top, top_ok = jnp.full((1, 2), 0.5), jnp.array([True])
+    picks = optimizer.thompson_picks(jax.random.key(0), joint, jnp.float64(1.0), top, top_ok, 6, layout,
+                                     jnp.zeros((1, 2)), jnp.array([False]), count=64, repeats=False)
+    same = np.asarray(same_points(picks, picks))
+    assert np.array_equal(same, np.eye(6, dtype=bool))  # six picks, six configurations: the whole space
+
+
+def test_acquisitions_share_one_signature_with_their_parameters_bound():
+    mean, var, best = jnp.array([0.0, 1.0]), jnp.array([1.0, 4.0]), jnp.array(0.5)
+    for name in ("log_ei", "ei", "pi", "log_pi", "ucb"):
+        assert acq.make(name, beta=1.0)(mean, var, best).shape == (2,)
+    np.testing.assert_allclose(np.asarray(acq.make("ucb", beta=9.0)(mean, var, best)), [3.0, 5.0])
+    np.testing.assert_allclose(np.asarray(acq.make("pi")(mean, var, best)), np.asarray(acq.log_pi(mean, var, best)))
+    try:
+        acq.make("expected")
+    except ValueError as e:
+        assert "acquisition must be one of" in str(e) and "'expected'" in str(e)
+    else:
+        raise AssertionError("an unknown acquisition was accepted")

@@ -191,11 +191,16 @@ class Space:
         object.__setattr__(self, "params", dict(items))
         object.__setattr__(self, "_items", items)
 
+    def _identity(self) -> tuple:
+        """What equality and hashing compare: names, kinds, bounds, and choices with their types
+        (``Categorical([1, 2])`` hands out ints, ``Categorical([1.0, 2.0])`` floats: two spaces)."""
+        return tuple((n, _hashable(p)) for n, p in self._items)
+
     def __hash__(self) -> int:
-        return hash(tuple((n, _hashable(p)) for n, p in self._items))
+        return hash(self._identity())
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Space) and self.to_dict() == other.to_dict()
+        return isinstance(other, Space) and self._identity() == other._identity()
 
     # ----------------------------------------------------------------- layout
     @property

@@ -211,3 +211,12 @@ def test_a_study_over_wide_ranges_hands_out_exact_values():
         assert isinstance(t.params["n"], int) and 0 <= t.params["n"] <= 2**40
         assert 1e-300 <= t.params["x"] <= 1e300 and np.isfinite(t.params["x"])
     assert max(t.params["n"] for t in study.trials) > 2**31  # past int32: not clipped to 2147483647
+
+
+def test_equal_spaces_hash_equal_and_choices_of_another_type_make_another_space():
+    ints, floats = Space({"c": Categorical([1, 2])}), Space({"c": Categorical([1.0, 2.0])})
+    assert ints != floats  # the objective receives 1 or 1.0: not the same space
+    assert ints == Space({"c": Categorical([1, 2])}) and hash(ints) == hash(Space({"c": Categorical([1, 2])}))
+    assert Space({"x": Float(0, 1)}) == Space({"x": Float(0.0, 1.0)})
+    assert hash(Space({"x": Float(0, 1)})) == hash(Space({"x": Float(0.0, 1.0)}))
+    assert len({ints, floats, Space({"c": Categorical([1, 2])})}) == 2

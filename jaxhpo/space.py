@@ -6,6 +6,11 @@ equal-width bins, so a uniform point in the cube gives a uniform value.
 ``Space.decode`` and ``Space.encode`` are pure ``jnp`` functions over batches:
 they run under ``jit``, ``vmap`` and ``lax.scan``.
 
+Longer than 400 lines for a reason: the maps exist twice on purpose, in
+``jnp`` (inside programs) and in NumPy float64 (the Python shell, without a
+JAX dispatch per trial), and every check of user input to a space (names,
+ranges, choices, exact decoding) sits next to the map it guards.
+
 Example:
     >>> import jax, jaxhpo
     >>> space = jaxhpo.Space({

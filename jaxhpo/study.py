@@ -6,6 +6,13 @@ appended and synced; ``Study.load(path)`` replays the journal, so a study
 killed at any moment resumes with every told trial intact and hands out the
 trials that were still running again, with the same numbers and parameters.
 
+The module is longer than the others (about 700 lines) because ``Study`` is
+one object users drive whose methods share the journal, the strategy state
+and the trial list (ask, tell, enqueue, optimize, replay); its parts with a
+job of their own live apart: ``trial`` (the records), ``study_programs`` (the
+compiled programs), ``evaluation`` (batches on executors, timeouts),
+``journal`` (the file).
+
 Example:
     >>> import jaxhpo
     >>> space = jaxhpo.Space({"x": jaxhpo.Float(-5.0, 5.0), "kind": jaxhpo.Categorical(["a", "b"])})
@@ -18,20 +25,16 @@ Example:
 from __future__ import annotations
 
 import concurrent.futures as cf
-import enum
-import functools
-import json
 import logging
 import math
 import time
-from dataclasses import dataclass, field
-from typing import Any, Callable, NamedTuple, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxhpo import compile_cache, compile_options, executable_cache, journal
+from jaxhpo import compile_cache, journal
 from jaxhpo._checks import positive_int, real_scalar
 from jaxhpo.evaluation import (
     MAX_INFRASTRUCTURE_RETRIES,
@@ -42,14 +45,14 @@ from jaxhpo.evaluation import (
     takes_trial,
 )
 from jaxhpo.gp.blas import limit_blas_threads
-from jaxhpo.programs import Program
+from jaxhpo.study_programs import state_delta, study_programs
+from jaxhpo.trial import Trial, TrialState
 from jaxhpo.progress import progress_bar
 from jaxhpo.space import Categorical, Int, Space
 from jaxhpo.strategies.base import (
     SpaceExhausted,
     Strategy,
     check_strategy,
-    drivers_own_capacity,
     grow_state,
     next_capacity,
 )
@@ -60,89 +63,6 @@ _JOURNAL_VERSION = 1
 # the first buffer of a study: 64 rows cost a GP ask almost nothing more than 16, and a study that
 # asks one trial at a time (no budget given) then compiles its GP program once for its first 64 trials
 INITIAL_CAPACITY = 64
-
-
-class TrialState(str, enum.Enum):
-    RUNNING = "running"
-    COMPLETE = "complete"
-    FAILED = "failed"
-    PRUNED = "pruned"
-
-
-@dataclass
-class Trial:
-    """One evaluation: its number, parameters, and (once told) value or failure.
-
-    Attributes:
-        number: position in the study, from 0.
-        params: parameter values (categoricals as the choices themselves).
-        x: the point in the unit cube the strategy proposed.
-        state: ``running``, ``complete`` or ``failed``.
-        value: the told value (``None`` until told; NaN/inf kept for failed trials).
-        error: the exception text for failed trials that raised.
-        intermediate_values: ``{step: value}`` reported with ``report``.
-    """
-
-    number: int
-    params: dict[str, Any]
-    x: np.ndarray = field(repr=False)
-    state: TrialState = TrialState.RUNNING
-    value: Optional[float] = None
-    error: Optional[str] = None
-    datetime_start: float = field(default_factory=time.time, repr=False)
-    datetime_complete: Optional[float] = field(default=None, repr=False)
-    intermediate_values: dict = field(default_factory=dict, repr=False)
-    user_attrs: dict = field(default_factory=dict, repr=False)
-    infrastructure_faults: int = field(default=0, repr=False)  # times its worker died under it
-    _study: Any = field(default=None, repr=False, compare=False)
-
-    def set_user_attr(self, key: str, value: Any) -> None:
-        """Attaches ``value`` (anything JSON can store) to the trial under ``key``; journaled."""
-        if not isinstance(key, str):
-            raise ValueError(f"Trial.set_user_attr: key must be a str, got key={key!r}")
-        try:
-            json.dumps(value)
-        except (TypeError, ValueError):
-            raise ValueError(f"Trial.set_user_attr: value must be JSON-serializable, got value={value!r}") from None
-        with journal.deferred_interrupts():  # on disk and in memory, or neither
-            if self._study is not None:
-                self._study._log({"op": "attr", "number": self.number, "key": key, "value": value})
-            self.user_attrs[key] = value
-
-    def report(self, step: int, value: float) -> None:
-        """Records an intermediate value (a validation loss after ``step`` epochs, say).
-
-        Raises:
-            ValueError: for a non-integer step, a non-numeric value, or a trial already told.
-        """
-        if not isinstance(step, (int, np.integer)) or isinstance(step, bool) or step < 0:
-            raise ValueError(f"Trial.report: step must be a non-negative int, got step={step!r}")
-        try:
-            value = float(value)
-        except (TypeError, ValueError):
-            raise ValueError(f"Trial.report: value must be a number, got value={value!r}") from None
-        if self.state is not TrialState.RUNNING:
-            raise ValueError(f"Trial.report: trial {self.number} is already {self.state.value}")
-        with journal.deferred_interrupts():
-            if self._study is not None:
-                self._study._log({"op": "report", "number": self.number, "step": int(step), "value": value})
-            self.intermediate_values[int(step)] = value
-
-    def should_prune(self) -> bool:
-        """Whether the study's pruner says to stop this trial now (False without a pruner)."""
-        if self._study is None or self._study.pruner is None or not self.intermediate_values:
-            return False
-        return bool(self._study.pruner.prune(self._study, self))
-
-    @property
-    def last_step(self) -> Optional[int]:
-        return max(self.intermediate_values) if self.intermediate_values else None
-
-    @property
-    def duration(self) -> Optional[float]:
-        if self.datetime_complete is None:
-            return None
-        return self.datetime_complete - self.datetime_start
 
 
 def _default_strategy() -> Strategy:
@@ -207,7 +127,7 @@ class Study:
         self._ask_calls = 0
         compile_cache.ensure()
         self._seed_key = jax.random.key(self.seed)
-        programs = _programs(self.strategy)
+        programs = study_programs(self.strategy)
         self._ask_fn, self._design_fn, self._in_design, self._tell_fn = (
             programs.ask, programs.design, programs.in_design, programs.tell)
         self._state = programs.init(space, next_capacity(1, INITIAL_CAPACITY), self._seed_key)
@@ -349,7 +269,7 @@ class Study:
         if need:
             before = self._state
             x = self._strategy_ask(need)
-            delta = _state_delta(before, self._state)
+            delta = state_delta(before, self._state)
             x = x[np.all(np.isfinite(x), axis=1)]
             now = time.time()
             fresh = [self._make_trial(len(self.trials) + i, row, now) for i, row in enumerate(x)]
@@ -525,7 +445,7 @@ class Study:
         return np.asarray(x, dtype=np.float64)
 
     def _apply_delta(self, delta: Optional[dict]) -> bool:
-        """Applies a journaled state change (see ``_state_delta``); False when it does not fit this state."""
+        """Applies a journaled state change (``study_programs.state_delta``); False when it does not fit."""
         if not delta:
             return False
         leaves, tree = jax.tree.flatten(self._state)
@@ -780,86 +700,3 @@ def _outcome(value: float, pruned: bool) -> TrialState:
     if pruned:
         return TrialState.PRUNED
     return TrialState.COMPLETE if math.isfinite(value) else TrialState.FAILED
-
-
-def _state_delta(before: Any, after: Any) -> Optional[dict]:
-    """The leaves an ask changed, as JSON (so ``Study.load`` re-applies them instead of re-running the ask).
-
-    ``None`` when the change cannot be written exactly (a PRNG key or an
-    infinite value changed, or the state's structure did): the replay then
-    runs the ask again.
-    """
-    old, new = jax.tree.leaves(before), jax.tree.leaves(after)
-    if len(old) != len(new):
-        return None
-    changed = {}
-    for i, (a, b) in enumerate(zip(old, new)):
-        if a is b:
-            continue
-        if jax.dtypes.issubdtype(b.dtype, jax.dtypes.prng_key):
-            if not bool(jnp.all(jax.random.key_data(a) == jax.random.key_data(b))):
-                return None
-            continue
-        value = np.asarray(b)
-        if np.array_equal(np.asarray(a), value, equal_nan=value.dtype.kind == "f"):
-            continue
-        if value.dtype.kind == "f" and np.isinf(value).any():
-            return None  # the journal writes non-finite floats as null, which reads back as NaN
-        changed[str(i)] = {"dtype": value.dtype.name, "shape": list(value.shape), "value": value.tolist()}
-    return {"leaves": len(new), "changed": changed}
-
-
-class _Programs(NamedTuple):
-    """The compiled programs of a study's strategy, shared by every ``Study`` of that strategy."""
-
-    init: Program  # (space, capacity, seed key) -> state
-    ask: Program  # (seed key, call number, state, num) -> (x, state)
-    design: Optional[Program]  # the same, from the small initial-design program
-    in_design: Optional[Program]  # (state, num) -> bool[]
-    tell: Program  # (state, x, y) -> state
-
-
-@functools.lru_cache(maxsize=16)
-def _programs(strategy: Strategy) -> _Programs:
-    """Programs for ``strategy``; those of a jaxhpo factory's strategy load from ``executable_cache``."""
-
-    def program(name: str, fn: Callable, static_argnums: tuple = (),
-                options: dict = compile_options.COMPILER_OPTIONS) -> Program:
-        key = executable_cache.program_key(f"study-{name}", strategy)
-
-        @functools.wraps(fn)
-        def named(*args: Any) -> Any:
-            return fn(*args)
-
-        named.__name__ = named.__qualname__ = executable_cache.program_name(f"study_{name}", key).replace("-", "_")
-        return Program(compile_options.jit(named, options, static_argnums=static_argnums), static_argnums,
-                       cache_key=key, compiler_options=options)
-
-    def init(space: Space, capacity: int, seed_key: jax.Array) -> Any:
-        # the first of the two keys a study's seed splits into; a study grows the buffer before it
-        # fills, so no overflow check (a host callback would keep tell out of the compilation caches)
-        return drivers_own_capacity(strategy.init(jax.random.split(seed_key)[0], space, capacity))
-
-    design = strategy.design_ask is not None and strategy.in_design is not None
-    small = compile_options.SMALL_PROGRAM_OPTIONS  # compiled before the first trial, run a few times
-    return _Programs(
-        init=program("init", init, (0, 1), small),
-        ask=program("ask", _keyed(strategy.ask), (3,)),
-        design=program("design", _keyed(strategy.design_ask), (3,), small) if design else None,
-        in_design=program("in-design", strategy.in_design, (1,), small) if design else None,
-        tell=program("tell", strategy.tell),
-    )
-
-
-def _keyed(ask: Callable) -> Callable:
-    """``ask`` as one jitted program of ``(seed key, call number, state, num)``.
-
-    The ask's key (the call number folded into the second key of the seed)
-    is made inside the program, so the initial design, which ignores its
-    key, compiles without any random-number code.
-    """
-
-    def run(seed_key: jax.Array, calls: jax.Array, state: Any, num: int) -> tuple[jax.Array, Any]:
-        return ask(jax.random.fold_in(jax.random.split(seed_key)[1], calls), state, num)
-
-    return run

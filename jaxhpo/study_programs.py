@@ -1,0 +1,105 @@
+"""The compiled programs behind a ``Study``: shared per strategy, loaded without tracing where stored,
+and the journal's record of what an ask changed in the strategy state.
+
+A ``Study`` of a strategy made by a jaxhpo factory runs five programs
+(init, ask, initial design, in-design test, tell); every ``Study`` of an
+equal strategy in a process shares them, and ``executable_cache`` stores them
+across processes.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Callable, NamedTuple, Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxhpo import compile_options, executable_cache
+from jaxhpo.programs import Program
+from jaxhpo.space import Space
+from jaxhpo.strategies.base import Strategy, drivers_own_capacity
+
+
+def state_delta(before: Any, after: Any) -> Optional[dict]:
+    """The leaves an ask changed, as JSON (so ``Study.load`` re-applies them instead of re-running the ask).
+
+    ``None`` when the change cannot be written exactly (a PRNG key or an
+    infinite value changed, or the state's structure did): the replay then
+    runs the ask again.
+    """
+    old, new = jax.tree.leaves(before), jax.tree.leaves(after)
+    if len(old) != len(new):
+        return None
+    changed = {}
+    for i, (a, b) in enumerate(zip(old, new)):
+        if a is b:
+            continue
+        if jax.dtypes.issubdtype(b.dtype, jax.dtypes.prng_key):
+            if not bool(jnp.all(jax.random.key_data(a) == jax.random.key_data(b))):
+                return None
+            continue
+        value = np.asarray(b)
+        if np.array_equal(np.asarray(a), value, equal_nan=value.dtype.kind == "f"):
+            continue
+        if value.dtype.kind == "f" and np.isinf(value).any():
+            return None  # the journal writes non-finite floats as null, which reads back as NaN
+        changed[str(i)] = {"dtype": value.dtype.name, "shape": list(value.shape), "value": value.tolist()}
+    return {"leaves": len(new), "changed": changed}
+
+
+class StudyPrograms(NamedTuple):
+    """The compiled programs of a study's strategy, shared by every ``Study`` of that strategy."""
+
+    init: Program  # (space, capacity, seed key) -> state
+    ask: Program  # (seed key, call number, state, num) -> (x, state)
+    design: Optional[Program]  # the same, from the small initial-design program
+    in_design: Optional[Program]  # (state, num) -> bool[]
+    tell: Program  # (state, x, y) -> state
+
+
+@functools.lru_cache(maxsize=16)
+def study_programs(strategy: Strategy) -> StudyPrograms:
+    """Programs for ``strategy``; those of a jaxhpo factory's strategy load from ``executable_cache``."""
+
+    def program(name: str, fn: Callable, static_argnums: tuple = (),
+                options: dict = compile_options.COMPILER_OPTIONS) -> Program:
+        key = executable_cache.program_key(f"study-{name}", strategy)
+
+        @functools.wraps(fn)
+        def named(*args: Any) -> Any:
+            return fn(*args)
+
+        named.__name__ = named.__qualname__ = executable_cache.program_name(f"study_{name}", key).replace("-", "_")
+        return Program(compile_options.jit(named, options, static_argnums=static_argnums), static_argnums,
+                       cache_key=key, compiler_options=options)
+
+    def init(space: Space, capacity: int, seed_key: jax.Array) -> Any:
+        # the first of the two keys a study's seed splits into; a study grows the buffer before it
+        # fills, so no overflow check (a host callback would keep tell out of the compilation caches)
+        return drivers_own_capacity(strategy.init(jax.random.split(seed_key)[0], space, capacity))
+
+    design = strategy.design_ask is not None and strategy.in_design is not None
+    small = compile_options.SMALL_PROGRAM_OPTIONS  # compiled before the first trial, run a few times
+    return StudyPrograms(
+        init=program("init", init, (0, 1), small),
+        ask=program("ask", keyed_ask(strategy.ask), (3,)),
+        design=program("design", keyed_ask(strategy.design_ask), (3,), small) if design else None,
+        in_design=program("in-design", strategy.in_design, (1,), small) if design else None,
+        tell=program("tell", strategy.tell),
+    )
+
+
+def keyed_ask(ask: Callable) -> Callable:
+    """``ask`` as one jitted program of ``(seed key, call number, state, num)``.
+
+    The ask's key (the call number folded into the second key of the seed)
+    is made inside the program, so the initial design, which ignores its
+    key, compiles without any random-number code.
+    """
+
+    def run(seed_key: jax.Array, calls: jax.Array, state: Any, num: int) -> tuple[jax.Array, Any]:
+        return ask(jax.random.fold_in(jax.random.split(seed_key)[1], calls), state, num)
+
+    return run

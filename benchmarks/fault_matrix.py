@@ -433,10 +433,10 @@ def _random_sigkills():
     for _ in range(5):
         child = subprocess.Popen([sys.executable, script, path], stdout=subprocess.PIPE, text=True)
         first = child.stdout.readline()  # after start-up (imports, load): kill while trials run
-        lines = [first]
         time.sleep(rng.uniform(0.0, 0.3))
         child.send_signal(signal.SIGKILL)
-        lines += child.stdout.read().splitlines()
+        # complete lines only: the kill may cut the child's last print short ("TOLD 7" without its value)
+        lines = (first + child.stdout.read()).split("\n")[:-1]
         child.wait()
         for line in lines:
             if line.startswith("TOLD"):

@@ -110,20 +110,19 @@ def minimize(
             f"minimize: the strategy has {points} points to hand out (a grid's size) but num_rounds * "
             f"batch_size = {capacity}; lower the budget or raise the grid resolution"
         )
-    # The program is traced, batched and compiled in a local float64 context, so
-    # that the GP inside model-based strategies computes in float64 even when the
-    # caller vmaps ``minimize``; points and values keep the caller's default float
-    # dtype. (Under the caller's own jit and vmap, bayes() keeps its own float64
-    # context: see strategies.base.retraced_under_vmap.)
+    # The search runs in the caller's precision: the objective sees the dtypes the
+    # caller's settings give, and points and values come back in the caller's
+    # default float. A model-based strategy keeps its own float64 boundary inside
+    # its ask (bayes(): a local x64 context, traced again under a caller's vmap by
+    # strategies.base.retraced_under_vmap).
     dtype = jnp.result_type(float)
     objective = ObjectiveKey(objective)  # a fresh but identical lambda reuses the compiled search
     if isinstance(key, jax.core.Tracer):  # under the caller's jit/vmap: nothing runs here
-        with jax.enable_x64(True):
-            return _run(objective, space, strategy, num_rounds, batch_size, dtype, key)
+        return _run(objective, space, strategy, num_rounds, batch_size, dtype, key)
     # called directly: the top-level program (jaxhpo's XLA options), run to completion with BLAS
     # limited (jaxhpo.gp.blas)
     compile_cache.ensure()
-    with jax.enable_x64(True), limit_blas_threads():
+    with limit_blas_threads():
         return jax.block_until_ready(_run_top(objective, space, strategy, num_rounds, batch_size, dtype, key))
 
 
@@ -137,16 +136,12 @@ def _is_key(key: Any) -> bool:
     return dtype == jnp.uint32 and getattr(key, "shape", ())[-1:] == (2,)
 
 
-def _cast_floats(tree: Any, dtype: Any) -> Any:
-    return jax.tree.map(lambda a: a.astype(dtype) if a.dtype == jnp.float64 else a, tree)
-
-
 def _run(
     objective: Objective, space: Space, strategy: Strategy, num_rounds: int, batch_size: int, dtype: Any, key: Array
 ) -> MinimizeResult:
     k_init, k_run = jax.random.split(key)
     # sized for the whole budget: no overflow check (its host callback would keep the program out of the cache)
-    state = drivers_own_capacity(_cast_floats(strategy.init(k_init, space, num_rounds * batch_size), dtype))
+    state = drivers_own_capacity(strategy.init(k_init, space, num_rounds * batch_size))
 
     def one_round(state: Any, k: Array) -> tuple[Any, tuple[Array, Array]]:
         x, state = strategy.ask(k, state, batch_size)

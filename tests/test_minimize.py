@@ -151,3 +151,20 @@ def test_a_factory_or_an_int_key_is_a_clear_error():
     for keys in (jax.random.split(jax.random.key(0), 3), jax.random.split(jax.random.PRNGKey(0), 3)):
         with pytest.raises(ValueError, match=r"got a batch of keys of shape \(3,\).*jax.vmap"):
             jaxhpo.minimize(lambda p: p["x"], space, jaxhpo.strategies.random(), num_rounds=2, key=keys)
+
+
+@pytest.mark.parametrize("strategy", [jaxhpo.strategies.random(), jaxhpo.strategies.bayes(num_initial=2, refine_steps=2)],
+                         ids=["random", "bayes"])
+def test_the_objective_runs_in_the_callers_precision(strategy):
+    # minimize used to trace the whole search, the user's objective included, inside jax.enable_x64(True)
+    seen = {}
+
+    def objective(p):
+        seen["x"], seen["default"] = p["x"].dtype, jnp.result_type(float)
+        seen["x64"] = jax.config.jax_enable_x64
+        return p["x"] ** 2
+
+    space = jaxhpo.Space({"x": jaxhpo.Float(-1.0, 1.0)})
+    result = jaxhpo.minimize(objective, space, strategy, num_rounds=4, key=jax.random.key(0))
+    assert seen == {"x": jnp.float32, "default": jnp.float32, "x64": False}
+    assert result.x.dtype == jnp.float32 and result.y.dtype == jnp.float32

@@ -194,7 +194,7 @@ def history_grow(history: History, capacity: int) -> History:
 def history_best(history: History) -> tuple[Array, Array, Array]:
     """``(index, x, y)`` of the lowest finite value told; index is -1 when none is finite."""
     masked = jnp.where(history.valid, history.y, jnp.inf)
-    index = jax.lax.top_k(-masked, 1)[1][0]  # not argmin: it fails to lower inside minimize's x64 context
+    index = jnp.argmin(masked)
     found = jnp.isfinite(masked[index])
     return jnp.where(found, index, -1).astype(jnp.int32), history.x[index], jnp.where(found, masked[index], jnp.nan)
 

@@ -112,7 +112,7 @@ class BayesSettings(NamedTuple):
 class BayesState(NamedTuple):
     history: History
     pending: History  # points asked elsewhere and not yet told (Study); y unused
-    raw: Array  # last fitted GP hyperparameters (unconstrained), float32
+    raw: Array  # last fitted GP hyperparameters (unconstrained), in the caller's float dtype
     fit_count: Array  # observations told at the last fit
     refit_count: Array  # observations told at the last full fit
     directions: Array  # scrambled Sobol directions for the initial design
@@ -274,7 +274,7 @@ def init_state(config: BayesConfig, settings: tuple[float, float, float], key: A
     return BayesState(
         history=history,
         pending=history_init(config.pending_capacity, space.dim, dtype),
-        raw=jnp.zeros((gp.num_hyper(space.dim),), jnp.float32),
+        raw=jnp.zeros((gp.num_hyper(space.dim),), dtype),
         fit_count=jnp.zeros((), jnp.int32),
         refit_count=jnp.zeros((), jnp.int32),
         directions=directions,
@@ -340,7 +340,7 @@ def model_ask(config: BayesConfig, key: Array, state: BayesState, num: int = 1) 
         def model(_):
             x, raw, full = propose(config, key, state, num, layout)
             count = state.history.count.astype(jnp.int32)
-            return x.astype(dtype), raw.astype(jnp.float32), count, jnp.where(full, count, state.refit_count)
+            return x.astype(dtype), raw.astype(state.raw.dtype), count, jnp.where(full, count, state.refit_count)
 
         def design(_):
             return initial, state.raw, state.fit_count, state.refit_count

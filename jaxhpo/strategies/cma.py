@@ -276,7 +276,7 @@ def cma_es(
         def one(pool_open, xi):
             gap = jnp.max(jnp.abs(mirror(state.pool) - xi.astype(jnp.float32)), axis=1)
             gap = jnp.where(pool_open, gap, jnp.inf)
-            j = jax.lax.top_k(-gap, 1)[1][0]  # not argmin: it fails to lower inside minimize's x64 context
+            j = jnp.argmin(gap)
             found = gap[j] <= tolerance
             genotype = jnp.where(found, state.pool[j], xi.astype(jnp.float32))
             injected = ~found | (state.pool_generation[j] != state.updates)

@@ -98,7 +98,7 @@ def genetic(
         k_rand, k_t1, k_t2, k_cross, k_blend, k_mut, k_step, k_cat, k_copy, k_force = jax.random.split(key, 10)
         k = min(pool_size, state.history.capacity)
         masked = jnp.where(state.history.valid, state.history.y, jnp.inf)
-        top, pool_idx = jax.lax.top_k(-masked, k)  # best first; not argsort: lowers inside x64 contexts
+        top, pool_idx = jax.lax.top_k(-masked, k)  # the k best, best first, without a full sort
         pool = state.history.x[pool_idx].astype(jnp.float32)
         n_ok = jnp.sum(jnp.isfinite(top))
         ready = n_ok >= k

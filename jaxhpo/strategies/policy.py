@@ -113,7 +113,7 @@ def policy_gradient(
         k_pick, k_jitter = jax.random.split(key)
         logp = _log_probs(state.logits, mask)
         gumbel = -jnp.log(-jnp.log(jax.random.uniform(k_pick, (num,) + logp.shape, jnp.float32, 1e-20, 1.0)))
-        picks = jax.lax.top_k(logp[None] + gumbel, 1)[1][..., 0]  # Gumbel-max; top_k lowers in x64 contexts
+        picks = jnp.argmax(logp[None] + gumbel, axis=-1)  # Gumbel-max: a draw from softmax(logp)
         jitter = jax.random.uniform(k_jitter, picks.shape, jnp.float32)
         x = (picks.astype(jnp.float32) + jitter) / k
         return x.astype(state.history.x.dtype), state

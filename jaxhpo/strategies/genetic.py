@@ -40,9 +40,8 @@ class GeneticState(NamedTuple):
 
 
 def _below(key: Array, shape: tuple, n: Array) -> Array:
-    """Uniform integers in ``[0, n)`` from float32 draws (``randint`` breaks inside x64 contexts)."""
-    u = jax.random.uniform(key, shape, jnp.float32)
-    return jnp.minimum(jnp.floor(u * n).astype(jnp.int32), jnp.asarray(n, jnp.int32) - 1)
+    """Uniform integers in ``[0, n)`` (``n`` may be traced; at least 1)."""
+    return jax.random.randint(key, shape, 0, jnp.maximum(jnp.asarray(n, jnp.int32), 1), jnp.int32)
 
 
 def _bin_centers(u: Array, bins: Array) -> Array:

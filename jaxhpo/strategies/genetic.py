@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxhpo.space import Space
+from jaxhpo.space import Categorical, Int, Space
 from jaxhpo.strategies.base import History, Static, Strategy, history_init, tell_history, factory
 
 Array = jax.Array
@@ -77,10 +77,10 @@ def genetic(
     def init(key: Array, space: Space, capacity: int) -> GeneticState:
         bins, cats = [], []
         for p in space.params.values():
-            if hasattr(p, "choices"):
+            if isinstance(p, Categorical):
                 bins.append(len(p.choices))
                 cats.append(True)
-            elif type(p).__name__ == "Int" and not p.log:
+            elif isinstance(p, Int) and not p.log:
                 bins.append(p.high - p.low + 1)
                 cats.append(False)
             else:

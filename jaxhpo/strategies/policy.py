@@ -27,7 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxhpo.space import Space
+from jaxhpo.space import Categorical, Int, Space
 from jaxhpo.strategies.base import History, Static, Strategy, history_add, history_init, factory
 
 Array = jax.Array
@@ -90,9 +90,9 @@ def policy_gradient(
     def init(key: Array, space: Space, capacity: int) -> PolicyState:
         choices = []
         for p in space.params.values():
-            if hasattr(p, "choices"):
+            if isinstance(p, Categorical):
                 choices.append(len(p.choices))
-            elif type(p).__name__ == "Int" and not p.log and p.high - p.low + 1 <= bins:
+            elif isinstance(p, Int) and not p.log and p.high - p.low + 1 <= bins:
                 choices.append(p.high - p.low + 1)
             else:
                 choices.append(bins)

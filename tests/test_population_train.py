@@ -242,3 +242,20 @@ def test_map_mode_steps_small_batches_in_small_lanes_with_the_same_result():
     res_vmap = population.train(cnn, CNN_HP, *data, key=jax.random.key(1), mode="vmap", mesh=None)
     np.testing.assert_allclose(res_map.val_loss, res_vmap.val_loss, rtol=2e-5, atol=1e-6)
     np.testing.assert_allclose(res_map.val_predictions, res_vmap.val_predictions, rtol=1e-4, atol=1e-6)
+
+
+def test_model_fn_is_probed_once_per_population_not_at_every_init_or_run():
+    calls = {"outside": 0}
+
+    def model_fn(h):
+        if not isinstance(h["learning_rate"], jax.core.Tracer):
+            calls["outside"] += 1  # a probe with concrete values (inside the program h is traced)
+        return population.MLP(hidden=(4,), outputs=2)
+
+    x = jax.random.normal(jax.random.key(0), (32, 3))
+    y = (x[:, 0] > 0).astype(jnp.int32)
+    pop = population.Population(model_fn, x, y, x, y, batch_size=8, max_epochs=1, mesh=None)
+    state = pop.init({"learning_rate": jnp.array([1e-3, 1e-2])}, jax.random.key(1))
+    for _ in range(3):
+        state, _, _ = pop.run(state, 1)
+    assert calls["outside"] == 1

@@ -220,14 +220,15 @@ class Population:
         max_batch = high
         n_max = int(np.max(np.asarray(self.views[1])))
         max_steps = int(math.ceil(n_max / low))
-        reads = ReadTracker({k: jnp.asarray(v[0]) for k, v in hp.items()})
-        probe = self.model_fn(reads)
-        if not self._checked_model:
+        if not self._checked_model:  # model_fn is probed once per population, not at every init or run
+            reads = ReadTracker({k: jnp.asarray(v[0]) for k, v in hp.items()})
+            probe = self.model_fn(reads)
             self._check_model(probe, reads, hp, args)
+            self._takes_train = takes_train(probe)
             self._checked_model = True
         return ProgramConfig(
             self.model_fn, self.loss_fn, self.classification, self.optimizer, args, self.optimizer_kwargs,
-            takes_train(probe), max_batch, max_steps, lane_sizes(self.mode, low, high), self.mode, self.chunk_size,
+            self._takes_train, max_batch, max_steps, lane_sizes(self.mode, low, high), self.mode, self.chunk_size,
         )
 
     def _programs(self, cfg: ProgramConfig, num_epochs: int) -> tuple[Callable, Callable]:

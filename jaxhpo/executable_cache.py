@@ -38,7 +38,7 @@ import jax
 
 from jaxhpo import compile_cache
 
-_FORMAT = 1
+_FORMAT = 2  # 2: entries name the devices their executable runs on
 HIT_EVENT = "/jaxhpo/executable_cache/hits"  # a jax.monitoring event for each executable loaded
 _TRACING_SETTINGS = (
     "jax_enable_x64",
@@ -102,9 +102,13 @@ def load_or_compile(key: Optional[str], signature: Any, compile_fn: Callable[[],
             from jax.experimental.serialize_executable import deserialize_and_load
 
             with open(path, "rb") as f:
-                payload, in_tree, out_tree = pickle.load(f)
+                payload, in_tree, out_tree, device_ids = pickle.load(f)
+            # the devices it was compiled for: by default JAX would load it for every device of the
+            # backend, and with several (GPUs, CPU cores as devices) it then expects one shard per device
+            by_id = {d.id: d for d in jax.devices()}
+            devices = [by_id[i] for i in device_ids]
             _initialize_custom_calls()
-            compiled = deserialize_and_load(payload, in_tree, out_tree)
+            compiled = deserialize_and_load(payload, in_tree, out_tree, execution_devices=devices)
             jax.monitoring.record_event(HIT_EVENT)
             return compiled
         except Exception as e:  # noqa: BLE001 - a damaged or foreign entry: compile and write it again
@@ -176,7 +180,8 @@ def _store(path: str, compiled: Any) -> None:
     try:
         from jax.experimental.serialize_executable import serialize
 
-        data = pickle.dumps(serialize(compiled))
+        device_ids = [d.id for d in compiled.runtime_executable().local_devices()]
+        data = pickle.dumps((*serialize(compiled), device_ids))
         os.makedirs(os.path.dirname(path), exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-")
         with os.fdopen(fd, "wb") as f:

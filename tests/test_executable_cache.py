@@ -33,9 +33,11 @@ SCRIPT = textwrap.dedent(
 )
 
 
-def _run(cache_home):
+def _run(cache_home, devices=None):
     env = {k: v for k, v in os.environ.items() if k not in ("JAXHPO_CACHE_DIR", "XDG_CACHE_HOME")}
     env.update(XDG_CACHE_HOME=str(cache_home), OPENBLAS_NUM_THREADS="1")
+    if devices is not None:  # as population.use_cpu_cores() or a machine with several GPUs
+        env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
     out = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -54,6 +56,15 @@ def test_a_second_process_loads_the_study_programs_without_tracing_and_gets_the_
     for _ in range(2):
         again = _run(tmp_path)
         assert again["params"] == cold["params"]
+
+
+def test_programs_stored_on_a_machine_with_several_devices_load_and_run_there(tmp_path):
+    # a loaded executable used to be set up for every device of the backend and failed on its first call
+    # ("Expected args to execute_sharded_on_local_devices to have 2 shards, got: [1]")
+    cold = _run(tmp_path, devices=2)
+    assert cold["entries"]
+    warm = _run(tmp_path, devices=2)
+    assert warm["params"] == cold["params"] and warm["traced"] < cold["traced"] - 4
 
 
 def test_a_damaged_entry_is_compiled_again_and_rewritten(tmp_path):

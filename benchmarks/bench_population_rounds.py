@@ -23,6 +23,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples"))
 
 from jaxhpo import population  # noqa: E402
 
@@ -34,6 +35,7 @@ import numpy as np  # noqa: E402
 import jaxhpo  # noqa: E402
 from jaxhpo import ensemble, metrics  # noqa: E402
 from common import write_results  # noqa: E402
+from flagship import split  # noqa: E402  (the flagship's seeded 60/20/20 digits split)
 
 SPACE = jaxhpo.Space({
     "learning_rate": jaxhpo.Float(3e-4, 3e-2, log=True),
@@ -55,18 +57,6 @@ SETTINGS = [(3, 8), (2, 16), (2, 32)]  # (rounds, members per round)
 def model_fn(h):
     return population.MLP(hidden=(128,), outputs=10, width=h["width"], activation=h["activation"],
                           activations=(jax.nn.relu, jax.nn.gelu, jax.nn.tanh), dropout=h["dropout"])
-
-
-def split(seed: int):
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
-
-    x, y = load_digits(return_X_y=True)
-    x, y = (x / 16.0).astype(np.float32), y.astype(np.int32)
-    x_rest, x_test, y_rest, y_test = train_test_split(x, y, test_size=0.2, random_state=seed, stratify=y)
-    x_train, x_val, y_train, y_val = train_test_split(x_rest, y_rest, test_size=0.25, random_state=seed,
-                                                      stratify=y_rest)
-    return x_train, y_train, x_val, y_val, x_test, y_test
 
 
 def spread(x: np.ndarray) -> float:

@@ -171,7 +171,7 @@ class Population:
         if classification is None:
             classification = loss_fn is cross_entropy and jnp.issubdtype(y_train.dtype, jnp.integer)
         self.classification = bool(classification)
-        self._checked_model = False
+        self._takes_train: Optional[bool] = None  # set by the first probe of model_fn (see _config)
         self.model_fn, self.loss_fn = model_fn, loss_fn
         self.optimizer = optimizer
         self.optimizer_args = optimizer_args
@@ -220,12 +220,11 @@ class Population:
         max_batch = high
         n_max = int(np.max(np.asarray(self.views[1])))
         max_steps = int(math.ceil(n_max / low))
-        if not self._checked_model:  # model_fn is probed once per population, not at every init or run
+        if self._takes_train is None:  # model_fn is probed once per population, not at every init or run
             reads = ReadTracker({k: jnp.asarray(v[0]) for k, v in hp.items()})
             probe = self.model_fn(reads)
             self._check_model(probe, reads, hp, args)
             self._takes_train = takes_train(probe)
-            self._checked_model = True
         return ProgramConfig(
             self.model_fn, self.loss_fn, self.classification, self.optimizer, args, self.optimizer_kwargs,
             self._takes_train, max_batch, max_steps, lane_sizes(self.mode, low, high), self.mode, self.chunk_size,

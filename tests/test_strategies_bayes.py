@@ -60,7 +60,8 @@ def test_no_nan_in_suggestions_on_degenerate_data(case):
 
 
 def test_batch_proposals_spread_out():
-    for strategy, ask in ((SMALL_BO, ASK), (jaxhpo.strategies.bayes(acquisition="thompson", **SMALL), None)):
+    # SMALL_BO's batches on this mixed space are Thompson draws (batch="auto"); the believer's too
+    for strategy, ask in ((SMALL_BO, ASK), (jaxhpo.strategies.bayes(batch="believer", **SMALL), None)):
         ask = ask or jax.jit(strategy.ask, static_argnums=2)
         rng = np.random.default_rng(1)
         x = rng.uniform(size=(12, 3))
@@ -119,6 +120,32 @@ def test_bad_arguments():
         jaxhpo.strategies.bayes(warm_steps=-1)
     with pytest.raises(ValueError, match="restart_fit_points=1"):
         jaxhpo.strategies.bayes(restart_fit_points=1)
+    with pytest.raises(ValueError, match="batch='kriging'"):
+        jaxhpo.strategies.bayes(batch="kriging")
+
+
+def test_batch_auto_is_thompson_on_spaces_with_discrete_coordinates_and_the_believer_on_continuous_ones():
+    from jaxhpo.gp.kernels import Layout
+    from jaxhpo.strategies.bayes import BayesConfig
+
+    mixed, continuous = Layout.from_space(SPACE), Layout.from_space(jaxhpo.Space({"x": jaxhpo.Float(0.0, 1.0)}))
+    config = lambda **kw: BayesConfig(**{**dict(zip(BayesConfig._fields, [None] * len(BayesConfig._fields))),  # noqa: E731
+                                         "acquisition": "log_ei", "batch": "auto", **kw})
+    assert config().thompson_batch(mixed, 4) and not config().thompson_batch(continuous, 4)
+    assert not config().thompson_batch(mixed, 1)  # one point: the acquisition
+    assert not config(batch="believer").thompson_batch(mixed, 4)
+    assert config(batch="thompson").thompson_batch(continuous, 4)
+    assert config(acquisition="thompson", batch="believer").thompson_batch(continuous, 1)
+    # and the picks are those of the chosen mode: auto on the mixed space equals batch="thompson"
+    rng = np.random.default_rng(3)
+    x = rng.uniform(size=(12, 3))
+    picks = {}
+    for mode in ("auto", "thompson", "believer"):
+        strategy = SMALL_BO if mode == "auto" else jaxhpo.strategies.bayes(batch=mode, **SMALL)
+        ask = ASK if mode == "auto" else jax.jit(strategy.ask, static_argnums=2)
+        picks[mode] = np.asarray(ask(jax.random.key(4), _state_with(x, (x[:, 0] - 0.3) ** 2, strategy), 3)[0])
+    np.testing.assert_array_equal(picks["auto"], picks["thompson"])
+    assert not np.array_equal(picks["auto"], picks["believer"])
 
 
 # ---------------------------------------------------------------- mixed spaces: no repeats (issue 17)
@@ -148,13 +175,13 @@ def test_a_small_finite_space_is_enumerated_without_a_repeat_then_reported_exhau
     assert len(study.trials) == 36
 
 
-@pytest.mark.parametrize("acquisition", ["log_ei", "thompson"])
-def test_batches_are_distinct_configurations_never_seen_before(acquisition):
+@pytest.mark.parametrize("acquisition, batch", [("log_ei", "believer"), ("thompson", "auto")])
+def test_batches_are_distinct_configurations_never_seen_before(acquisition, batch):
     # all discrete, 19 x 64 x 2 x 4 = 9,728 configurations: too many to enumerate, candidates are sampled
     # (and, snapped, repeat: Thompson draws once took one configuration twice through two candidates)
     space = jaxhpo.Space({"depth": jaxhpo.Int(2, 20), "leaf": jaxhpo.Int(1, 64, log=True),
                           "crit": jaxhpo.Categorical(["gini", "entropy"]), "k": jaxhpo.Int(0, 3)})
-    strategy = jaxhpo.strategies.bayes(acquisition=acquisition, num_initial=4, refine_steps=3)
+    strategy = jaxhpo.strategies.bayes(acquisition=acquisition, batch=batch, num_initial=4, refine_steps=3)
     study = jaxhpo.Study(space, strategy, seed=1)
     objective = lambda p: (p["depth"] - 4) ** 2 + abs(np.log(p["leaf"] / 8)) + (p["crit"] == "gini") + p["k"]  # noqa: E731
     study.optimize(objective, n_trials=40, batch_size=4, progress=False)
@@ -226,10 +253,12 @@ def test_numeric_settings_are_state_leaves_one_program_for_every_value_and_vmapp
     assert isinstance(state.settings, BayesSettings) and float(state.settings.beta) == 4.0
     ask = jax.jit(strategy.ask, static_argnums=2)
     picks = {}
+    states = {beta: state._replace(settings=state.settings._replace(beta=jnp.float32(beta)))
+              for beta in (0.0, 4.0, 400.0)}  # made first: a scalar's conversion is a program of its own
+    key = jax.random.key(2)
     with counting() as c:
-        for beta in (0.0, 4.0, 400.0):
-            s = state._replace(settings=state.settings._replace(beta=jnp.float32(beta)))
-            picks[beta] = np.asarray(ask(jax.random.key(2), s, 1)[0])
+        for beta, s in states.items():
+            picks[beta] = np.asarray(ask(key, s, 1)[0])
     assert c.programs <= 1  # the first call compiles; other values of beta reuse that program
     # the leaf is what the ask reads: a factory with that beta gives the same pick
     again = jaxhpo.strategies.bayes(acquisition="ucb", beta=400.0, **SMALL)

@@ -67,6 +67,7 @@ from jaxhpo.strategies.sampling import scrambled_sobol, sobol_points
 Array = jax.Array
 
 ACQUISITIONS = ("log_ei", "ei", "pi", "log_pi", "ucb", "thompson")
+BATCH_MODES = ("auto", "believer", "thompson")
 DESIGN_LOOKAHEAD = 32  # Sobol points the initial design looks ahead to skip repeated configurations
 
 
@@ -88,7 +89,22 @@ class BayesConfig(NamedTuple):
     pending_capacity: int
     repeats: bool
     noisy: bool
+    batch: str  # how a batch of several points is chosen: "auto", "believer" or "thompson"
     prior_mean: bool  # whether the prior mean sits at BayesSettings.prior_mean_quantile (else the mean)
+
+    def thompson_batch(self, layout: Layout, num: int) -> bool:
+        """Whether ``num`` points are picked by Thompson draws (else by the acquisition and kriging believer).
+
+        ``acquisition="thompson"`` always; a batch (``num > 1``) with ``batch="thompson"``, or with
+        ``batch="auto"`` on a space with an integer or categorical coordinate, where Thompson batches
+        were measured better (``benchmarks/README.md``, "bench_mixed.py" and
+        "bench_population_rounds.py"); the believer stays on continuous spaces, where it was better.
+        """
+        if self.acquisition == "thompson":
+            return True
+        if num == 1 or self.batch == "believer":
+            return False
+        return self.batch == "thompson" or any(layout.discrete)
 
     def candidate_count(self, layout: Layout) -> int:
         """Random candidates scored per pick (``num_candidates``, default ``min(1024, 256 d)``)."""
@@ -142,6 +158,7 @@ def bayes(
     pending_capacity: int = 16,
     repeats: bool = False,
     noisy: bool = False,
+    batch: str = "auto",
 ) -> Strategy:
     """GP-based Bayesian optimization.
 
@@ -195,6 +212,13 @@ def bayes(
             training run, say): the incumbent of the improvement-based
             acquisitions is the lowest posterior mean at an observed point,
             not the luckiest observed value, and repeats are allowed.
+        batch: how a batch (``ask(..., num > 1)``) is chosen when ``acquisition`` is not
+            ``"thompson"``: ``"believer"`` (kriging believer: each pick maximizes the
+            acquisition, then is observed in fantasy at its posterior mean), ``"thompson"``
+            (each member the best of one joint posterior draw), or ``"auto"`` (default):
+            Thompson draws on spaces with an integer or categorical coordinate, the believer
+            on continuous ones, as measured (``benchmarks/README.md``). One point at a time
+            (``num == 1``) always uses ``acquisition``.
 
     Example:
         >>> import jax, jaxhpo
@@ -234,6 +258,8 @@ def bayes(
                          f"got prior_mean_quantile={prior_mean_quantile!r}")
     if not (isinstance(fit_tol, (int, float)) and np.isfinite(fit_tol) and fit_tol > 0):
         raise ValueError(f"bayes: fit_tol must be a finite number > 0, got fit_tol={fit_tol!r}")
+    if batch not in BATCH_MODES:
+        raise ValueError(f"bayes: batch must be one of {BATCH_MODES}, got batch={batch!r}")
     for name, value in (("repeats", repeats), ("noisy", noisy)):
         if not isinstance(value, (bool, np.bool_)):
             raise ValueError(f"bayes: {name} must be True or False, got {name}={value!r}")
@@ -246,7 +272,8 @@ def bayes(
         fit_steps=int(fit_steps), warm_steps=int(warm_steps), refit_every=int(refit_every),
         refine_starts=int(refine_starts), refine_steps=int(refine_steps), max_fit_points=int(max_fit_points),
         restart_fit_points=int(restart_fit_points), pending_capacity=int(pending_capacity),
-        repeats=bool(repeats) or bool(noisy), noisy=bool(noisy), prior_mean=prior_mean_quantile is not None)
+        repeats=bool(repeats) or bool(noisy), noisy=bool(noisy), batch=batch,
+        prior_mean=prior_mean_quantile is not None)
     settings = (float(beta), float(fit_tol), 0.0 if prior_mean_quantile is None else float(prior_mean_quantile))
 
     def init(key: Array, space: Space, capacity: int) -> BayesState:
@@ -415,7 +442,7 @@ def propose(config: BayesConfig, key: Array, state: BayesState, num: int, layout
         """What was evaluated (failed trials included), is pending, or is earlier in this batch."""
         return jnp.concatenate([x_obs, x_fant]), jnp.concatenate([history.filled, m_fant])
 
-    if config.acquisition == "thompson":
+    if config.thompson_batch(layout, num):
         joint = lambda x: gp.predict_joint(post, x, layout, kernel)  # noqa: E731
         xs = optimizer.thompson_picks(k_pick, joint, post.amplitude, top, top_ok, num, layout,
                                       *seen(x_fant, m_fant), count=count, repeats=config.repeats)

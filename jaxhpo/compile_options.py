@@ -24,7 +24,11 @@ from typing import Any, Callable
 
 import jax
 
-COMPILER_OPTIONS: dict[str, Any] = {"xla_cpu_use_fusion_emitters": False}
+# LLVM's optimization level 1 instead of XLA's default: the same machine code where it matters here
+# (suggestions bit-identical over two 30-trial studies, one in batches of 4; the same time per ask),
+# and a much faster compile of random-number code, which the default level unrolls and vectorizes:
+# a 256 x 6 uniform draw 0.85 s -> 0.18 s, the 6-d GP ask program about 25 % less (2-core CPU).
+COMPILER_OPTIONS: dict[str, Any] = {"xla_cpu_use_fusion_emitters": False, "xla_backend_optimization_level": 1}
 
 # For the small programs a Study runs before its first trial (the strategy's init, its initial
 # design): XLA's backend optimizations cost more compile time than they save. Measured (2-core CPU,

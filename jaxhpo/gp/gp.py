@@ -149,13 +149,20 @@ def argmax(values: Array) -> Array:
 
 
 def top_indices(values: Array, k: int) -> Array:
-    """Indices of the ``k`` largest values, largest first (small static ``k``; NaN-free input)."""
-    out = []
-    for _ in range(k):
-        i = argmax(values)
-        out.append(i)
-        values = values.at[i].set(-jnp.inf)
-    return jnp.stack(out)
+    """Indices of the ``k`` largest values, largest first (small static ``k``; NaN-free input).
+
+    One ``argmax`` per index in a ``fori_loop``: the loop body compiles once (an unrolled loop
+    compiled ``k`` copies: 0.5 s of XLA time for the 7 of an acquisition step, 2-core CPU), and
+    no sort (``lax.top_k`` ran 10x slower here).
+    """
+
+    def one(i, carry):
+        values, out = carry
+        j = argmax(values)
+        return values.at[j].set(-jnp.inf), out.at[i].set(j)
+
+    _, out = jax.lax.fori_loop(0, k, one, (values, jnp.zeros((k,), jnp.int32)))
+    return out
 
 
 def uniform(key: Array, shape: tuple[int, ...]) -> Array:

@@ -51,27 +51,32 @@ def candidates(key: Array, top: Array, top_ok: Array, layout: Layout, count: int
     if enumerated(layout, count):
         return jnp.asarray(layout.configurations(), jnp.float64)
     d = layout.dim
-    k_shift, k_start, k_local = jax.random.split(key, 3)
-    shift = jax.random.bits(k_shift, (d,), jnp.uint32)
-    start = jax.random.randint(k_start, (), 0, 2**20, jnp.int32)
-    uniform = sobol_points(jnp.asarray(sobol_directions(d)), shift, start + jnp.arange(count)).astype(jnp.float64)
+    k_sobol, k_local = jax.random.split(key)
+    bits = jax.random.bits(k_sobol, (d + 1,), jnp.uint32)  # the digital shift and the start, one draw
+    start = (bits[d] >> 12).astype(jnp.int32)  # in [0, 2**20)
+    uniform = sobol_points(jnp.asarray(sobol_directions(d)), bits[:d], start + jnp.arange(count)).astype(jnp.float64)
     local = perturb(k_local, top, top_ok, layout, max(count // 4, 1))
     return snap(jnp.concatenate([uniform, local]), layout)
 
 
 def perturb(key: Array, top: Array, top_ok: Array, layout: Layout, count: int) -> Array:
-    """``count`` perturbations of the best points ``top`` (rows where ``top_ok``; the best more often)."""
-    k_parent, k_scale, k_dims, k_pick, k_noise, k_cat = jax.random.split(key, 6)
+    """``count`` perturbations of the best points ``top`` (rows where ``top_ok``; the best more often).
+
+    Two random draws serve every choice (each draw is XLA code of its own: fewer draws, a faster
+    compile).
+    """
+    k_uniform, k_noise = jax.random.split(key)
     d = layout.dim
+    u = gp.uniform(k_uniform, (count, 3 + 2 * d))  # parent, scale, forced coordinate, d coordinates, d categories
     # parents: the best more often (index ~ floor(k u^2)), among those that hold a told point
     available = jnp.maximum(jnp.sum(top_ok), 1)
-    parents = top[jnp.floor(available * gp.uniform(k_parent, (count,)) ** 2).astype(jnp.int32)]
-    scales = jnp.array([0.2, 0.05, 0.01, 0.002])[jax.random.randint(k_scale, (count, 1), 0, 4, jnp.int32)]
-    chosen = gp.uniform(k_dims, (count, d)) < min(1.0, max(0.2, 2.0 / d))
-    chosen = chosen.at[jnp.arange(count), jax.random.randint(k_pick, (count,), 0, d, jnp.int32)].set(True)
+    parents = top[jnp.floor(available * u[:, 0] ** 2).astype(jnp.int32)]
+    scales = jnp.array([0.2, 0.05, 0.01, 0.002])[jnp.minimum(jnp.floor(4 * u[:, 1]), 3).astype(jnp.int32)][:, None]
+    forced = jnp.minimum(jnp.floor(d * u[:, 2]), d - 1).astype(jnp.int32)
+    chosen = (u[:, 3:3 + d] < min(1.0, max(0.2, 2.0 / d))) | (jnp.arange(d) == forced[:, None])
     moved = jnp.clip(parents + scales * gp.normal(k_noise, (count, d)), 0.0, 1.0)
     categorical = jnp.asarray(layout.categorical)
-    moved = jnp.where(categorical, gp.uniform(k_cat, (count, d)), moved)
+    moved = jnp.where(categorical, u[:, 3 + d:], moved)
     return jnp.where(chosen, moved, parents)
 
 
@@ -83,27 +88,28 @@ def admissible(scores: Array, x: Array, seen_x: Array, seen_m: Array, repeats: b
 
 def refine(score: ScoreFn, starts: Array, layout: Layout, steps: int) -> Array:
     """Projected Adam ascent of ``score`` from each row of ``starts`` in the unit cube (categorical
-    coordinates held), keeping the best point seen along each path."""
+    coordinates held), keeping the best point seen along each path.
+
+    The rows move together: ``score`` scores each row on its own, so one pullback of ones gives every
+    row its own gradient (one traced program for all rows, no ``vmap``).
+    """
     movable = jnp.asarray(~layout.categorical, jnp.float64)
-    objective = lambda x: -score(x[None])[0]  # noqa: E731
+    objective = lambda x: -score(x)  # noqa: E731  [n] values, lower is better
     opt = optax.adam(optax.cosine_decay_schedule(0.05, max(steps, 1), alpha=0.01))
 
-    def one(x0):
-        def step(carry, _):
-            x, state, best_x, best_v = carry
-            v, g = jax.value_and_grad(objective)(x)
-            g = jnp.where(jnp.isfinite(g), g, 0.0) * movable
-            better = v < best_v
-            best_x, best_v = jnp.where(better, x, best_x), jnp.where(better, v, best_v)
-            updates, state = opt.update(g, state, x)
-            return (jnp.clip(optax.apply_updates(x, updates), 0.0, 1.0), state, best_x, best_v), None
+    def step(carry, _):
+        x, state, best_x, best_v = carry
+        v, pullback = jax.vjp(objective, x)
+        (g,) = pullback(jnp.ones_like(v))
+        g = jnp.where(jnp.isfinite(g), g, 0.0) * movable
+        better = v < best_v
+        best_x, best_v = jnp.where(better[:, None], x, best_x), jnp.where(better, v, best_v)
+        updates, state = opt.update(g, state, x)
+        return (jnp.clip(optax.apply_updates(x, updates), 0.0, 1.0), state, best_x, best_v), None
 
-        init = (x0, opt.init(x0), x0, jnp.inf)
-        (x, _, best_x, best_v), _ = jax.lax.scan(step, init, None, length=steps)
-        v = objective(x)
-        return jnp.where(v < best_v, x, best_x)
-
-    return jax.vmap(one)(starts)
+    init = (starts, opt.init(starts), starts, jnp.full(starts.shape[:1], jnp.inf, starts.dtype))
+    (x, _, best_x, best_v), _ = jax.lax.scan(step, init, None, length=steps)
+    return jnp.where((objective(x) < best_v)[:, None], x, best_x)
 
 
 def maximize(key: Array, score: ScoreFn, top: Array, top_ok: Array, layout: Layout, seen_x: Array, seen_m: Array,

@@ -1,0 +1,13 @@
+"""Test-session setup: XLA compiles the tests' own programs as jaxhpo compiles its programs.
+
+Most of the suite's time is XLA compiling strategies that the tests call eagerly or
+under their own ``jit``; jaxhpo's top-level programs already use
+``jaxhpo.compile_options.COMPILER_OPTIONS`` (classic CPU emitters, LLVM level 1: the same
+results, measured), and the process-wide ``XLA_FLAGS`` give the tests' programs the same
+(about a quarter less time on the bayes, study and minimize tests, 2-core CPU). Set
+``XLA_FLAGS`` yourself to test with other flags: then this does nothing.
+"""
+
+import os
+
+os.environ.setdefault("XLA_FLAGS", "--xla_cpu_use_fusion_emitters=false --xla_backend_optimization_level=1")

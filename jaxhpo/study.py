@@ -408,8 +408,10 @@ class Study:
         history = self._state.history
         if int(history.count) + 1 > history.capacity:
             self._grow(next_capacity(int(history.count) + 1, 2 * history.capacity))
-        y = jnp.asarray([self._sign * value], history.y.dtype)
-        self._state = self._tell_fn(self._state, jnp.asarray(trial.x[None], history.x.dtype), y)
+        # converted by NumPy and put on the device as they are: jnp.asarray(..., dtype) would
+        # compile a conversion program per shape in every process
+        y = jax.device_put(np.asarray([self._sign * value], history.y.dtype))
+        self._state = self._tell_fn(self._state, jax.device_put(np.asarray(trial.x[None], history.x.dtype)), y)
 
     def reserve(self, n_trials: int) -> None:
         """Makes room for ``n_trials`` more trials now, so the strategy's buffers (and its

@@ -20,6 +20,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from jaxhpo import compile_options
+
 Array = jax.Array
 
 RESERVED = ("epochs", "batch_size")  # member hyperparameters the program itself reads
@@ -231,7 +233,8 @@ def compiled_programs(cfg: ProgramConfig, num_epochs: int, mesh, axis: str):
 
         return _over_tasks(cfg, one, (params, opt_state, keys, hp, epoch0, view))
 
-    init = jax.jit(lambda t, s: _sharded(init_all, mesh, axis, t, s))
-    run = jax.jit(lambda t, s: _sharded(train_all, mesh, axis, t, s))
+    options = compile_options.TRAINING_OPTIONS
+    init = compile_options.jit(lambda t, s: _sharded(init_all, mesh, axis, t, s), options)
+    run = compile_options.jit(lambda t, s: _sharded(train_all, mesh, axis, t, s), options)
     return init, run
 

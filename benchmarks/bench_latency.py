@@ -20,7 +20,11 @@ Rows (issue 14):
 4. ``load100``: ``Study.load`` of a 100-trial ``bayes()`` journal;
 5. ``population3``: ``population.search``, 3 rounds of 8, compiles counted;
 6. ``minimize_twice``: ``minimize(bayes())``, 40 rounds, called twice with
-   fresh identical lambdas (the second call's time).
+   fresh identical lambdas (the second call's time);
+7. ``gp_program``: the default ``Study``'s GP ask program (6-d, 64 rows)
+   alone: trace, lower and XLA compile, seconds each, then one ask.
+
+``--only`` replaces those rows in ``results/latency.json`` and keeps the others.
 
     OPENBLAS_NUM_THREADS=1 python benchmarks/bench_latency.py
     OPENBLAS_NUM_THREADS=1 python benchmarks/bench_latency.py --only first_trial study60
@@ -254,6 +258,35 @@ def job_minimize_twice() -> dict:
             "cache_hits": counts["cache_hits"] - first["cache_hits"], "build_s": counts["build_s"]}
 
 
+def job_gp_program() -> dict:
+    import jax
+    import jax.numpy as jnp
+
+    import jaxhpo
+    from jaxhpo.study_programs import study_programs
+
+    counts = _count_compiles()
+    jaxhpo.compile_cache.ensure()  # as Study does: JAX's persistent cache in the (empty, when cold) cache directory
+    strategy = jaxhpo.strategies.bayes()
+    program = study_programs(strategy).ask
+    space = _space6()
+    state = strategy.init(jax.random.key(0), space, 64)
+    x = jax.random.uniform(jax.random.key(1), (20, 6), state.history.x.dtype)
+    state = strategy.tell(state, x, jnp.sum((x - 0.3) ** 2, axis=1))
+    args = (jax.random.key(2), jnp.int32(0), state, 1)
+    t0 = time.perf_counter()
+    traced = program._fn.trace(*args)
+    t1 = time.perf_counter()
+    lowered = traced.lower()
+    t2 = time.perf_counter()
+    compiled = lowered.compile(program._options)
+    t3 = time.perf_counter()
+    jax.block_until_ready(compiled(*args[:3]))
+    t4 = time.perf_counter()
+    return {"seconds": t3 - t0, "trace_s": t1 - t0, "lower_s": t2 - t1, "compile_s": t3 - t2, "first_ask_s": t4 - t3,
+            **counts}
+
+
 JOBS = {name[4:]: fn for name, fn in globals().items() if name.startswith("job_")}
 
 # row -> (jaxhpo job, peers, setup job)
@@ -265,6 +298,7 @@ ROWS = {
     "load100": ("load100", [], "write_journal"),
     "population3": ("population3", [], None),
     "minimize_twice": ("minimize_twice", [], None),
+    "gp_program": ("gp_program", [], None),
 }
 
 
@@ -309,6 +343,10 @@ def main() -> None:
             shutil.rmtree(tmp, ignore_errors=True)
         rows[row] = entry
         _print_row(row, entry)
+    previous = os.path.join(ROOT, "benchmarks", "results", "latency.json")
+    if args.only and os.path.exists(previous):  # the rows not run this time stay as they were
+        with open(previous) as f:
+            rows = {**json.load(f).get("rows", {}), **rows}
     path = write_results("latency", {"rows": rows})
     print(f"\nwrote {path}")
 
@@ -323,6 +361,9 @@ def _fmt(result: dict) -> str:
         text += f"; {result.get('executables_loaded', 0)} executables loaded untraced)"
     if "first_s" in result:
         text += f"  [first call {result['first_s']:.2f} s]"
+    if "compile_s" in result:
+        text += (f"  [trace {result['trace_s']:.2f} s, lower {result['lower_s']:.2f} s, XLA {result['compile_s']:.2f} s;"
+                 f" first ask {1e3 * result['first_ask_s']:.0f} ms]")
     return text
 
 

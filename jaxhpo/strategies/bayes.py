@@ -9,13 +9,16 @@ every ``refit_every`` observations, a full fit (to convergence, plus fresh
 starts on a subset); then acquisition maximization: a candidate set (a
 randomly shifted Sobol set plus perturbations of the best points) scored in
 one call, and the best global and local candidates and the best observed
-point refined by projected Adam in the unit cube. Batches (``num > 1``) use
-the kriging believer: each chosen point is observed, in fantasy, at its
-posterior mean, which leaves the mean alone and shrinks the variance around
-it (a low-rank update, ``gp.with_fantasies``), so the next one looks
-elsewhere. Points pending in a ``Study`` (asked, not told) are fantasized
-the same way. Thompson sampling draws one joint posterior sample per batch
-member on a shared candidate set. The first ``num_initial`` points come from
+point refined by projected Adam in the unit cube. Batches (``num > 1``) on
+continuous spaces use the kriging believer: each chosen point is observed, in
+fantasy, at its posterior mean, which leaves the mean alone and shrinks the
+variance around it (a low-rank update, ``gp.with_fantasies``), so the next
+one looks elsewhere. On spaces with an integer or categorical coordinate a
+batch is Thompson draws by default (``batch="auto"``): one joint posterior
+sample per member on a shared candidate set, each member the best unseen
+candidate of its draw (measured better there, and more diverse, for
+populations to fuse). Points pending in a ``Study`` (asked, not told) are
+fantasized as the believer does. The first ``num_initial`` points come from
 a scrambled Sobol sequence.
 
 The parts: ``BayesConfig`` (what is static: counts, shapes, choices) and

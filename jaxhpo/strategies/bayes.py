@@ -14,10 +14,10 @@ continuous spaces use the kriging believer: each chosen point is observed, in
 fantasy, at its posterior mean, which leaves the mean alone and shrinks the
 variance around it (a low-rank update, ``gp.with_fantasies``), so the next
 one looks elsewhere. On spaces with an integer or categorical coordinate a
-batch is, by default (``batch="auto"``), the acquisition's best point and
-then Thompson draws: one joint posterior sample per further member on a
-shared candidate set, each the best unseen candidate of its draw (measured
-better there, and more diverse, for populations to fuse). Points pending in a ``Study`` (asked, not told) are
+batch is Thompson draws by default (``batch="auto"``): one joint posterior
+sample per member on a shared candidate set, each member the best unseen
+candidate of its draw (measured better there, and more diverse, for
+populations to fuse). Points pending in a ``Study`` (asked, not told) are
 fantasized as the believer does. The first ``num_initial`` points come from
 a scrambled Sobol sequence.
 
@@ -101,8 +101,7 @@ class BayesConfig(NamedTuple):
         ``acquisition="thompson"`` always; a batch (``num > 1``) with ``batch="thompson"``, or with
         ``batch="auto"`` on a space with an integer or categorical coordinate, where Thompson batches
         were measured better (``benchmarks/README.md``, "bench_mixed.py" and
-        "bench_population_rounds.py"); there ``"auto"`` takes the first member by the acquisition
-        and the others by Thompson draws. The believer stays on continuous spaces, where it was better.
+        "bench_population_rounds.py"); the believer stays on continuous spaces, where it was better.
         """
         if self.acquisition == "thompson":
             return True
@@ -219,10 +218,9 @@ def bayes(
         batch: how a batch (``ask(..., num > 1)``) is chosen when ``acquisition`` is not
             ``"thompson"``: ``"believer"`` (kriging believer: each pick maximizes the
             acquisition, then is observed in fantasy at its posterior mean), ``"thompson"``
-            (each member the best of one joint posterior draw), or ``"auto"`` (default): on
-            spaces with an integer or categorical coordinate the first member maximizes the
-            acquisition and the others are Thompson draws given it, on continuous spaces the
-            believer, as measured (``benchmarks/README.md``). One point at a time
+            (each member the best of one joint posterior draw), or ``"auto"`` (default):
+            Thompson draws on spaces with an integer or categorical coordinate, the believer
+            on continuous ones, as measured (``benchmarks/README.md``). One point at a time
             (``num == 1``) always uses ``acquisition``.
 
     Example:
@@ -447,13 +445,11 @@ def propose(config: BayesConfig, key: Array, state: BayesState, num: int, layout
         """What was evaluated (failed trials included), is pending, or is earlier in this batch."""
         return jnp.concatenate([x_obs, x_fant]), jnp.concatenate([history.filled, m_fant])
 
-    def thompson(key: Array, post: gp.Posterior, x_fant: Array, m_fant: Array, draws: int) -> Array:
+    if config.thompson_batch(layout, num):
         joint = lambda x: gp.predict_joint(post, x, layout, kernel)  # noqa: E731
-        return optimizer.thompson_picks(key, joint, post.amplitude, top, top_ok, draws, layout,
-                                        *seen(x_fant, m_fant), count=count, repeats=config.repeats)
-
-    if config.acquisition == "thompson" or (config.thompson_batch(layout, num) and config.batch == "thompson"):
-        return thompson(k_pick, post, x_fant, m_fant, num), raw, full
+        xs = optimizer.thompson_picks(k_pick, joint, post.amplitude, top, top_ok, num, layout,
+                                      *seen(x_fant, m_fant), count=count, repeats=config.repeats)
+        return xs, raw, full
     acquisition = acq.make(config.acquisition, beta=settings.beta.astype(jnp.float64))
 
     def pick(carry, k):
@@ -474,13 +470,6 @@ def propose(config: BayesConfig, key: Array, state: BayesState, num: int, layout
             post = gp.with_fantasies(post, x_fant, m_fant, layout, kernel)
         return (post, x_fant, m_fant, slot + 1), x
 
-    if config.thompson_batch(layout, num):
-        # batch="auto" on a mixed space: the first member maximizes the acquisition (the best single
-        # pick), the others are Thompson draws from the posterior given it (diverse, and unseen)
-        keys = jax.random.split(k_pick, num)  # the believer's keys: its first pick and this one are equal
-        k_first, k_draws = keys[0], keys[1]
-        (post, x_fant, m_fant, _), first = pick((post, x_fant, m_fant, 0), k_first)
-        return jnp.concatenate([first[None], thompson(k_draws, post, x_fant, m_fant, num - 1)]), raw, full
     _, xs = jax.lax.scan(pick, (post, x_fant, m_fant, 0), jax.random.split(k_pick, num))
     return xs, raw, full
 

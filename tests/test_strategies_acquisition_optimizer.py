@@ -89,12 +89,11 @@ def test_refine_moves_every_start_as_if_it_were_alone_and_holds_categories():
                                              "c": jaxhpo.Categorical(["a", "b"])}))
     centre = jnp.array([0.7, 0.2, 0.0])
     score = lambda x: -jnp.sum((x - centre) ** 2, axis=-1) + jnp.sin(7 * x[..., 0])  # noqa: E731
-    starts = jnp.array([[0.1, 0.9, 0.25], [0.5, 0.5, 0.75], [0.95, 0.05, 0.25]], jnp.float64)
     with jax.enable_x64(True):
-        together = np.asarray(optimizer.refine(score, starts.astype(jnp.float64), layout, 15))
-        alone = np.concatenate([np.asarray(optimizer.refine(score, starts[i:i + 1].astype(jnp.float64), layout, 15))
-                                for i in range(3)])
-        before, after = np.asarray(score(starts.astype(jnp.float64))), np.asarray(score(jnp.asarray(together)))
+        starts = jnp.array([[0.1, 0.9, 0.25], [0.5, 0.5, 0.75], [0.95, 0.05, 0.25]], jnp.float64)
+        together = np.asarray(optimizer.refine(score, starts, layout, 15))
+        alone = np.concatenate([np.asarray(optimizer.refine(score, starts[i:i + 1], layout, 15)) for i in range(3)])
+        before, after = np.asarray(score(starts)), np.asarray(score(jnp.asarray(together)))
     np.testing.assert_allclose(together, alone, rtol=0, atol=1e-12)
     np.testing.assert_array_equal(together[:, 2], np.asarray(starts[:, 2]))  # the categorical coordinate is held
     assert np.all(after > before)  # each start climbed

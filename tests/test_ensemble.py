@@ -308,3 +308,35 @@ def test_nan_targets_logits_past_any_row_and_ragged_members_are_errors():
     # ragged member lists: which shapes, and what to do
     with pytest.raises(ValueError, match=r"members have shapes \[\(4, 3\), \(5, 3\)\]"):
         ensemble.fit_weights([np.full((4, 3), 1 / 3), np.full((5, 3), 1 / 3)], np.zeros(4, int))
+
+
+def test_predictions_do_not_depend_on_row_order_or_batch():
+    """Each row's prediction is bit-identical when the rows are shuffled or predicted in a chunk
+    (scikit-learn's check_methods_sample_order_invariance; XLA's vectorized dot/reduce broke it
+    in the last float32 bit, depending on where a row fell in the batch)."""
+    m, n, c = 7, 67, 3
+    probs = random_probs(5, m, n, c)
+    y = np.argmax(probs[0] + probs[3], -1)
+    reg = np.asarray(jax.random.normal(jax.random.key(6), (m, n)))
+    y_reg = reg[0] + 0.5 * reg[2]
+    fitted = {
+        "uniform": (ensemble.uniform(probs), probs),
+        "weights": (ensemble.fit_weights(probs, y), probs),
+        "greedy": (ensemble.greedy_selection(probs, y, size=9), probs),
+        "logistic": (ensemble.fit_stacking(probs, y), probs),
+        "mlp": (ensemble.fit_stacking(probs, y, meta="mlp"), probs),
+        "pooled": (ensemble.fit_stacking(probs, y, groups=[0, 0, 0, 1, 1, 2, 3]), probs),
+        "weights-reg": (ensemble.fit_weights(reg, y_reg, constraint="nonneg", intercept=True), reg),
+        "greedy-reg": (ensemble.greedy_selection(reg, y_reg, size=9, metric="mse"), reg),
+        "ridge-reg": (ensemble.fit_stacking(reg, y_reg, meta="ridge"), reg),
+    }
+    order = np.random.default_rng(0).permutation(n)
+    for name, (ens, preds) in fitted.items():
+        method = ens.predict_proba if preds.ndim == 3 else ens.predict
+        whole = np.asarray(method(preds))
+        shuffled = np.asarray(method(preds[:, order]))
+        chunk = np.asarray(method(preds[:, 3:13]))
+        np.testing.assert_array_equal(shuffled, whole[order], err_msg=name)
+        np.testing.assert_array_equal(chunk, whole[3:13], err_msg=name)
+    soft = np.asarray(ensemble.vote(probs))
+    np.testing.assert_array_equal(np.asarray(ensemble.vote(probs[:, order])), soft[order])

@@ -29,6 +29,7 @@ from flax import struct
 
 from jaxhpo.ensemble._optim import minimize_first_order, minimize_lbfgs
 from jaxhpo.ensemble._inputs import check_inputs_look_right, check_predictions, log_probs, true_class_probs
+from jaxhpo.ensemble._rowwise import member_sum
 
 Array = jax.Array
 
@@ -61,13 +62,13 @@ class WeightedEnsemble:
         """``[examples, classes]`` mixture probabilities (classification)."""
         if self.task != "classification":
             raise ValueError("predict_proba is for classification ensembles; use predict")
-        return jnp.einsum("m,mnc->nc", self.weights, self.member_probs(preds))
+        return member_sum(self.weights, self.member_probs(preds))
 
     def predict(self, preds: Array) -> Array:
         """Labels (classification) or weighted predictions plus intercept (regression)."""
         if self.task == "classification":
             return jnp.argmax(self.predict_proba(preds), axis=-1)
-        return jnp.einsum("m,mn->n", self.weights, jnp.asarray(preds, jnp.float32)) + self.intercept
+        return member_sum(self.weights, jnp.asarray(preds, jnp.float32)) + self.intercept
 
     @property
     def selected(self) -> np.ndarray:
@@ -138,9 +139,9 @@ def vote(preds: Any, *, kind: str = "soft", weights: Optional[Any] = None, input
         raise ValueError(f"weights must be [members]={m} non-negative numbers, got {weights!r}")
     w = w / jnp.sum(w)
     if kind == "soft":
-        return jnp.einsum("m,mnc->nc", w, jnp.exp(log_probs(arr, inputs)))
+        return member_sum(w, jnp.exp(log_probs(arr, inputs)))
     onehot = jax.nn.one_hot(jnp.argmax(arr, axis=-1), c)
-    return jnp.einsum("m,mnc->nc", w, onehot)
+    return member_sum(w, onehot)
 
 
 # ----------------------------------------------------------------------------- learned weights

@@ -42,6 +42,7 @@ from flax import struct
 
 from jaxhpo.ensemble._optim import minimize_first_order, minimize_lbfgs
 from jaxhpo.ensemble._inputs import check_inputs_look_right, check_predictions, log_probs
+from jaxhpo.ensemble._rowwise import member_sum, row_matmul
 
 Array = jax.Array
 
@@ -77,7 +78,7 @@ class StackingEnsemble:
         return (raw - self.mu) / self.sigma
 
     def decision(self, preds: Array) -> Array:
-        return _forward(self.meta, self.params, self.meta_features(preds))
+        return _forward(self.meta, self.params, self.meta_features(preds), rowwise=True)
 
     def predict_proba(self, preds: Array) -> Array:
         if self.task != "classification":
@@ -105,7 +106,7 @@ def _pool(values: Array, groups: tuple[int, ...] | None) -> Array:
     for j, g in enumerate(groups):
         weights[ids.index(g), j] = 1.0
     weights /= weights.sum(axis=1, keepdims=True)
-    return jnp.tensordot(jnp.asarray(weights), values, axes=1)
+    return member_sum(jnp.asarray(weights), values)
 
 
 def _raw_features(preds: Array, task: str, inputs: str, features: str = "log_probs",
@@ -120,11 +121,13 @@ def _raw_features(preds: Array, task: str, inputs: str, features: str = "log_pro
     return _pool(preds, groups).T
 
 
-def _forward(meta: str, params: Any, x: Array) -> Array:
+def _forward(meta: str, params: Any, x: Array, rowwise: bool = False) -> Array:
+    """The meta-learner's outputs; ``rowwise`` (prediction) sums so that no row depends on the others."""
+    matmul = row_matmul if rowwise else jnp.matmul
     if meta == "mlp":
-        h = jax.nn.relu(x @ params["w1"] + params["b1"])
-        return h @ params["w2"] + params["b2"]
-    return x @ params["w"] + params["b"]
+        h = jax.nn.relu(matmul(x, params["w1"]) + params["b1"])
+        return matmul(h, params["w2"]) + params["b2"]
+    return matmul(x, params["w"]) + params["b"]
 
 
 def _penalty(meta: str, params: Any) -> Array:

@@ -17,9 +17,17 @@ median over problems of its median score over seeds, the share of problems
 where it beats TPE, and the mean number of distinct configurations
 evaluated (of 40).
 
-    OPENBLAS_NUM_THREADS=1 python benchmarks/bench_mixed.py [--seeds 16] [--skopt]
+    OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 python benchmarks/bench_mixed.py [--seeds 16] [--skopt]
 
-Writes ``benchmarks/results/mixed.json``.
+Writes ``benchmarks/results/mixed.json`` (scores) and ``results/mixed_runs.json``
+(every run's 40 values and configurations). A change to jaxhpo can be scored
+against the peers' stored runs without running them again (they do not depend
+on jaxhpo; Optuna and scikit-learn are seeded):
+
+    python benchmarks/bench_mixed.py --methods "jaxhpo bayes,jaxhpo hybrid" --reuse
+
+runs the named methods and takes every other method's runs from
+``results/mixed_runs.json`` (the table says which were reused).
 """
 
 from __future__ import annotations
@@ -206,6 +214,11 @@ def main() -> None:
     parser.add_argument("--out", default="mixed", help="results/<out>.json (default: mixed)")
     parser.add_argument("--thompson", action="store_true",
                         help="add bayes(acquisition='thompson'): joint posterior draws instead of the kriging believer")
+    parser.add_argument("--methods", default=None,
+                        help="comma-separated methods to run (default: all); with --reuse the others come from "
+                             "results/<out>_runs.json")
+    parser.add_argument("--reuse", action="store_true",
+                        help="score the methods not run on their stored runs (results/<out>_runs.json)")
     args = parser.parse_args()
 
     bayes = jaxhpo.strategies.bayes()
@@ -214,6 +227,7 @@ def main() -> None:
         "optuna TPE": lambda pr, s, b: run_optuna(pr, s, b, "tpe"),
         "optuna GP": lambda pr, s, b: run_optuna(pr, s, b, "gp"),
         "random": lambda pr, s, b: run_jaxhpo(pr, s, b, jaxhpo.strategies.random()),
+        "jaxhpo hybrid": lambda pr, s, b: run_jaxhpo(pr, s, b, jaxhpo.strategies.bayes(batch="hybrid")),
     }
     if args.skopt:
         methods["skopt GP"] = run_skopt
@@ -227,9 +241,24 @@ def main() -> None:
 
     runs: dict = {}  # (problem, batch, method) -> list over seeds of [(value, key)] * 40
     seconds: dict = {}
+    to_run = set(methods) if args.methods is None else set(args.methods.split(","))
+    unknown = to_run - set(methods)
+    if unknown:
+        raise SystemExit(f"--methods: unknown {sorted(unknown)}; known: {sorted(methods)}")
+    stored = _load_runs(args.out) if args.reuse else {}
+    reused = set()
     for problem in probs:
         for batch in batches:
             for name, fn in methods.items():
+                if name not in to_run:
+                    key = (problem.name, batch, name)
+                    if key not in stored or len(stored[key]["runs"]) < args.seeds:
+                        raise SystemExit(f"--reuse: no stored runs of {name!r} on {problem.name} at batch {batch} "
+                                         f"for {args.seeds} seeds in results/{args.out}_runs.json; run it")
+                    runs[key] = stored[key]["runs"][:args.seeds]
+                    seconds[key] = stored[key]["seconds_per_run"]
+                    reused.add(name)
+                    continue
                 start = time.perf_counter()
                 runs[(problem.name, batch, name)] = [fn(problem, seed, batch) for seed in range(args.seeds)]
                 seconds[(problem.name, batch, name)] = (time.perf_counter() - start) / args.seeds
@@ -281,9 +310,42 @@ def main() -> None:
         for name, s in summary[batch].items():
             print(f"{batch:5d} {name:14s} {s['mean_score']:7.3f} {s['median_score']:7.3f} "
                   f"{100 * s['share_better_than_tpe']:9.0f}% {s['mean_distinct']:9.1f}")
-    path = write_results(args.out, {"seeds": args.seeds, "evals": EVALS, "rows": rows,
+    if reused:
+        print(f"\nreused stored runs (results/{args.out}_runs.json) of: {', '.join(sorted(reused))}")
+    path = write_results(args.out, {"seeds": args.seeds, "evals": EVALS, "rows": rows, "reused": sorted(reused),
                                    "summary": {str(k): v for k, v in summary.items()}})
+    _save_runs(args.out, {**stored, **{k: {"runs": v, "seconds_per_run": seconds[k]} for k, v in runs.items()}})
     print(f"\nwrote {path}")
+
+
+def _runs_path(out: str) -> str:
+    from benchmarks.common import RESULTS
+
+    return os.path.join(RESULTS, f"{out}_runs.json")
+
+
+def _save_runs(out: str, runs: dict) -> None:
+    """Every run's (value, configuration) pairs; non-finite values as null."""
+    import json
+
+    payload = [{"problem": p, "batch": b, "method": m, "seconds_per_run": entry["seconds_per_run"],
+                "runs": [[[v if np.isfinite(v) else None, k if isinstance(k, str) else repr(k)] for v, k in run] for run in entry["runs"]]}
+               for (p, b, m), entry in sorted(runs.items())]
+    with open(_runs_path(out), "w") as f:
+        json.dump(payload, f)
+
+
+def _load_runs(out: str) -> dict:
+    import json
+
+    if not os.path.exists(_runs_path(out)):
+        return {}
+    with open(_runs_path(out)) as f:
+        payload = json.load(f)
+    return {(e["problem"], e["batch"], e["method"]): {
+        "seconds_per_run": e["seconds_per_run"],
+        "runs": [[(math.inf if v is None else float(v), k) for v, k in run] for run in e["runs"]]}
+        for e in payload}
 
 
 if __name__ == "__main__":

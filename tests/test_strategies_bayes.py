@@ -140,12 +140,18 @@ def test_batch_auto_is_thompson_on_spaces_with_discrete_coordinates_and_the_beli
     rng = np.random.default_rng(3)
     x = rng.uniform(size=(12, 3))
     picks = {}
-    for mode in ("auto", "thompson", "believer"):
+    for mode in ("auto", "thompson", "believer", "hybrid"):
         strategy = SMALL_BO if mode == "auto" else jaxhpo.strategies.bayes(batch=mode, **SMALL)
         ask = ASK if mode == "auto" else jax.jit(strategy.ask, static_argnums=2)
         picks[mode] = np.asarray(ask(jax.random.key(4), _state_with(x, (x[:, 0] - 0.3) ** 2, strategy), 3)[0])
     np.testing.assert_array_equal(picks["auto"], picks["thompson"])
     assert not np.array_equal(picks["auto"], picks["believer"])
+    # hybrid: the acquisition's best first (the believer's first pick), then Thompson draws given it
+    assert config(batch="hybrid").hybrid_batch(continuous, 4) and not config(batch="hybrid").hybrid_batch(mixed, 1)
+    np.testing.assert_array_equal(picks["hybrid"][0], picks["believer"][0])
+    assert not np.array_equal(picks["hybrid"][1:], picks["believer"][1:])
+    assert not np.array_equal(picks["hybrid"][1:], picks["thompson"][1:])
+    assert len({tuple(np.round(row, 6)) for row in picks["hybrid"]}) == 3
 
 
 # ---------------------------------------------------------------- mixed spaces: no repeats (issue 17)
@@ -175,7 +181,7 @@ def test_a_small_finite_space_is_enumerated_without_a_repeat_then_reported_exhau
     assert len(study.trials) == 36
 
 
-@pytest.mark.parametrize("acquisition, batch", [("log_ei", "believer"), ("thompson", "auto")])
+@pytest.mark.parametrize("acquisition, batch", [("log_ei", "believer"), ("thompson", "auto"), ("log_ei", "hybrid")])
 def test_batches_are_distinct_configurations_never_seen_before(acquisition, batch):
     # all discrete, 19 x 64 x 2 x 4 = 9,728 configurations: too many to enumerate, candidates are sampled
     # (and, snapped, repeat: Thompson draws once took one configuration twice through two candidates)

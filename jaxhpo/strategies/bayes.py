@@ -70,7 +70,7 @@ from jaxhpo.strategies.sampling import scrambled_sobol, sobol_points
 Array = jax.Array
 
 ACQUISITIONS = ("log_ei", "ei", "pi", "log_pi", "ucb", "thompson")
-BATCH_MODES = ("auto", "believer", "thompson")
+BATCH_MODES = ("auto", "believer", "thompson", "hybrid")
 DESIGN_LOOKAHEAD = 32  # Sobol points the initial design looks ahead to skip repeated configurations
 
 
@@ -92,7 +92,7 @@ class BayesConfig(NamedTuple):
     pending_capacity: int
     repeats: bool
     noisy: bool
-    batch: str  # how a batch of several points is chosen: "auto", "believer" or "thompson"
+    batch: str  # how a batch of several points is chosen: "auto", "believer", "thompson" or "hybrid"
     prior_mean: bool  # whether the prior mean sits at BayesSettings.prior_mean_quantile (else the mean)
 
     def thompson_batch(self, layout: Layout, num: int) -> bool:
@@ -107,7 +107,12 @@ class BayesConfig(NamedTuple):
             return True
         if num == 1 or self.batch == "believer":
             return False
-        return self.batch == "thompson" or any(layout.discrete)
+        return self.batch in ("thompson", "hybrid") or any(layout.discrete)
+
+    def hybrid_batch(self, layout: Layout, num: int) -> bool:
+        """Whether a Thompson batch (``thompson_batch``) takes its first member by the acquisition
+        (``batch="hybrid"``): the best single pick, then draws from the posterior given it."""
+        return self.batch == "hybrid" and self.acquisition != "thompson" and self.thompson_batch(layout, num)
 
     def candidate_count(self, layout: Layout) -> int:
         """Random candidates scored per pick (``num_candidates``, default ``min(1024, 256 d)``)."""
@@ -218,7 +223,9 @@ def bayes(
         batch: how a batch (``ask(..., num > 1)``) is chosen when ``acquisition`` is not
             ``"thompson"``: ``"believer"`` (kriging believer: each pick maximizes the
             acquisition, then is observed in fantasy at its posterior mean), ``"thompson"``
-            (each member the best of one joint posterior draw), or ``"auto"`` (default):
+            (each member the best of one joint posterior draw), ``"hybrid"`` (the first
+            member maximizes the acquisition, as one point alone would; the others are
+            Thompson draws from the posterior given it), or ``"auto"`` (default):
             Thompson draws on spaces with an integer or categorical coordinate, the believer
             on continuous ones, as measured (``benchmarks/README.md``). One point at a time
             (``num == 1``) always uses ``acquisition``.
@@ -445,11 +452,13 @@ def propose(config: BayesConfig, key: Array, state: BayesState, num: int, layout
         """What was evaluated (failed trials included), is pending, or is earlier in this batch."""
         return jnp.concatenate([x_obs, x_fant]), jnp.concatenate([history.filled, m_fant])
 
-    if config.thompson_batch(layout, num):
+    def thompson(key: Array, post: gp.Posterior, x_fant: Array, m_fant: Array, draws: int) -> Array:
         joint = lambda x: gp.predict_joint(post, x, layout, kernel)  # noqa: E731
-        xs = optimizer.thompson_picks(k_pick, joint, post.amplitude, top, top_ok, num, layout,
-                                      *seen(x_fant, m_fant), count=count, repeats=config.repeats)
-        return xs, raw, full
+        return optimizer.thompson_picks(key, joint, post.amplitude, top, top_ok, draws, layout,
+                                        *seen(x_fant, m_fant), count=count, repeats=config.repeats)
+
+    if config.thompson_batch(layout, num) and not config.hybrid_batch(layout, num):
+        return thompson(k_pick, post, x_fant, m_fant, num), raw, full
     acquisition = acq.make(config.acquisition, beta=settings.beta.astype(jnp.float64))
 
     def pick(carry, k):
@@ -470,6 +479,10 @@ def propose(config: BayesConfig, key: Array, state: BayesState, num: int, layout
             post = gp.with_fantasies(post, x_fant, m_fant, layout, kernel)
         return (post, x_fant, m_fant, slot + 1), x
 
+    if config.hybrid_batch(layout, num):  # the acquisition's pick, then draws given it (as a fantasy)
+        k_first, k_draws = jax.random.split(k_pick, num)[:2]  # k_first: the believer's first key
+        (post, x_fant, m_fant, _), first = pick((post, x_fant, m_fant, 0), k_first)
+        return jnp.concatenate([first[None], thompson(k_draws, post, x_fant, m_fant, num - 1)]), raw, full
     _, xs = jax.lax.scan(pick, (post, x_fant, m_fant, 0), jax.random.split(k_pick, num))
     return xs, raw, full
 

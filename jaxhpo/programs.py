@@ -25,6 +25,7 @@ Example:
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import threading
 from typing import Any, Callable, Optional, Sequence
 
@@ -32,6 +33,11 @@ import jax
 
 from jaxhpo import executable_cache
 from jaxhpo.compile_options import COMPILER_OPTIONS
+
+
+# Tracing and lowering hold the GIL: compiles started together (a staged ask's two programs) take
+# turns there, so that the first reaches XLA, which runs without the GIL, as early as possible.
+_TRACING = threading.Lock()
 
 
 class Program:
@@ -87,11 +93,18 @@ class Program:
             future = self._compiled[signature] = cf.Future()
         shapes = jax.tree.map(_shape_of, args)
 
+        def build() -> Any:
+            # background: Python work one thread at a time (two interleaved both finish late);
+            # a foreground compile never waits for a background one
+            with _TRACING if background else contextlib.nullcontext():
+                lowered = self._fn.lower(*shapes)
+            return lowered.compile(self._options)  # XLA: in parallel with other compiles
+
         def compile_now() -> None:
             try:
                 future.set_result(executable_cache.load_or_compile(
                     self._cache_key, (str(signature[0]), repr(signature[1:]), sorted(self._options.items())),
-                    lambda: self._fn.lower(*shapes).compile(self._options)))
+                    build))
             except BaseException as e:  # noqa: BLE001 - handed to whoever runs the program
                 future.set_exception(e)
 
@@ -125,3 +138,55 @@ def _shape_of(x: Any) -> Any:
             x.shape, x.dtype, sharding=getattr(x, "sharding", None), weak_type=getattr(x, "weak_type", False)
         )
     return x
+
+
+class StagedProgram:
+    """Two programs run one after the other, as one: ``second(*args[:-2], first(*args), args[-1])``.
+
+    For an ``ask`` split in stages (``Strategy.ask_stages``): the first stage
+    maps ``(..., state, num)`` to a state of the same shapes, the second maps
+    ``(..., state, num)`` to ``(x, state)``. ``prepare`` compiles both at once,
+    each on its own thread, so on a multi-core CPU the wait is about the
+    longer of the two compiles instead of their sum. Same interface as
+    ``Program``.
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> double = Program(jax.jit(lambda k, s, n: 2 * s, static_argnums=2), static_argnums=(2,))
+        >>> plus = Program(jax.jit(lambda k, s, n: (s + n, s), static_argnums=2), static_argnums=(2,))
+        >>> both = StagedProgram(double, plus)
+        >>> both.prepare(0, jnp.ones(2), 3)
+        >>> both(0, jnp.ones(2), 3)[0].tolist()
+        [5.0, 5.0]
+        >>> both.num_compiles
+        1
+    """
+
+    def __init__(self, first: Program, second: Program) -> None:
+        self.first, self.second = first, second
+
+    @property
+    def num_compiles(self) -> int:
+        """How many signatures the staged program has compiled (both stages count as one)."""
+        return max(self.first.num_compiles, self.second.num_compiles)
+
+    @property
+    def compiling(self) -> int:
+        return max(self.first.compiling, self.second.compiling)
+
+    @property
+    def num_runs(self) -> int:
+        return self.second.num_runs
+
+    def prepare(self, *args: Any) -> None:
+        """Starts compiling both stages for the shapes of ``args``, each on a thread (the second,
+        larger one first: it is traced first, then compiles while the first is traced)."""
+        self.second.prepare(*args)
+        self.first.prepare(*args)
+
+    def ready(self, *args: Any) -> bool:
+        return self.first.ready(*args) and self.second.ready(*args)
+
+    def __call__(self, *args: Any) -> Any:
+        state = self.first(*args)
+        return self.second(*args[:-2], state, args[-1])

@@ -2,7 +2,8 @@
 and the journal's record of what an ask changed in the strategy state.
 
 A ``Study`` of a strategy made by a jaxhpo factory runs five programs
-(init, ask, initial design, in-design test, tell); every ``Study`` of an
+(init, ask, initial design, in-design test, tell; the ask as two, compiled
+side by side, when the strategy splits it in ``ask_stages``); every ``Study`` of an
 equal strategy in a process shares them, and ``executable_cache`` stores them
 across processes.
 """
@@ -17,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxhpo import compile_options, executable_cache
-from jaxhpo.programs import Program
+from jaxhpo.programs import Program, StagedProgram
 from jaxhpo.space import Space
 from jaxhpo.strategies.base import Strategy, drivers_own_capacity
 
@@ -53,7 +54,7 @@ class StudyPrograms(NamedTuple):
     """The compiled programs of a study's strategy, shared by every ``Study`` of that strategy."""
 
     init: Program  # (space, capacity, seed key) -> state
-    ask: Program  # (seed key, call number, state, num) -> (x, state)
+    ask: Program | StagedProgram  # (seed key, call number, state, num) -> (x, state); staged: two programs
     design: Optional[Program]  # the same, from the small initial-design program
     in_design: Optional[Program]  # (state, num) -> bool[]
     tell: Program  # (state, x, y) -> state
@@ -84,7 +85,9 @@ def study_programs(strategy: Strategy) -> StudyPrograms:
     small = compile_options.SMALL_PROGRAM_OPTIONS  # compiled before the first trial, run a few times
     return StudyPrograms(
         init=program("init", init, (0, 1), small),
-        ask=program("ask", keyed_ask(strategy.ask), (3,)),
+        ask=program("ask", keyed_ask(strategy.ask), (3,)) if strategy.ask_stages is None else StagedProgram(
+            program("ask-fit", keyed_ask(strategy.ask_stages[0]), (3,)),
+            program("ask-propose", keyed_ask(strategy.ask_stages[1]), (3,))),
         design=program("design", keyed_ask(strategy.design_ask), (3,), small) if design else None,
         in_design=program("in-design", strategy.in_design, (1,), small) if design else None,
         tell=program("tell", strategy.tell),

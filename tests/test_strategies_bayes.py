@@ -275,3 +275,27 @@ def test_numeric_settings_are_state_leaves_one_program_for_every_value_and_vmapp
     batched = jax.vmap(lambda b: strategy.ask(jax.random.key(2), state._replace(
         settings=state.settings._replace(beta=b)))[0])(betas)
     np.testing.assert_allclose(np.asarray(batched), np.stack([picks[0.0], picks[400.0]]), atol=1e-6)
+
+
+def test_ask_stages_compose_to_ask():
+    """bayes() splits its ask into the hyperparameter fit and the proposal (``Strategy.ask_stages``),
+    which a Study compiles as two programs side by side: together they give exactly what ``ask`` gives,
+    in the design and after it, one point and a batch, mixed and continuous spaces."""
+    continuous = jaxhpo.Space({"a": jaxhpo.Float(0.0, 1.0), "b": jaxhpo.Float(1e-3, 1.0, log=True)})
+    rng = np.random.default_rng(5)
+    fit, propose = SMALL_BO.ask_stages
+    for space, told in ((SPACE, 3), (SPACE, 12), (continuous, 12)):
+        x = rng.uniform(size=(told, space.dim))
+        state = SMALL_BO.tell(SMALL_BO.init(jax.random.key(0), space, 32), jnp.asarray(x, jnp.float32),
+                              jnp.asarray((x[:, 0] - 0.3) ** 2, jnp.float32))
+        for num in (1, 3):
+            key = jax.random.key(told + num)
+            x_ask, s_ask = SMALL_BO.ask(key, state, num)
+            fitted = fit(key, state, num)
+            x_staged, s_staged = propose(key, fitted, num)
+            np.testing.assert_array_equal(np.asarray(x_staged), np.asarray(x_ask))
+            for a, b in zip(jax.tree.leaves(s_staged), jax.tree.leaves(s_ask)):
+                np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+            if told > 5:  # past the design, the fit stage changed the hyperparameters, the propose stage did not
+                assert not np.array_equal(np.asarray(fitted.raw), np.asarray(state.raw))
+                np.testing.assert_array_equal(np.asarray(s_staged.raw), np.asarray(fitted.raw))

@@ -223,8 +223,10 @@ def test_first_ask_answers_before_the_gp_program_is_ready():
     study = jaxhpo.Study(SPACE6, jaxhpo.strategies.bayes(num_initial=3, refine_steps=3), seed=3)
     base = study._ask_fn.num_compiles  # studies of one strategy share programs
     [trial] = study.ask()
-    # the GP program compiles on a thread behind the first trial: asked for, not finished
+    # the GP program compiles on a thread behind the first trial: asked for, not finished; as two
+    # programs (the fit and the proposal, bayes()'s ask_stages), each on its own thread
     assert study._ask_fn.num_compiles == base + 1 and study._ask_fn.compiling == 1
+    assert study._ask_fn.first.compiling == 1 and study._ask_fn.second.compiling == 1
     study.tell(trial, _sphere(trial.params))
     study.optimize(_sphere, n_trials=5, progress=False)
     assert study._ask_fn.num_compiles == base + 1  # the GP asks ran the program compiled in the background
@@ -233,7 +235,8 @@ def test_first_ask_answers_before_the_gp_program_is_ready():
 
 def test_background_compile_gives_the_same_trials_as_without():
     strategy = jaxhpo.strategies.bayes(num_initial=3, refine_steps=3)
-    plain = strategy._replace(design_ask=None, in_design=None)  # every ask through the full program
+    # every ask through the one full program (no initial-design program, no stages)
+    plain = strategy._replace(design_ask=None, in_design=None, ask_stages=None)
     fast = jaxhpo.Study(SPACE6, strategy, seed=5)
     fast.optimize(_sphere, n_trials=6, progress=False)
     slow = jaxhpo.Study(SPACE6, plain, seed=5)

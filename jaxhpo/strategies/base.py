@@ -230,6 +230,13 @@ class Strategy(NamedTuple):
             can hand out in ``space`` before it is exhausted (a grid's size);
             ``None`` when there is no such bound. Drivers refuse a larger
             compiled budget instead of evaluating NaN rows.
+        ask_stages: optional ``(first, second)`` that split ``ask`` in two:
+            ``first(key, state, num) -> state`` (a model fit, say) and
+            ``second(key, state, num) -> (x, state)``, with
+            ``second(key, first(key, state, num), num)`` exactly what
+            ``ask(key, state, num)`` computes. Drivers that compile programs
+            ahead (``Study``) build the two side by side, on two threads, which
+            shortens the wait for a large ``ask`` on a multi-core CPU.
     """
 
     init: Callable[[Array, Space, int], Any]
@@ -240,6 +247,7 @@ class Strategy(NamedTuple):
     in_design: Optional[Callable[[Any, int], Array]] = None
     set_pending: Optional[Callable[[Any, Array], Any]] = None
     num_points: Optional[Callable[[Space], int]] = None
+    ask_stages: Optional[tuple[Callable[[Array, Any, int], Any], Callable[[Array, Any, int], tuple[Array, Any]]]] = None
 
     def __reduce__(self):
         """Factory-made strategies pickle as their recipe (closures cannot be pickled)."""
@@ -303,7 +311,7 @@ def factory(fn: Callable[..., "Strategy"]) -> Callable[..., "Strategy"]:
 
 
 def jit_strategy(strategy: "Strategy") -> "Strategy":
-    """``strategy`` with ``init``, ``ask``, ``tell`` and the design functions in ``jax.jit``.
+    """``strategy`` with ``init``, ``ask``, ``tell``, the design functions and the ask stages in ``jax.jit``.
 
     ``space``, ``capacity`` and ``num`` are static arguments.
     """
@@ -317,6 +325,8 @@ def jit_strategy(strategy: "Strategy") -> "Strategy":
         tell=jax.jit(strategy.tell),
         design_ask=maybe(strategy.design_ask, static_argnums=2),
         in_design=maybe(strategy.in_design, static_argnums=1),
+        ask_stages=None if strategy.ask_stages is None else tuple(
+            jax.jit(f, static_argnums=2) for f in strategy.ask_stages),
     )  # set_pending stays eager: its input's length varies, and it is a handful of operations
 
 

@@ -298,7 +298,14 @@ def bayes(
     def ask(key: Array, state: BayesState, num: int = 1) -> tuple[Array, BayesState]:
         return retraced_under_vmap(functools.partial(model_ask, config, num=num))(key, state)
 
-    return Strategy(init, ask, tell_history, design_ask=design_ask, in_design=in_design, set_pending=with_pending)
+    def fit(key: Array, state: BayesState, num: int = 1) -> BayesState:
+        return retraced_under_vmap(functools.partial(fit_stage, config, num=num))(key, state)
+
+    def propose_points(key: Array, state: BayesState, num: int = 1) -> tuple[Array, BayesState]:
+        return retraced_under_vmap(functools.partial(propose_stage, config, num=num))(key, state)
+
+    return Strategy(init, ask, tell_history, design_ask=design_ask, in_design=in_design, set_pending=with_pending,
+                    ask_stages=(fit, propose_points))
 
 
 
@@ -363,28 +370,65 @@ def initial_design_ask(config: BayesConfig, key: Array, state: BayesState, num: 
 
 
 def model_ask(config: BayesConfig, key: Array, state: BayesState, num: int = 1) -> tuple[Array, BayesState]:
-    """``ask``: the design's points while ``in_design``, the GP's proposals after."""
+    """``ask``: the design's points while ``in_design``, the GP's proposals after.
+
+    It is ``propose_stage(key, fit_stage(key, state, num), num)``: the
+    hyperparameter fit, then the acquisition with the fitted hyperparameters
+    as the state holds them. A ``Study`` compiles the two stages as two
+    programs, side by side on two threads (``Strategy.ask_stages``).
+    """
+    return propose_stage(config, key, fit_stage(config, key, state, num), num)
+
+
+def _model_data(config: BayesConfig, state: BayesState, layout: Layout) -> gp.GPData:
+    """The told points (snapped, float64) and their standardized values, failed ones masked out."""
+    history = state.history
+    x_obs = snap(jnp.where(jnp.isfinite(history.x), history.x, 0.0).astype(jnp.float64), layout)
+    y_obs, m_obs = gp.standardize_outputs(history.y.astype(jnp.float64), history.filled)
+    if config.prior_mean:
+        y_obs = gp.pessimistic_prior_mean(y_obs, m_obs, state.settings.prior_mean_quantile.astype(jnp.float64))
+    return gp.GPData(x_obs, y_obs, m_obs)
+
+
+def fit_stage(config: BayesConfig, key: Array, state: BayesState, num: int = 1) -> BayesState:
+    """``ask``'s first stage: the GP hyperparameters fitted for this ask, in the state (which
+    is unchanged while ``in_design``)."""
+    with jax.enable_x64(True):  # the model's float64 context (see model_ask's callers: retraced_under_vmap)
+        layout = state.layout.value
+        use_model = ~in_initial_design(config, state, num)
+
+        def fit(_):
+            k_fit, k_subset, _ = jax.random.split(key, 3)
+            raw, full = fit_hyperparameters(config, k_fit, k_subset, state, _model_data(config, state, layout),
+                                            layout)
+            count = state.history.count.astype(jnp.int32)
+            return raw.astype(state.raw.dtype), count, jnp.where(full, count, state.refit_count)
+
+        def keep(_):
+            return state.raw, state.fit_count, state.refit_count
+
+        raw, fit_count, refit_count = jax.lax.cond(use_model, fit, keep, None)
+    return state._replace(raw=raw, fit_count=fit_count, refit_count=refit_count)
+
+
+def propose_stage(config: BayesConfig, key: Array, state: BayesState, num: int = 1) -> tuple[Array, BayesState]:
+    """``ask``'s second stage: the design's points while ``in_design``, else the GP's proposals
+    with the hyperparameters in ``state`` (``fit_stage``'s)."""
     initial, after_design = initial_design_ask(config, key, state, num)  # exact 24-bit values in any float dtype
-    # The model runs in a local float64 context; outputs keep the history's
-    # dtype. A caller's vmap traces this function again, inside the context
-    # (retraced_under_vmap), instead of batching a traced program after the
-    # context has closed (float64 literals would then turn float32).
     with jax.enable_x64(True):
         dtype = state.history.x.dtype
         layout = state.layout.value
         use_model = ~in_initial_design(config, state, num)
 
         def model(_):
-            x, raw, full = propose(config, key, state, num, layout)
-            count = state.history.count.astype(jnp.int32)
-            return x.astype(dtype), raw.astype(state.raw.dtype), count, jnp.where(full, count, state.refit_count)
+            return propose(config, key, state, num, layout).astype(dtype)
 
         def design(_):
-            return initial, state.raw, state.fit_count, state.refit_count
+            return initial
 
-        x, raw, fit_count, refit_count = jax.lax.cond(use_model, model, design, None)
+        x = jax.lax.cond(use_model, model, design, None)
         index = jnp.where(use_model, state.index, after_design.index).astype(jnp.int32)
-    return x, state._replace(raw=raw, index=index, fit_count=fit_count, refit_count=refit_count)
+    return x, state._replace(index=index)
 
 
 def fit_hyperparameters(config: BayesConfig, key_starts: Array, key_subset: Array, state: BayesState,
@@ -422,17 +466,13 @@ def fit_hyperparameters(config: BayesConfig, key_starts: Array, key_subset: Arra
     return raw, full
 
 
-def propose(config: BayesConfig, key: Array, state: BayesState, num: int, layout: Layout
-            ) -> tuple[Array, Array, Array]:
-    """``num`` proposals from the GP (float64), the fitted hyperparameters, and whether the fit was full."""
-    k_fit, k_subset, k_pick = jax.random.split(key, 3)
+def propose(config: BayesConfig, key: Array, state: BayesState, num: int, layout: Layout) -> Array:
+    """``num`` proposals (float64) from the GP with the hyperparameters in ``state.raw``."""
+    _, _, k_pick = jax.random.split(key, 3)  # the first two keys are fit_stage's
     history, pending, settings = state.history, state.pending, state.settings
     d = layout.dim
-    x_obs = snap(jnp.where(jnp.isfinite(history.x), history.x, 0.0).astype(jnp.float64), layout)
-    y_obs, m_obs = gp.standardize_outputs(history.y.astype(jnp.float64), history.filled)
-    if config.prior_mean:
-        y_obs = gp.pessimistic_prior_mean(y_obs, m_obs, settings.prior_mean_quantile.astype(jnp.float64))
-    raw, full = fit_hyperparameters(config, k_fit, k_subset, state, gp.GPData(x_obs, y_obs, m_obs), layout)
+    x_obs, y_obs, m_obs = _model_data(config, state, layout)
+    raw = state.raw.astype(jnp.float64)
 
     # the posterior over the observations, its variance conditioned on fantasies (kriging
     # believer) at the pending points and, later, this batch's earlier picks
@@ -458,7 +498,7 @@ def propose(config: BayesConfig, key: Array, state: BayesState, num: int, layout
                                         *seen(x_fant, m_fant), count=count, repeats=config.repeats)
 
     if config.thompson_batch(layout, num) and not config.hybrid_batch(layout, num):
-        return thompson(k_pick, post, x_fant, m_fant, num), raw, full
+        return thompson(k_pick, post, x_fant, m_fant, num)
     acquisition = acq.make(config.acquisition, beta=settings.beta.astype(jnp.float64))
 
     def pick(carry, k):
@@ -482,9 +522,9 @@ def propose(config: BayesConfig, key: Array, state: BayesState, num: int, layout
     if config.hybrid_batch(layout, num):  # the acquisition's pick, then draws given it (as a fantasy)
         k_first, k_draws = jax.random.split(k_pick, num)[:2]  # k_first: the believer's first key
         (post, x_fant, m_fant, _), first = pick((post, x_fant, m_fant, 0), k_first)
-        return jnp.concatenate([first[None], thompson(k_draws, post, x_fant, m_fant, num - 1)]), raw, full
+        return jnp.concatenate([first[None], thompson(k_draws, post, x_fant, m_fant, num - 1)])
     _, xs = jax.lax.scan(pick, (post, x_fant, m_fant, 0), jax.random.split(k_pick, num))
-    return xs, raw, full
+    return xs
 
 
 def _seen(state: BayesState, layout: Layout) -> tuple[Array, Array]:

@@ -393,7 +393,11 @@ def _model_data(config: BayesConfig, state: BayesState, layout: Layout) -> gp.GP
 def fit_stage(config: BayesConfig, key: Array, state: BayesState, num: int = 1) -> BayesState:
     """``ask``'s first stage: the GP hyperparameters fitted for this ask, in the state (which
     is unchanged while ``in_design``)."""
-    with jax.enable_x64(True):  # the model's float64 context (see model_ask's callers: retraced_under_vmap)
+    # The model runs in a local float64 context; outputs keep the state's
+    # dtype. A caller's vmap traces this function again, inside the context
+    # (retraced_under_vmap), instead of batching a traced program after the
+    # context has closed (float64 literals would then turn float32).
+    with jax.enable_x64(True):
         layout = state.layout.value
         use_model = ~in_initial_design(config, state, num)
 
@@ -415,7 +419,7 @@ def propose_stage(config: BayesConfig, key: Array, state: BayesState, num: int =
     """``ask``'s second stage: the design's points while ``in_design``, else the GP's proposals
     with the hyperparameters in ``state`` (``fit_stage``'s)."""
     initial, after_design = initial_design_ask(config, key, state, num)  # exact 24-bit values in any float dtype
-    with jax.enable_x64(True):
+    with jax.enable_x64(True):  # as in fit_stage
         dtype = state.history.x.dtype
         layout = state.layout.value
         use_model = ~in_initial_design(config, state, num)

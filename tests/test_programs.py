@@ -1,12 +1,13 @@
 """Tests for jaxhpo.programs: ahead-of-time compiles on a background thread."""
 
 import threading
+import time
 
 import jax
 import jax.numpy as jnp
 import pytest
 
-from jaxhpo.programs import Program
+from jaxhpo.programs import Program, StagedProgram
 
 
 def test_prepared_program_equals_jit_and_compiles_once_per_signature():
@@ -48,3 +49,47 @@ def test_a_failed_compile_raises_where_the_program_runs():
     program.prepare(jnp.ones(2))
     with pytest.raises(TypeError, match="no such program"):
         program(jnp.ones(2))
+
+
+def test_staged_program_compiles_its_stages_side_by_side_and_runs_them_in_order():
+    traced, release = [], threading.Event()
+
+    def stage(name, fn):
+        def run(key, state, num):
+            traced.append(name)
+            release.wait(10)  # tracing blocks until the test lets it go
+            return fn(key, state, num)
+        return Program(jax.jit(run, static_argnums=2), static_argnums=(2,))
+
+    fit = stage("fit", lambda key, state, num: state * 2)
+    propose = stage("propose", lambda key, state, num: (state + num + key, state))
+    both = StagedProgram(fit, propose)
+    both.prepare(1, jnp.ones(2), 3)
+    # both stages compiling at once, on two threads; they trace one at a time (XLA then runs in parallel)
+    assert fit.compiling == 1 and propose.compiling == 1 and both.compiling == 1
+    time.sleep(0.3)
+    assert len(traced) == 1 and not both.ready(1, jnp.ones(2), 3)
+    release.set()
+    x, state = both(1, jnp.arange(2.0), 3)  # second(first(state)): (2 * state + 3 + 1, 2 * state)
+    assert x.tolist() == [4.0, 6.0] and state.tolist() == [0.0, 2.0]
+    assert sorted(traced) == ["fit", "propose"]
+    assert both.num_compiles == 1 and both.num_runs == 1
+
+
+def test_a_foreground_compile_does_not_wait_for_background_tracing():
+    started, release = threading.Event(), threading.Event()
+
+    def slow(x):
+        started.set()
+        release.wait(20)
+        return x + 1
+
+    background = Program(jax.jit(slow))
+    background.prepare(jnp.ones(3))  # holds the background tracing turn until released
+    assert started.wait(10)
+    done = []
+    worker = threading.Thread(target=lambda: done.append(Program(jax.jit(lambda x: x * 3))(jnp.ones(2))))
+    worker.start()
+    worker.join(10)
+    release.set()
+    assert done and done[0].tolist() == [3.0, 3.0]  # ran while the background trace was still blocked

@@ -33,6 +33,7 @@ runs the named methods and takes every other method's runs from
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import sys
@@ -46,7 +47,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import numpy as np  # noqa: E402
 
 import jaxhpo  # noqa: E402
-from benchmarks.common import write_results  # noqa: E402
+from benchmarks.common import RESULTS, write_results  # noqa: E402
 
 EVALS = 40
 F, I, C = jaxhpo.Float, jaxhpo.Int, jaxhpo.Categorical
@@ -319,15 +320,11 @@ def main() -> None:
 
 
 def _runs_path(out: str) -> str:
-    from benchmarks.common import RESULTS
-
     return os.path.join(RESULTS, f"{out}_runs.json")
 
 
 def _save_runs(out: str, runs: dict) -> None:
     """Every run's (value, configuration) pairs; non-finite values as null."""
-    import json
-
     payload = [{"problem": p, "batch": b, "method": m, "seconds_per_run": entry["seconds_per_run"],
                 "runs": [[[v if np.isfinite(v) else None, k if isinstance(k, str) else repr(k)] for v, k in run] for run in entry["runs"]]}
                for (p, b, m), entry in sorted(runs.items())]
@@ -336,8 +333,6 @@ def _save_runs(out: str, runs: dict) -> None:
 
 
 def _load_runs(out: str) -> dict:
-    import json
-
     if not os.path.exists(_runs_path(out)):
         return {}
     with open(_runs_path(out)) as f:

@@ -38,7 +38,7 @@ import jax
 
 from jaxhpo import compile_cache
 
-_FORMAT = 2  # 2: entries name the devices their executable runs on
+_FORMAT = 3  # 2: entries name the devices their executable runs on; 3: and whether it calls LAPACK
 HIT_EVENT = "/jaxhpo/executable_cache/hits"  # a jax.monitoring event for each executable loaded
 _TRACING_SETTINGS = (
     "jax_enable_x64",
@@ -102,12 +102,13 @@ def load_or_compile(key: Optional[str], signature: Any, compile_fn: Callable[[],
             from jax.experimental.serialize_executable import deserialize_and_load
 
             with open(path, "rb") as f:
-                payload, in_tree, out_tree, device_ids = pickle.load(f)
+                payload, in_tree, out_tree, device_ids, calls_lapack = pickle.load(f)
             # the devices it was compiled for: by default JAX would load it for every device of the
             # backend, and with several (GPUs, CPU cores as devices) it then expects one shard per device
             by_id = {d.id: d for d in jax.devices()}
             devices = [by_id[i] for i in device_ids]
-            _initialize_custom_calls()
+            if calls_lapack:  # setting LAPACK up imports SciPy (0.3 s): only for programs that need it
+                _initialize_custom_calls()
             compiled = deserialize_and_load(payload, in_tree, out_tree, execution_devices=devices)
             jax.monitoring.record_event(HIT_EVENT)
             return compiled
@@ -181,7 +182,8 @@ def _store(path: str, compiled: Any) -> None:
         from jax.experimental.serialize_executable import serialize
 
         device_ids = [d.id for d in compiled.runtime_executable().local_devices()]
-        data = pickle.dumps((*serialize(compiled), device_ids))
+        calls_lapack = 'custom_call_target="lapack_' in compiled.as_text()  # the CPU LAPACK kernels
+        data = pickle.dumps((*serialize(compiled), device_ids, calls_lapack))
         os.makedirs(os.path.dirname(path), exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-")
         with os.fdopen(fd, "wb") as f:

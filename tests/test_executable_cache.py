@@ -90,3 +90,42 @@ def test_only_programs_made_of_jaxhpo_code_are_stored():
     custom = jaxhpo.strategies.random()._replace(recipe=("my_module", "mine", (), ()))
     assert executable_cache.program_key("ask", custom) is None  # its source could change under one name
     assert executable_cache.program_key("ask", jaxhpo.strategies.random()._replace(recipe=None)) is None
+
+
+# A fresh process loads (or, the first time, compiles and stores) a program without LAPACK, notes whether
+# SciPy got imported, then one that calls LAPACK (a Cholesky solve) and runs it.
+LAPACK_SCRIPT = textwrap.dedent(
+    """
+    import json, sys, jax, jax.numpy as jnp, jaxhpo
+    from jaxhpo import executable_cache
+    jax.config.update("jax_enable_x64", True)
+    jaxhpo.compile_cache.ensure()  # as a Study or minimize does
+    key = executable_cache.program_key("test", jaxhpo.strategies.random())
+    plain = jax.jit(lambda x: jnp.cumsum(x) * 2)
+    first = executable_cache.load_or_compile(key + "plain", "sig", lambda: plain.lower(jnp.ones(4)).compile())
+    out = {"plain": first(jnp.arange(4.0)).tolist(), "scipy_after_plain": "scipy.linalg" in sys.modules}
+    solve = jax.jit(lambda a, b: jax.scipy.linalg.cho_solve(jax.scipy.linalg.cho_factor(a), b))
+    a, b = jnp.array([[4.0, 1.0], [1.0, 3.0]]), jnp.array([1.0, 2.0])
+    second = executable_cache.load_or_compile(key + "chol", "sig", lambda: solve.lower(a, b).compile())
+    out["solve"] = second(a, b).tolist()
+    print(json.dumps(out))
+    """
+)
+
+
+def test_scipy_lapack_is_set_up_only_for_a_loaded_program_that_calls_lapack(tmp_path):
+    # setting up jaxlib's LAPACK kernels imports SciPy (0.3 s, most of a warm first trial): a loaded
+    # program that does not call LAPACK must not pay it; one that does must find the kernels set up
+    env = {k: v for k, v in os.environ.items() if k != "XDG_CACHE_HOME"}
+    env.update(JAXHPO_CACHE_DIR=str(tmp_path), OPENBLAS_NUM_THREADS="1")
+    runs = []
+    for _ in range(2):  # the first stores both programs, the second loads them
+        out = subprocess.run([sys.executable, "-c", LAPACK_SCRIPT], env=env, capture_output=True, text=True,
+                             timeout=300)
+        assert out.returncode == 0, out.stderr[-3000:]
+        runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    assert len(os.listdir(tmp_path / "executables")) == 2
+    cold, warm = runs
+    assert warm["plain"] == cold["plain"] == [0.0, 2.0, 6.0, 12.0]
+    assert warm["solve"] == pytest.approx([1.0 / 11.0, 7.0 / 11.0]) and warm["solve"] == cold["solve"]
+    assert not warm["scipy_after_plain"], runs

@@ -267,7 +267,7 @@ def job_gp_program() -> dict:
     import jax.numpy as jnp
 
     import jaxhpo
-    from jaxhpo.study_programs import study_programs
+    from jaxhpo.study_programs import seed_array, study_programs
 
     counts = _count_compiles()
     stages: dict = {}  # per compile thread: trace, lower and XLA seconds (JAX's own timings)
@@ -288,7 +288,7 @@ def job_gp_program() -> dict:
     state = strategy.init(jax.random.key(0), space, 64)
     x = jax.random.uniform(jax.random.key(1), (20, 6), state.history.x.dtype)
     state = strategy.tell(state, x, jnp.sum((x - 0.3) ** 2, axis=1))
-    args = (jax.random.key(2), jnp.int32(0), state, 1)
+    args = (seed_array(2), jnp.int32(0), state, 1)
     t0 = time.perf_counter()
     program.prepare(*args)  # as a Study does behind its first trials: every stage on its own thread
     while not program.ready(*args):

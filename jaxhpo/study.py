@@ -45,7 +45,7 @@ from jaxhpo.evaluation import (
     takes_trial,
 )
 from jaxhpo.gp.blas import limit_blas_threads
-from jaxhpo.study_programs import state_delta, study_programs
+from jaxhpo.study_programs import seed_array, state_delta, study_programs
 from jaxhpo.trial import Trial, TrialState
 from jaxhpo.progress import progress_bar
 from jaxhpo.space import Categorical, Int, Space
@@ -126,11 +126,11 @@ class Study:
         self._stop = False
         self._ask_calls = 0
         compile_cache.ensure()
-        self._seed_key = jax.random.key(self.seed)
+        self._seed = seed_array(self.seed)  # the programs make its key
         programs = study_programs(self.strategy)
         self._ask_fn, self._design_fn, self._in_design, self._tell_fn = (
             programs.ask, programs.design, programs.in_design, programs.tell)
-        self._state = programs.init(space, next_capacity(1, INITIAL_CAPACITY), self._seed_key)
+        self._state = programs.init(space, next_capacity(1, INITIAL_CAPACITY), self._seed)
         self._journal: Optional[journal.Journal] = None
         if storage is not None:
             import os
@@ -427,7 +427,7 @@ class Study:
 
     def _strategy_ask(self, n: int) -> np.ndarray:
         n = int(n)
-        args = (self._seed_key, np.int32(self._ask_calls))  # the ask's key is made inside its program
+        args = (self._seed, np.int32(self._ask_calls))  # the ask's key is made inside its program
         self._ask_calls += 1
         running = [t.x for t in self.trials if t.state is TrialState.RUNNING]
         if self.strategy.set_pending is not None and (running or self._pending_told):

@@ -53,8 +53,8 @@ def state_delta(before: Any, after: Any) -> Optional[dict]:
 class StudyPrograms(NamedTuple):
     """The compiled programs of a study's strategy, shared by every ``Study`` of that strategy."""
 
-    init: Program  # (space, capacity, seed key) -> state
-    ask: Program | StagedProgram  # (seed key, call number, state, num) -> (x, state); staged: two programs
+    init: Program  # (space, capacity, seed) -> state
+    ask: Program | StagedProgram  # (seed, call number, state, num) -> (x, state); staged: two programs
     design: Optional[Program]  # the same, from the small initial-design program
     in_design: Optional[Program]  # (state, num) -> bool[]
     tell: Program  # (state, x, y) -> state
@@ -76,10 +76,10 @@ def study_programs(strategy: Strategy) -> StudyPrograms:
         return Program(compile_options.jit(named, options, static_argnums=static_argnums), static_argnums,
                        cache_key=key, compiler_options=options)
 
-    def init(space: Space, capacity: int, seed_key: jax.Array) -> Any:
+    def init(space: Space, capacity: int, seed: jax.Array) -> Any:
         # the first of the two keys a study's seed splits into; a study grows the buffer before it
         # fills, so no overflow check (a host callback would keep tell out of the compilation caches)
-        return drivers_own_capacity(strategy.init(jax.random.split(seed_key)[0], space, capacity))
+        return drivers_own_capacity(strategy.init(jax.random.split(jax.random.key(seed))[0], space, capacity))
 
     design = strategy.design_ask is not None and strategy.in_design is not None
     small = compile_options.SMALL_PROGRAM_OPTIONS  # compiled before the first trial, run a few times
@@ -95,14 +95,32 @@ def study_programs(strategy: Strategy) -> StudyPrograms:
 
 
 def keyed_ask(ask: Callable) -> Callable:
-    """``ask`` as one jitted program of ``(seed key, call number, state, num)``.
+    """``ask`` as one jitted program of ``(seed, call number, state, num)``.
 
-    The ask's key (the call number folded into the second key of the seed)
-    is made inside the program, so the initial design, which ignores its
-    key, compiles without any random-number code.
+    The ask's key (the call number folded into the second key of the seed's
+    key) is made inside the program, so the initial design, which ignores
+    its key, compiles without any random-number code, and no program runs
+    eagerly to make the seed's key (``seed_array``).
     """
 
-    def run(seed_key: jax.Array, calls: jax.Array, state: Any, num: int) -> tuple[jax.Array, Any]:
-        return ask(jax.random.fold_in(jax.random.split(seed_key)[1], calls), state, num)
+    def run(seed: jax.Array, calls: jax.Array, state: Any, num: int) -> tuple[jax.Array, Any]:
+        return ask(jax.random.fold_in(jax.random.split(jax.random.key(seed))[1], calls), state, num)
 
     return run
+
+
+def seed_array(seed: int) -> jax.Array:
+    """A study's seed as the array ``jax.random.key(seed)`` makes its key from; programs make the key.
+
+    ``jax.random.key`` run eagerly compiles two small programs (0.13-0.15 s
+    before a cold first trial); inside the study's programs it is free, and
+    from this array (converted as ``jax.random.key`` converts a Python int) it
+    gives the same key bit for bit.
+
+    Example:
+        >>> import jax
+        >>> key = jax.jit(jax.random.key)(seed_array(7))
+        >>> bool((jax.random.key_data(key) == jax.random.key_data(jax.random.key(7))).all())
+        True
+    """
+    return jnp.asarray(np.int64(seed))

@@ -725,3 +725,18 @@ def test_the_objective_receives_float64_values_and_they_are_the_trials_params():
     # float64 from the strategy's point, almost none is (a linear value 2u - 1 of a float32 u may well be)
     as_float32 = [p["C"] for p in received if float(np.float32(p["C"])) == p["C"]]
     assert len(as_float32) <= 1, as_float32
+
+
+@pytest.mark.parametrize("seed", [0, 7, 2**31 + 5, 2**40 + 3, -3])
+def test_the_seed_key_made_inside_the_programs_is_jax_random_key_of_the_seed(seed):
+    # a Study no longer runs jax.random.key eagerly (two small compiles before the first trial): its
+    # programs make the key from seed_array, and must get the same key, so that a seed's trials stay
+    from jaxhpo.study_programs import seed_array
+
+    inside = jax.jit(jax.random.key)(seed_array(seed))
+    assert np.array_equal(jax.random.key_data(inside), jax.random.key_data(jax.random.key(seed)))
+    traced = []
+    jax.monitoring.register_event_duration_secs_listener(
+        lambda e, d, **k: traced.append(e) if e.endswith("jaxpr_trace_duration") else None)
+    seed_array(seed)
+    assert not traced  # no program runs to make it

@@ -123,4 +123,7 @@ def seed_array(seed: int) -> jax.Array:
         >>> bool((jax.random.key_data(key) == jax.random.key_data(jax.random.key(7))).all())
         True
     """
-    return jnp.asarray(np.int64(seed))
+    dtype = jax.dtypes.canonicalize_dtype(np.int64)  # int32 unless 64-bit mode is on
+    if np.iinfo(dtype).min <= seed <= np.iinfo(dtype).max:
+        return jax.device_put(np.asarray(seed, dtype))  # what jnp.asarray gives, without its conversion program
+    return jnp.asarray(np.int64(seed))  # wraps as jax.random.key(seed) does

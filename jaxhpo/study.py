@@ -269,7 +269,8 @@ class Study:
         if need:
             before = self._state
             x = self._strategy_ask(need)
-            delta = state_delta(before, self._state)
+            # what the ask changed, for the journal's replay (copies the state to the host: only when journaled)
+            delta = state_delta(before, self._state) if self._journal is not None else None
             x = x[np.all(np.isfinite(x), axis=1)]
             now = time.time()
             fresh = [self._make_trial(len(self.trials) + i, row, now) for i, row in enumerate(x)]

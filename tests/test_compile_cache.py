@@ -18,14 +18,17 @@ SCRIPT = textwrap.dedent(
     if len(sys.argv) > 1:
         jax.config.update("jax_compilation_cache_dir", sys.argv[1])
     import jaxhpo
-    hits = []
+    hits, loaded = [], []  # programs from JAX's cache; a Study's own programs from jaxhpo's executables
     jax.monitoring.register_event_listener(lambda e, **k: hits.append(e) if e.endswith("cache_hits") else None)
+    jax.monitoring.register_event_listener(
+        lambda e, **k: loaded.append(e) if e == jaxhpo.executable_cache.HIT_EVENT else None)
     study = jaxhpo.Study(jaxhpo.Space({"x": jaxhpo.Float(0.0, 1.0)}), jaxhpo.strategies.random(), seed=0)
     study.optimize(lambda p: p["x"] ** 2, n_trials=3, progress=False)
+    mine = float(jax.jit(lambda x: jnp.sin(x) * 3)(0.5))  # a user's program, after jaxhpo set the cache up
     where = jaxhpo.compile_cache.cache_dir()
     files = sorted(os.listdir(where)) if where and os.path.isdir(where) else []
-    print(json.dumps({"dir": where, "files": len(files), "hits": len(hits),
-                      "values": [t.value for t in study.trials]}))
+    print(json.dumps({"dir": where, "files": len(files), "hits": len(hits), "loaded": len(loaded),
+                      "values": [t.value for t in study.trials] + [mine]}))
     """
 )
 
@@ -44,8 +47,10 @@ def test_default_cache_under_xdg_and_a_second_process_hits_it(tmp_path):
     first = _run(tmp_path, env)
     assert first["dir"] == str(tmp_path / "xdg" / "jaxhpo" / "xla")
     assert first["files"] > 0
+    assert first["hits"] == 0 and first["loaded"] == 0
     second = _run(tmp_path, env)
-    assert second["hits"] > 0
+    assert second["hits"] > 0  # the user's program
+    assert second["loaded"] >= 3  # the study's init, ask and tell, loaded without tracing
     assert second["values"] == first["values"]  # the cache changes when programs compile, not what they give
 
 

@@ -79,7 +79,7 @@ def study_programs(strategy: Strategy) -> StudyPrograms:
     def init(space: Space, capacity: int, seed: jax.Array) -> Any:
         # the first of the two keys a study's seed splits into; a study grows the buffer before it
         # fills, so no overflow check (a host callback would keep tell out of the compilation caches)
-        return drivers_own_capacity(strategy.init(jax.random.split(jax.random.key(seed))[0], space, capacity))
+        return drivers_own_capacity(strategy.init(_seed_keys(seed)[0], space, capacity))
 
     design = strategy.design_ask is not None and strategy.in_design is not None
     small = compile_options.SMALL_PROGRAM_OPTIONS  # compiled before the first trial, run a few times
@@ -104,9 +104,14 @@ def keyed_ask(ask: Callable) -> Callable:
     """
 
     def run(seed: jax.Array, calls: jax.Array, state: Any, num: int) -> tuple[jax.Array, Any]:
-        return ask(jax.random.fold_in(jax.random.split(jax.random.key(seed))[1], calls), state, num)
+        return ask(jax.random.fold_in(_seed_keys(seed)[1], calls), state, num)
 
     return run
+
+
+def _seed_keys(seed: jax.Array) -> jax.Array:
+    """The two keys a study's seed splits into, inside its programs: the first for init, the second for asks."""
+    return jax.random.split(jax.random.key(seed))
 
 
 def seed_array(seed: int) -> jax.Array:

@@ -232,11 +232,15 @@ def test_cnn_population_equals_members_trained_alone():
         jax.tree.map(lambda a, b: np.testing.assert_allclose(a[0], b[i], rtol=1e-4, atol=1e-6), st.params, state.params)
 
 
-def test_map_mode_steps_small_batches_in_small_lanes_with_the_same_result():
+def test_map_mode_sums_gradients_over_small_chunks_with_the_same_result():
+    from jaxhpo.population.program import chunk_rows
     from jaxhpo.population.program import lane_sizes as _lane_sizes
 
-    assert _lane_sizes("map", 4, 16) == (4, 8, 16) and _lane_sizes("map", 5, 100) == (8, 16, 32, 64, 128)
+    assert _lane_sizes("map", 4, 16) == (4,) and _lane_sizes("map", 5, 100) == (8, 64)
     assert _lane_sizes("vmap", 4, 16) == (16,) and _lane_sizes("chunks", 4, 16) == (16,)
+    assert chunk_rows([4, 12, 16, 3], (4,)) == [[4], [4, 4, 4], [4, 4, 4, 4], [4]]
+    assert chunk_rows([100, 7], (8, 64)) == [[64, 8, 8, 8, 8, 8], [8]]
+    # map: members of batch 12 and 16 step through 3 and 4 chunks of 4 rows; vmap: one 16-row chunk each
     data = _images()
     res_map = population.train(cnn, CNN_HP, *data, key=jax.random.key(1), mode="map", mesh=None)
     res_vmap = population.train(cnn, CNN_HP, *data, key=jax.random.key(1), mode="vmap", mesh=None)

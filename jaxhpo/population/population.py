@@ -26,7 +26,7 @@ import optax
 from jaxhpo.population.devices import default_mesh, host_local, resolve_mode
 from jaxhpo.population.inputs import ReadTracker, checked_data, checked_hparams, checked_range
 from jaxhpo.population.losses import LOSSES, LossFn, cross_entropy
-from jaxhpo.population.program import RESERVED, ProgramConfig, compiled_programs, lane_sizes, takes_train
+from jaxhpo.population.program import RESERVED, ProgramConfig, chunk_rows, compiled_programs, lane_sizes, takes_train
 
 Array = jax.Array
 
@@ -344,7 +344,7 @@ class Population:
         the slowest share sets the time: tasks are dealt, costliest first, to the
         device with the least work that still has room (each device gets a
         contiguous block of equal size). A task's cost is its remaining epochs
-        times its steps per epoch times the rows of its minibatch shape. The
+        times its steps per epoch times the rows its minibatch chunks hold. The
         results are the same in any order; ``run`` puts them back.
         """
         if self.mesh is None or cfg.mode != "map":
@@ -356,9 +356,8 @@ class Population:
         member_epochs = np.asarray(hp["epochs"], np.int64) if "epochs" in hp else np.full(t, 1 << 30)
         remaining = np.clip(np.minimum(member_epochs - epoch, num_epochs), 0, None)
         b = np.clip(np.asarray(hp.get("batch_size", np.full(t, cfg.max_batch)), np.int64), 1, cfg.max_batch)
-        sizes = np.asarray(cfg.lane_sizes)
-        lanes = sizes[np.minimum(np.searchsorted(sizes, b), len(sizes) - 1)]
-        cost = remaining * np.ceil(n_train / b) * lanes
+        rows = np.asarray([sum(c) for c in chunk_rows(b, cfg.lane_sizes)])
+        cost = remaining * np.ceil(n_train / b) * rows
         block = -(-t // devices)
         room = np.full(devices, block)
         room[-1] -= block * devices - t  # the padding copies fill the end of the last block

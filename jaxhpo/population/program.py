@@ -57,7 +57,7 @@ def lane_sizes(mode: str, low: int, high: int) -> tuple[int, ...]:
     the range is wider than 8x (``lax.switch`` picks one per chunk). Each shape
     is one more copy of the model's gradient to compile: for the flagship's
     LeNet (batches 16-128) one 16-row shape compiled in 6-7 s where the four
-    power-of-two shapes 16-128 took 16-17 s, and trained 10-15 % faster (a
+    power-of-two shapes 16-128 took 16-17 s, and trained 6-15 % faster (a
     batch of 17 runs 32 rows either way; one of 65 runs 80, not 128).
     """
     if mode != "map":

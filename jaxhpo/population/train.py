@@ -10,7 +10,9 @@ task are arrays, never shapes:
   every step, so population-based training can change them mid-run);
 * ``epochs`` and ``batch_size`` are per-member integers: a member stops
   updating after its own epoch count, and takes its own batch size and its
-  own number of steps per epoch out of a batch padded to the largest size;
+  own number of steps per epoch; a step's gradient is summed over chunks of
+  static shapes (in ``"map"`` mode small ones, see ``program.lane_sizes``;
+  under ``vmap`` one chunk of the largest batch), then divided by its rows;
 * anything the model reads (width, activation index, dropout rate, init
   scale) is passed to ``model_fn(hparams)``; ``jaxhpo.population.MLP`` and
   ``LeNet`` show how: widths masked to the largest, activations by ``lax.switch``.

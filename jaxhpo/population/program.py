@@ -55,10 +55,14 @@ def lane_sizes(mode: str, low: int, high: int) -> tuple[int, ...]:
     cut into chunks (``chunk_rows``) of the smallest power of two holding the
     smallest batch, plus every 8x larger power up to the largest batch when
     the range is wider than 8x (``lax.switch`` picks one per chunk). Each shape
-    is one more copy of the model's gradient to compile: for the flagship's
-    LeNet (batches 16-128) one 16-row shape compiled in 6-7 s where the four
-    power-of-two shapes 16-128 took 16-17 s, and trained 6-15 % faster (a
-    batch of 17 runs 32 rows either way; one of 65 runs 80, not 128).
+    is one more copy of the model's gradient to compile, so few shapes keep
+    the compile short, and a batch pads to the next multiple of a small chunk
+    (65 rows run as 80, where one shape per power of two ran 128); the
+    measurements are in ``benchmarks/README.md`` (session 14).
+
+    Example:
+        >>> lane_sizes("map", 16, 128), lane_sizes("map", 8, 512), lane_sizes("vmap", 16, 128)
+        ((16,), (8, 64, 512), (128,))
     """
     if mode != "map":
         return (high,)

@@ -87,6 +87,12 @@ def _path(key: str, signature: Any) -> Optional[str]:
     return os.path.join(directory, "executables", f"{key.split(':', 1)[0]}-{digest[:40]}.bin")
 
 
+def stored(key: Optional[str], signature: Any) -> bool:
+    """Whether an executable for ``(key, signature)`` is stored (``load_or_compile`` would load it)."""
+    path = None if key is None else _path(key, signature)
+    return path is not None and os.path.exists(path)
+
+
 def load_or_compile(key: Optional[str], signature: Any, compile_fn: Callable[[], Any]) -> Any:
     """The executable stored for ``(key, signature)``, else ``compile_fn()`` (stored for next time).
 

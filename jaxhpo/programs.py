@@ -15,7 +15,7 @@ program while the GP program compiles behind the first trials.
 Example:
     >>> import jax, jax.numpy as jnp
     >>> square = Program(jax.jit(lambda x, n: x ** n, static_argnums=1), static_argnums=(1,))
-    >>> square.prepare(jnp.ones(3), 2)   # returns at once; compiles on a thread
+    >>> pending = square.prepare(jnp.ones(3), 2)   # returns at once; compiles on a thread
     >>> square(jnp.arange(3.0), 2).tolist()
     [0.0, 1.0, 4.0]
     >>> square.num_compiles
@@ -84,27 +84,37 @@ class Program:
             for x in leaves
         )
 
-    def _future(self, args: tuple, background: bool) -> cf.Future:
+    def _future(self, args: tuple, background: bool, lower_here: bool = False) -> Optional[cf.Future]:
         signature = self._signature(args)
+        cache_signature = (str(signature[0]), repr(signature[1:]), sorted(self._options.items()))
+        if lower_here and executable_cache.stored(self._cache_key, cache_signature):
+            return None  # loads in a few milliseconds when called: nothing to overlap
         with self._lock:
             future = self._compiled.get(signature)
             if future is not None:
                 return future
             future = self._compiled[signature] = cf.Future()
         shapes = jax.tree.map(_shape_of, args)
+        lowered = None
+        if lower_here:
+            try:
+                lowered = self._fn.lower(*shapes)  # here, in the caller's thread; XLA on the thread
+            except BaseException as e:  # noqa: BLE001 - handed to whoever runs the program
+                future.set_exception(e)
+                return future
 
         def build() -> Any:
             # background: Python work one thread at a time (two interleaved both finish late);
             # a foreground compile never waits for a background one
+            if lowered is not None:
+                return lowered.compile(self._options)
             with _TRACING if background else contextlib.nullcontext():
-                lowered = self._fn.lower(*shapes)
-            return lowered.compile(self._options)  # XLA: in parallel with other compiles
+                lowering = self._fn.lower(*shapes)
+            return lowering.compile(self._options)  # XLA: in parallel with other compiles
 
         def compile_now() -> None:
             try:
-                future.set_result(executable_cache.load_or_compile(
-                    self._cache_key, (str(signature[0]), repr(signature[1:]), sorted(self._options.items())),
-                    build))
+                future.set_result(executable_cache.load_or_compile(self._cache_key, cache_signature, build))
             except BaseException as e:  # noqa: BLE001 - handed to whoever runs the program
                 future.set_exception(e)
 
@@ -116,9 +126,41 @@ class Program:
             compile_now()
         return future
 
-    def prepare(self, *args: Any) -> None:
-        """Starts compiling for the shapes of ``args`` on a thread (nothing if done or under way)."""
-        self._future(args, background=True)
+    def prepare(self, *args: Any, lower_here: bool = False) -> bool:
+        """Starts compiling for the shapes of ``args`` on a thread (nothing if done or under way);
+        returns whether the program is not ready yet (compiling, or to be loaded when called).
+
+        Args:
+            *args: arguments, or ``jax.ShapeDtypeStruct`` stand-ins, of the calls to prepare for.
+            lower_here: trace and lower in this thread before returning, so that only XLA's work
+                (which releases the GIL) runs on the thread: for programs prepared side by side
+                with work of the caller's own (tracing in two threads at once slows both). A
+                program ``executable_cache`` holds is then left to load when called.
+        """
+        future = self._future(args, background=True, lower_here=lower_here)
+        return future is not None and not future.done()
+
+    def output_shapes(self, *args: Any) -> Any:
+        """What the program returns for ``args``, as ``jax.ShapeDtypeStruct`` leaves (traced, not compiled
+        or run), placed where its outputs land: with the first array argument (so that ``prepare`` for a
+        later call on those outputs compiles the signature that call will have)."""
+        shapes = self._fn.eval_shape(*args)
+        placed = [a.sharding for i, a in enumerate(args) if i not in self._static and isinstance(a, jax.Array)]
+        if not placed:
+            return shapes
+        return jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=placed[0],
+                                                           weak_type=s.weak_type), shapes)
+
+    def output_shapes(self, *args: Any) -> Any:
+        """What the program returns for ``args``, as ``jax.ShapeDtypeStruct`` leaves (traced, not compiled
+        or run), placed where its outputs land: with the first array argument (so that ``prepare`` for a
+        later call on those outputs compiles the signature that call will have)."""
+        shapes = self._fn.eval_shape(*args)
+        placed = [a.sharding for i, a in enumerate(args) if i not in self._static and isinstance(a, jax.Array)]
+        if not placed:
+            return shapes
+        return jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=placed[0],
+                                                           weak_type=s.weak_type), shapes)
 
     def ready(self, *args: Any) -> bool:
         """Whether the program for the shapes of ``args`` is compiled."""

@@ -125,12 +125,26 @@ class Study:
         self._enqueued: list[tuple] = []  # (parameters as given, point) to evaluate next (enqueue_trial)
         self._stop = False
         self._ask_calls = 0
+        self._to_prepare: list[Callable[[], Any]] = []  # background compiles to start after an ask
         compile_cache.ensure()
         self._seed = seed_array(self.seed)  # the programs make its key
         programs = study_programs(self.strategy)
         self._ask_fn, self._design_fn, self._in_design, self._tell_fn = (
             programs.ask, programs.design, programs.in_design, programs.tell)
-        self._state = programs.init(space, next_capacity(1, INITIAL_CAPACITY), self._seed)
+        capacity = next_capacity(1, INITIAL_CAPACITY)
+        if self._design_fn is not None:
+            # init and the programs of a first ask of one trial: traced and lowered here, one after
+            # the other, and compiled by XLA on threads side by side (or loaded, when stored)
+            first = None
+            if programs.init.prepare(space, capacity, self._seed, lower_here=True):  # not stored
+                try:
+                    first = programs.init.output_shapes(space, capacity, self._seed)
+                except Exception:  # noqa: BLE001 - init's own error is raised by the call below
+                    pass
+            if first is not None:
+                self._in_design.prepare(first, 1, lower_here=True)
+                self._design_fn.prepare(self._seed, np.int32(0), first, 1, lower_here=True)
+        self._state = programs.init(space, capacity, self._seed)
         self._journal: Optional[journal.Journal] = None
         if storage is not None:
             import os
@@ -219,6 +233,7 @@ class Study:
             # the state change the original call recorded, else the call again (same key, same change)
             if not self._apply_delta(record.get("state")):
                 self._strategy_ask(record["n"])
+                self._start_prepared()
             else:
                 self._ask_calls += 1
                 self._pending_told = self.strategy.set_pending is not None and any(
@@ -286,6 +301,7 @@ class Study:
                 )
                 self.trials.extend(fresh)
             out.extend(fresh)
+            self._start_prepared()
             if not out:
                 raise SpaceExhausted(f"the search space is exhausted after {len(self.trials)} trials: the "
                                      f"strategy has no new configuration left")
@@ -437,10 +453,10 @@ class Study:
             self._pending_told = bool(running)
         if self._design_fn is not None and bool(self._in_design(self._state, n)):
             # the initial design from a small program; the full one compiles behind it (started
-            # after this answer, so that its tracing does not hold the GIL while the design runs)
+            # once the trials are made, so that its tracing does not hold the GIL before they are)
             state = self._state
             x, self._state = self._design_fn(*args, state, n)
-            self._ask_fn.prepare(*args, state, n)
+            self._to_prepare.append(lambda: self._ask_fn.prepare(*args, state, n))
         else:
             with limit_blas_threads():  # GP strategies call LAPACK (jaxhpo.gp.blas)
                 x, self._state = jax.block_until_ready(self._ask_fn(*args, self._state, n))
@@ -471,7 +487,13 @@ class Study:
         # once the buffer is half full (a GP program compiles in seconds: tens of fast trials
         # ahead), and only past any budget reserved (which already sized the buffer)
         if outstanding > self._budget_end and outstanding + max(4 * n, history.capacity // 2) > history.capacity:
-            self._ask_fn.prepare(*args, grow_state(self._state, 2 * history.capacity), n)
+            grown = grow_state(self._state, 2 * history.capacity)
+            self._to_prepare.append(lambda: self._ask_fn.prepare(*args, grown, n))
+
+    def _start_prepared(self) -> None:
+        """Starts the background compiles the last ask asked for."""
+        while self._to_prepare:
+            self._to_prepare.pop(0)()
 
     def _make_trial(self, number: int, x: np.ndarray, when: Optional[float]) -> Trial:
         params = self.space.to_python(self.space.decode_numpy(x))

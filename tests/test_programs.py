@@ -93,3 +93,37 @@ def test_a_foreground_compile_does_not_wait_for_background_tracing():
     worker.join(10)
     release.set()
     assert done and done[0].tolist() == [3.0, 3.0]  # ran while the background trace was still blocked
+
+
+def test_lower_here_traces_in_the_callers_thread_and_leaves_xla_to_a_thread():
+    tracing_threads = []
+
+    def double(x):
+        tracing_threads.append(threading.current_thread())
+        return 2 * x
+
+    program = Program(jax.jit(double))
+    program.prepare(jnp.ones(3), lower_here=True)
+    assert tracing_threads == [threading.current_thread()]  # traced here, before prepare returned
+    assert program.num_compiles == 1
+    assert program(jnp.arange(3.0)).tolist() == [0.0, 2.0, 4.0]
+    assert program.num_compiles == 1 and len(tracing_threads) == 1  # the call ran what was prepared
+
+
+def test_lower_here_leaves_a_stored_executable_to_load_when_called(monkeypatch):
+    from jaxhpo import executable_cache
+
+    monkeypatch.setattr(executable_cache, "stored", lambda key, signature: True)
+    program = Program(jax.jit(lambda x: x + 1), cache_key="test-stored")
+    assert program.prepare(jnp.ones(2), lower_here=True) is False  # nothing to overlap
+    assert program.num_compiles == 0
+
+
+def test_output_shapes_prepare_the_signature_a_later_call_on_the_outputs_has():
+    make = Program(jax.jit(lambda x: (jnp.cumsum(x), jnp.sum(x) > 0, 1.0)))
+    use = Program(jax.jit(lambda out: out[0] * out[1] + out[2]))
+    shapes = make.output_shapes(jnp.ones(3))
+    assert make.num_compiles == 0  # traced, not compiled
+    use.prepare(shapes, lower_here=True)
+    assert use(make(jnp.ones(3))).tolist() == [2.0, 3.0, 4.0]
+    assert use.num_compiles == 1  # the real outputs matched the prepared signature (weak types, placement)

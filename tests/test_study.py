@@ -233,6 +233,20 @@ def test_first_ask_answers_before_the_gp_program_is_ready():
     assert len({tuple(t.params.values()) for t in study.trials}) == 6
 
 
+def test_a_first_asks_programs_compile_while_the_study_is_made(monkeypatch):
+    from jaxhpo import executable_cache
+
+    monkeypatch.setattr(executable_cache, "stored", lambda key, signature: False)  # as on a cold machine
+    strategy = jaxhpo.strategies.bayes(num_initial=4, refine_steps=2)  # programs no other test shares
+    study = jaxhpo.Study(SPACE6, strategy, seed=1)
+    # the initial design's programs were compiled beside init, for a first ask of one trial
+    assert study._design_fn.num_compiles == 1 and study._in_design.num_compiles == 1
+    [trial] = study.ask()
+    assert study._design_fn.num_compiles == 1 and study._in_design.num_compiles == 1  # those ran it
+    plain = jaxhpo.Study(SPACE6, strategy._replace(design_ask=None, in_design=None, ask_stages=None), seed=1)
+    assert trial.params == plain.ask()[0].params
+
+
 def test_background_compile_gives_the_same_trials_as_without():
     strategy = jaxhpo.strategies.bayes(num_initial=3, refine_steps=3)
     # every ask through the one full program (no initial-design program, no stages)

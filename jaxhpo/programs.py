@@ -188,9 +188,10 @@ class StagedProgram:
     For an ``ask`` split in stages (``Strategy.ask_stages``): the first stage
     maps ``(..., state, num)`` to a state of the same shapes, the second maps
     ``(..., state, num)`` to ``(x, state)``. ``prepare`` compiles both at once,
-    each on its own thread, so on a multi-core CPU the wait is about the
-    longer of the two compiles instead of their sum. Same interface as
-    ``Program``.
+    each on its own thread: one stage is traced while XLA compiles the other,
+    and XLA's work of both shares the cores (it already runs one compile on
+    several threads, so on few cores the wait shrinks by less than half).
+    Same interface as ``Program``.
 
     Example:
         >>> import jax, jax.numpy as jnp

@@ -128,7 +128,8 @@ class Program:
 
     def prepare(self, *args: Any, lower_here: bool = False) -> bool:
         """Starts compiling for the shapes of ``args`` on a thread (nothing if done or under way);
-        returns whether the program is not ready yet (compiling, or to be loaded when called).
+        returns whether a compile for them is under way (False when the program is ready or,
+        with ``lower_here``, left to load from ``executable_cache`` when called).
 
         Args:
             *args: arguments, or ``jax.ShapeDtypeStruct`` stand-ins, of the calls to prepare for.

@@ -36,7 +36,7 @@ from typing import Any, Callable, Optional
 
 import jax
 
-from jaxhpo import compile_cache
+from jaxhpo import compile_cache, lapack
 
 _FORMAT = 3  # 2: entries name the devices their executable runs on; 3: and whether it calls LAPACK
 HIT_EVENT = "/jaxhpo/executable_cache/hits"  # a jax.monitoring event for each executable loaded
@@ -113,8 +113,8 @@ def load_or_compile(key: Optional[str], signature: Any, compile_fn: Callable[[],
             # backend, and with several (GPUs, CPU cores as devices) it then expects one shard per device
             by_id = {d.id: d for d in jax.devices()}
             devices = [by_id[i] for i in device_ids]
-            if calls_lapack:  # setting LAPACK up imports SciPy (0.3 s): only for programs that need it
-                _initialize_custom_calls()
+            if calls_lapack:  # what lowering would have set up: without it, calls through null pointers
+                lapack.initialize()
             compiled = deserialize_and_load(payload, in_tree, out_tree, execution_devices=devices)
             jax.monitoring.record_event(HIT_EVENT)
             return compiled
@@ -163,24 +163,6 @@ def _persistent_cache_hits() -> int:
     """How many programs this thread has loaded from JAX's persistent cache (the event fires in the compiling thread)."""
     _listen_for_cache_hits()
     return getattr(_hits, "count", 0)
-
-
-@functools.lru_cache(maxsize=1)
-def _initialize_custom_calls() -> None:
-    """Sets up what lowering would have: jaxlib's LAPACK kernels (Cholesky, triangular solves...).
-
-    jaxlib points its CPU LAPACK custom calls at SciPy's LAPACK the first time
-    a program using them is lowered; an executable loaded without lowering
-    would otherwise call through null pointers.
-    """
-    import numpy as np
-
-    try:
-        from jaxlib import lapack
-
-        lapack.prepare_lapack_call("potrf", np.dtype(np.float64))
-    except Exception:  # noqa: BLE001 - no CPU LAPACK in this jaxlib: nothing to set up
-        pass
 
 
 def _store(path: str, compiled: Any) -> None:

@@ -78,15 +78,25 @@ class Program:
         dynamic = [a for i, a in enumerate(args) if i not in self._static]
         static = tuple(a for i, a in enumerate(args) if i in self._static)
         leaves, tree = jax.tree.flatten(dynamic)
+        # the objects themselves (hashable, compared cheaply: this runs on every call), not their text
         return tree, static, tuple(
-            (getattr(x, "shape", ()), str(getattr(x, "dtype", type(x))), getattr(x, "weak_type", False),
-             str(getattr(x, "sharding", None)))
+            (getattr(x, "shape", ()), getattr(x, "dtype", type(x)), getattr(x, "weak_type", False),
+             getattr(x, "sharding", None))
             for x in leaves
         )
 
+    def _cache_signature(self, signature: Any) -> Any:
+        """``signature`` as ``executable_cache`` keys it: text that is the same in every process."""
+        tree, static, leaves = signature
+        text = tuple((shape, str(dtype), weak, str(sharding)) for shape, dtype, weak, sharding in leaves)
+        return str(tree), repr((static, text)), sorted(self._options.items())
+
     def _future(self, args: tuple, background: bool, lower_here: bool = False) -> Optional[cf.Future]:
         signature = self._signature(args)
-        cache_signature = (str(signature[0]), repr(signature[1:]), sorted(self._options.items()))
+        future = self._compiled.get(signature)
+        if future is not None:  # the common case, kept cheap: a program called again
+            return future
+        cache_signature = self._cache_signature(signature)
         if lower_here and executable_cache.stored(self._cache_key, cache_signature):
             return None  # loads in a few milliseconds when called: nothing to overlap
         with self._lock:

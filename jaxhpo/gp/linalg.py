@@ -27,10 +27,13 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from jaxhpo import lapack
+
 Array = jax.Array
 
 
 def _factor(a: Array) -> tuple[Array, Array]:
+    lapack.initialize()  # at trace time: before jax's lowering sets LAPACK up by importing scipy.linalg
     chol = jax.lax.linalg.cholesky(a, symmetrize_input=False)  # NaN where not positive definite
     eye = jnp.eye(a.shape[-1], dtype=a.dtype)
     inv = jax.lax.linalg.triangular_solve(chol, eye, left_side=True, lower=True)

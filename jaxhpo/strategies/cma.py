@@ -34,6 +34,7 @@ from typing import NamedTuple, Optional
 import jax
 import jax.numpy as jnp
 
+from jaxhpo import lapack
 from jaxhpo.space import Space
 from jaxhpo.strategies.base import History, Static, Strategy, history_add, history_init, factory
 
@@ -318,6 +319,7 @@ def cma_es(
         cov = decay * state.cov + c_1 * jnp.outer(p_c, p_c) + c_mu * rank_mu
         cov = 0.5 * (cov + cov.T)
         sigma = state.sigma * jnp.exp(jnp.minimum((c_sigma / d_sigma) * (norm_ps / chi_n - 1.0), 1.0))
+        lapack.initialize()  # at trace time, the fast way (eigh calls LAPACK on CPU)
         eigvals, eigvecs = jnp.linalg.eigh(cov)
         eigvals = jnp.maximum(eigvals, 1e-20)
         best = jnp.min(fit)

@@ -91,9 +91,29 @@ def test_refine_moves_every_start_as_if_it_were_alone_and_holds_categories():
     score = lambda x: -jnp.sum((x - centre) ** 2, axis=-1) + jnp.sin(7 * x[..., 0])  # noqa: E731
     with jax.enable_x64(True):
         starts = jnp.array([[0.1, 0.9, 0.25], [0.5, 0.5, 0.75], [0.95, 0.05, 0.25]], jnp.float64)
-        together = np.asarray(optimizer.refine(score, starts, layout, 15))
-        alone = np.concatenate([np.asarray(optimizer.refine(score, starts[i:i + 1], layout, 15)) for i in range(3)])
+        together, scores = optimizer.refine(score, starts, layout, 15)
+        together, scores = np.asarray(together), np.asarray(scores)
+        alone = np.concatenate([np.asarray(optimizer.refine(score, starts[i:i + 1], layout, 15)[0]) for i in range(3)])
         before, after = np.asarray(score(starts)), np.asarray(score(jnp.asarray(together)))
     np.testing.assert_allclose(together, alone, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(scores, after, rtol=1e-12)  # the scores it returns are those of the points
     np.testing.assert_array_equal(together[:, 2], np.asarray(starts[:, 2]))  # the categorical coordinate is held
     assert np.all(after > before)  # each start climbed
+
+
+def test_refine_keeps_the_best_point_of_each_path_snapped_and_scored():
+    # an integer coordinate: the point returned is the best seen along the path, snapped to its
+    # bin, and the score returned is that of the snapped point (what will be evaluated)
+    layout = Layout.from_space(jaxhpo.Space({"x": jaxhpo.Float(0.0, 1.0), "n": jaxhpo.Int(0, 4)}))
+    score = lambda x: -jnp.sum((x - jnp.array([0.3, 0.55])) ** 2, axis=-1)  # noqa: E731
+    with jax.enable_x64(True):
+        starts = jnp.array([[0.9, 0.1], [0.2, 0.95]], jnp.float64)
+        x, scores = optimizer.refine(score, starts, layout, 30)
+        snapped = snap(x, layout)
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(snapped))
+        np.testing.assert_allclose(np.asarray(scores), np.asarray(score(x)), rtol=1e-12)
+        # no step taken: the starts themselves, snapped, and their scores
+        x0, s0 = optimizer.refine(score, starts, layout, 0)
+        np.testing.assert_array_equal(np.asarray(x0), np.asarray(snap(starts, layout)))
+        np.testing.assert_allclose(np.asarray(s0), np.asarray(score(snap(starts, layout))), rtol=1e-12)
+    assert np.all(np.abs(np.asarray(x)[:, 0] - 0.3) < 0.5 * np.abs(np.asarray(starts)[:, 0] - 0.3))  # climbed

@@ -86,30 +86,39 @@ def admissible(scores: Array, x: Array, seen_x: Array, seen_m: Array, repeats: b
     return scores if repeats else jnp.where(unseen(x, seen_x, seen_m), scores, -jnp.inf)
 
 
-def refine(score: ScoreFn, starts: Array, layout: Layout, steps: int) -> Array:
+def refine(score: ScoreFn, starts: Array, layout: Layout, steps: int) -> tuple[Array, Array]:
     """Projected Adam ascent of ``score`` from each row of ``starts`` in the unit cube (categorical
-    coordinates held), keeping the best point seen along each path.
+    coordinates held), keeping the best point seen along each path; returns that point snapped (as it
+    will be evaluated, ``snap``) and its score.
 
     The rows move together: ``score`` scores each row on its own, so one pullback of ones gives every
-    row its own gradient (one traced program for all rows, no ``vmap``).
+    row its own gradient (one traced program for all rows, no ``vmap``). Every score is taken by the
+    loop's one instance of ``score``: ``steps + 1`` points along each path (the start, then after each
+    step), then one more pass scores the snapped best points. Each separate call of ``score`` would be
+    XLA code of its own (a third of the proposal program's compile for two of them).
+
+    Returns:
+        ``(x [n, d], scores [n])``: the best point of each path, snapped, and its score.
     """
     movable = jnp.asarray(~layout.categorical, jnp.float64)
     objective = lambda x: -score(x)  # noqa: E731  [n] values, lower is better
     opt = optax.adam(optax.cosine_decay_schedule(0.05, max(steps, 1), alpha=0.01))
 
-    def step(carry, _):
+    def step(carry, i):
         x, state, best_x, best_v = carry
-        v, pullback = jax.vjp(objective, x)
+        last = i > steps  # the final pass: the snapped best points, not a step
+        at = jnp.where(last, snap(best_x, layout), x)
+        v, pullback = jax.vjp(objective, at)
         (g,) = pullback(jnp.ones_like(v))
         g = jnp.where(jnp.isfinite(g), g, 0.0) * movable
-        better = v < best_v
-        best_x, best_v = jnp.where(better[:, None], x, best_x), jnp.where(better, v, best_v)
+        better = (v < best_v) & ~last
+        best_x, best_v = jnp.where(better[:, None], at, best_x), jnp.where(better, v, best_v)
         updates, state = opt.update(g, state, x)
-        return (jnp.clip(optax.apply_updates(x, updates), 0.0, 1.0), state, best_x, best_v), None
+        return (jnp.clip(optax.apply_updates(x, updates), 0.0, 1.0), state, best_x, best_v), v
 
     init = (starts, opt.init(starts), starts, jnp.full(starts.shape[:1], jnp.inf, starts.dtype))
-    (x, _, best_x, best_v), _ = jax.lax.scan(step, init, None, length=steps)
-    return jnp.where((objective(x) < best_v)[:, None], x, best_x)
+    (_, _, best_x, _), values = jax.lax.scan(step, init, jnp.arange(steps + 2))
+    return snap(best_x, layout), -values[-1]
 
 
 def maximize(key: Array, score: ScoreFn, top: Array, top_ok: Array, layout: Layout, seen_x: Array, seen_m: Array,
@@ -138,9 +147,10 @@ def maximize(key: Array, score: ScoreFn, top: Array, top_ok: Array, layout: Layo
     global_idx = gp.top_indices(scores[:globals_], n_global)
     local_idx = globals_ + gp.top_indices(scores[globals_:], n_local)
     starts = jnp.concatenate([cands[global_idx], cands[local_idx], snap(top[:1], layout)])
-    refined = snap(refine(score, starts, layout, refine_steps), layout)
+    refined, refined_scores = refine(score, starts, layout, refine_steps)
     pool = jnp.concatenate([refined, cands[global_idx[:1]], cands[local_idx[:1]]])
-    final = admissible(score(pool), pool, seen_x, seen_m, repeats)
+    final = jnp.concatenate([admissible(refined_scores, refined, seen_x, seen_m, repeats),
+                             scores[global_idx[:1]], scores[local_idx[:1]]])  # candidates: scored above
     return _chosen(pool, final, cands, scores, enumerated(layout, count))
 
 

@@ -425,10 +425,11 @@ class Study:
         history = self._state.history
         if int(history.count) + 1 > history.capacity:
             self._grow(next_capacity(int(history.count) + 1, 2 * history.capacity))
-        # converted by NumPy and put on the device as they are: jnp.asarray(..., dtype) would
-        # compile a conversion program per shape in every process
-        y = jax.device_put(np.asarray([self._sign * value], history.y.dtype))
-        self._state = self._tell_fn(self._state, jax.device_put(np.asarray(trial.x[None], history.x.dtype)), y)
+        # converted by NumPy and handed to the program as they are (it puts them on its device: 0.1 ms,
+        # against 0.4 ms for jax.device_put); jnp.asarray(..., dtype) would compile a conversion program
+        # per shape in every process
+        y = np.asarray([self._sign * value], history.y.dtype)
+        self._state = self._tell_fn(self._state, np.asarray(trial.x[None], history.x.dtype), y)
 
     def reserve(self, n_trials: int) -> None:
         """Makes room for ``n_trials`` more trials now, so the strategy's buffers (and its

@@ -73,15 +73,15 @@ def initialize() -> None:
     with _lock:
         if _done:
             return
-        try:
-            from jaxlib.cpu import _lapack
-        except ImportError:  # no CPU LAPACK in this jaxlib: nothing to set up
-            _done = True
-            return
         if "scipy.linalg" not in sys.modules:
             _load_scipy_extensions()
         try:
-            _lapack.initialize()  # imports the two modules: from sys.modules when loaded above
-        except Exception:  # noqa: BLE001 - raised again, clearly, by the first LAPACK call
+            import numpy as np
+            from jaxlib import lapack as jaxlib_lapack
+
+            # jaxlib's own set-up, as its lowering of a Cholesky runs it: it imports the two modules
+            # (from sys.modules when loaded above)
+            jaxlib_lapack.prepare_lapack_call("potrf", np.dtype(np.float64))
+        except Exception:  # noqa: BLE001 - no CPU LAPACK in this jaxlib: nothing to set up
             pass
         _done = True

@@ -219,3 +219,25 @@ def test_fusion_with_unseeded_randomized_members_passes_every_check_three_times_
             failed = [(r["check_name"], str(r["exception"])[:300]) for r in report if r["status"] == "failed"]
             assert not failed, (round_, type(estimator).__name__, failed)
             assert sum(r["status"] == "passed" for r in report) > 40
+
+
+@pytest.mark.parametrize("method", ["weights", "stacking", "greedy", "vote"])
+def test_predicting_again_builds_no_program(method):
+    # a fitted fusion's predictions sum members in order with a scan; called eagerly, a bare scan of a
+    # new closure compiled on every call (about 0.1 s each: check_estimator's rounds compiled it 96 times)
+    from _compiles import counting
+
+    X, y = load_iris(return_X_y=True)
+    fusion = FusionClassifier([("lr", LogisticRegression(max_iter=500)), ("nb", GaussianNB())], method=method,
+                              cv=2, random_state=0).fit(X, y)
+    first = fusion.predict_proba(X[:40])
+    with counting() as count:
+        again = fusion.predict_proba(X[40:80])
+        fusion.predict(X[80:120])
+    assert count.programs == 0, f"{count.programs} programs built for predictions of an already seen shape"
+    assert first.shape == again.shape == (40, 3)
+    regression = FusionRegressor([("lin", LinearRegression()), ("ridge", Ridge())], cv=2).fit(X, y.astype(float))
+    regression.predict(X[:40])
+    with counting() as count:
+        regression.predict(X[40:80])
+    assert count.programs == 0

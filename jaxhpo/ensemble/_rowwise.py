@@ -24,6 +24,7 @@ import jax.numpy as jnp
 Array = jax.Array
 
 
+@jax.jit  # compiled once per shape: called eagerly, a bare ``lax.scan`` of a new ``step`` compiles every call
 def member_sum(weights: Array, values: Array) -> Array:
     """``sum_m weights[..., m] * values[m]``, summed over members in order.
 

@@ -224,16 +224,25 @@ def test_bagged_greedy_averages_bags_of_the_reference():
 
 
 def test_stacking_chooses_l2_by_cross_validation():
-    from jaxhpo.ensemble.stacking import L2_GRID, _select_l2_jit
+    from jaxhpo.ensemble.stacking import L2_GRID, _select_and_fit_jit
 
     probs = random_probs(11, 4, 300, 3)
     y = np.argmax(probs[0] + 0.3 * random_probs(12, 1, 300, 3)[0], -1)
     meta = ensemble.fit_stacking(probs, y, l2="auto")
     assert float(np.mean(np.asarray(meta.predict(probs)) == y)) > 0.9
     x = np.asarray(meta.meta_features(probs))
-    l2, losses = _select_l2_jit("logistic", x, jax.nn.one_hot(y, 3), jnp.asarray(y), 100, 32, jax.random.key(0),
-                                True)
-    assert float(l2) == pytest.approx(L2_GRID[int(np.argmin(np.asarray(losses)))])
+    _, l2, losses = _select_and_fit_jit("logistic", x, jax.nn.one_hot(y, 3), jnp.asarray(y), jnp.float32(0.0),
+                                        jnp.asarray(True), jnp.int32(100), 32, jax.random.key(0), True)
+    losses = np.asarray(losses)
+    assert losses.shape == (len(L2_GRID), 3) and np.all(np.isfinite(losses))
+    assert float(l2) == pytest.approx(L2_GRID[int(np.argmin(losses.mean(axis=1)))])
+    # the chosen penalty gives the fit a user gets by passing it, from the same compiled program
+    programs = _select_and_fit_jit._cache_size()
+    fixed = ensemble.fit_stacking(probs, y, l2=float(l2))
+    np.testing.assert_allclose(np.asarray(fixed.predict_proba(probs)), np.asarray(meta.predict_proba(probs)),
+                               rtol=1e-5, atol=1e-6)
+    ensemble.fit_stacking(probs, y, l2=0.3, steps=40)
+    assert _select_and_fit_jit._cache_size() == programs  # one program: l2 chosen or given, any steps
 
 
 def test_stacking_on_probabilities_matches_sklearn_stacking_features():

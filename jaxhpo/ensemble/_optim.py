@@ -1,15 +1,27 @@
-"""Fixed-step Optax minimization loops (``lax.scan``) shared by the ensemble fits."""
+"""Optax minimization loops shared by the ensemble fits: a fixed number of steps (``lax.scan``, with the
+loss at every step), or a traced number (``lax.fori_loop``: fits of several lengths share one compiled loop)."""
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 import jax
 import optax
 
 
-def minimize_lbfgs(loss: Callable[[Any], jax.Array], params: Any, steps: int) -> tuple[Any, jax.Array]:
-    """``steps`` iterations of ``optax.lbfgs`` (zoom line search) from ``params``; returns ``(params, losses)``."""
+def _run(step: Callable, carry: Any, steps: int, limit: Optional[jax.Array]) -> tuple[Any, Optional[jax.Array]]:
+    if limit is None:
+        return jax.lax.scan(step, carry, None, length=steps)
+    return jax.lax.fori_loop(0, limit, lambda _, c: step(c, None)[0], carry), None
+
+
+def minimize_lbfgs(loss: Callable[[Any], jax.Array], params: Any, steps: int,
+                   limit: Optional[jax.Array] = None) -> tuple[Any, Optional[jax.Array]]:
+    """``steps`` iterations of ``optax.lbfgs`` (zoom line search) from ``params``; returns ``(params, losses)``.
+
+    With ``limit`` (an int array, may be traced) it runs ``limit`` iterations instead and returns
+    ``(params, None)``.
+    """
     opt = optax.lbfgs()
     value_and_grad = optax.value_and_grad_from_state(loss)
 
@@ -19,13 +31,14 @@ def minimize_lbfgs(loss: Callable[[Any], jax.Array], params: Any, steps: int) ->
         u, s = opt.update(g, s, p, value=value, grad=g, value_fn=loss)
         return (optax.apply_updates(p, u), s), value
 
-    (params, _), trace = jax.lax.scan(step, (params, opt.init(params)), None, length=steps)
+    (params, _), trace = _run(step, (params, opt.init(params)), steps, limit)
     return params, trace
 
 
 def minimize_first_order(loss: Callable[[Any], jax.Array], params: Any, steps: int,
-                         opt: optax.GradientTransformation) -> tuple[Any, jax.Array]:
-    """``steps`` iterations of a first-order Optax optimizer (Adam...) from ``params``."""
+                         opt: optax.GradientTransformation,
+                         limit: Optional[jax.Array] = None) -> tuple[Any, Optional[jax.Array]]:
+    """``steps`` iterations of a first-order Optax optimizer (Adam...) from ``params``; ``limit`` as above."""
 
     def step(carry, _):
         p, s = carry
@@ -33,5 +46,5 @@ def minimize_first_order(loss: Callable[[Any], jax.Array], params: Any, steps: i
         u, s = opt.update(g, s, p)
         return (optax.apply_updates(p, u), s), value
 
-    (params, _), trace = jax.lax.scan(step, (params, opt.init(params)), None, length=steps)
+    (params, _), trace = _run(step, (params, opt.init(params)), steps, limit)
     return params, trace

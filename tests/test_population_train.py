@@ -263,3 +263,23 @@ def test_model_fn_is_probed_once_per_population_not_at_every_init_or_run():
     for _ in range(3):
         state, _, _ = pop.run(state, 1)
     assert calls["outside"] == 1
+
+
+def test_take_rows_gathers_a_whole_tree_in_one_program_and_leaves_numpy_trees_to_numpy():
+    from _compiles import counting
+
+    from jaxhpo.population.population import take_rows
+
+    rng = np.random.default_rng(1)
+    tree = {"w": jnp.asarray(rng.normal(size=(7, 3, 2)), jnp.float32), "b": jnp.asarray(rng.normal(size=(7, 5))),
+            "n": jnp.arange(7, dtype=jnp.int32), "k": jax.random.split(jax.random.key(0), 7)}
+    index = np.array([6, 0, 3, 3, 1])
+    with counting() as count:
+        rows = take_rows(tree, index)
+    assert count.programs == 1  # one gather for four leaf shapes (leaf by leaf: one program each)
+    for name in ("w", "b", "n"):
+        np.testing.assert_array_equal(np.asarray(rows[name]), np.asarray(tree[name])[index])
+    np.testing.assert_array_equal(jax.random.key_data(rows["k"]), np.asarray(jax.random.key_data(tree["k"]))[index])
+    numpy_tree = {"a": np.arange(14.0).reshape(7, 2)}  # results gathered from other processes stay NumPy
+    out = take_rows(numpy_tree, index)
+    assert isinstance(out["a"], np.ndarray) and np.array_equal(out["a"], numpy_tree["a"][index])

@@ -14,6 +14,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import inspect
 import math
 from typing import Any, Callable, Mapping, NamedTuple, Optional, Union
@@ -23,6 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from jaxhpo import compile_options
 from jaxhpo.population.devices import default_mesh, host_local, resolve_mode
 from jaxhpo.population.inputs import ReadTracker, checked_data, checked_hparams, checked_range
 from jaxhpo.population.losses import LOSSES, LossFn, cross_entropy
@@ -287,20 +289,19 @@ class Population:
         if total == n_tasks:
             return tree, n_tasks
         idx = np.minimum(np.arange(total), n_tasks - 1)
-        return jax.tree.map(lambda a: a[idx], tree), n_tasks
+        return take_rows(tree, idx), n_tasks
 
     def init(self, hparams: Mapping[str, Any], key: Array) -> PopulationState:
         """Initializes every (member, view) task; the task axis is member-major."""
         hp, n = checked_hparams(hparams)
         v = self.num_views
         hp_t = {k: jnp.asarray(np.repeat(a, v)) for k, a in hp.items()}
-        member_keys = jax.random.split(key, n)
-        keys = jax.vmap(lambda k: jax.random.split(k, v))(member_keys).reshape((n * v,) + member_keys.shape[1:])
+        keys = _task_keys(key, n, v)
         cfg = self._config(hp)
         init, _ = self._programs(cfg, 1)
         (keys_p, hp_p), _ = self._pad((keys, hp_t), n * v)
         params, opt_state = host_local(init((keys_p, hp_p), {"x_example": self.data["x_fit"][:1]}))
-        params, opt_state = jax.tree.map(lambda a: a[: n * v], (params, opt_state))
+        params, opt_state = _first_rows((params, opt_state), n * v)
         return PopulationState(params, opt_state, hp_t, keys, jnp.zeros((n * v,), jnp.int32))
 
     def fit(self, hparams: Mapping[str, Any], key: Array):
@@ -327,12 +328,12 @@ class Population:
         args = (state.params, state.opt_state, state.key, state.hparams, state.epoch, views)
         order = self._balanced_order(cfg, hp, np.asarray(state.epoch), int(num_epochs), np.asarray(views[1]))
         if order is not None:
-            args = jax.tree.map(lambda a: a[order], args)
+            args = take_rows(args, order)
         args_p, _ = self._pad(args, t)
         outputs = host_local(run(args_p, self.data))
-        outputs = jax.tree.map(lambda a: a[:t], outputs)
+        outputs = _first_rows(outputs, t)
         if order is not None:
-            outputs = jax.tree.map(lambda a: a[np.argsort(order)], outputs)
+            outputs = take_rows(outputs, np.argsort(order))
         params, opt_state, epoch, history, preds = outputs
         return state._replace(params=params, opt_state=opt_state, epoch=epoch), history, preds
 
@@ -371,8 +372,37 @@ class Population:
         return np.asarray([task for share in shares for task in share], np.int64)
 
 
+@functools.partial(compile_options.jit, static_argnums=(1, 2))
+def _task_keys(key: Array, members: int, views: int) -> Array:
+    """``[members * views]`` keys, member-major: ``views`` keys split from each of ``members`` keys of ``key``."""
+    member_keys = jax.random.split(key, members)
+    return jax.vmap(lambda k: jax.random.split(k, views))(member_keys).reshape((members * views,) + key.shape)
+
+
+@compile_options.jit
+def _take(tree: Any, index: Array) -> Any:
+    return jax.tree.map(lambda a: a[index], tree)
+
+
+def take_rows(tree: Any, index: np.ndarray) -> Any:
+    """Every leaf of ``tree`` at the rows ``index`` (a NumPy integer array) of its leading axis.
+
+    One compiled gather for the whole tree (indexing leaf by leaf eagerly compiles one program per
+    leaf shape); a tree of NumPy arrays (results gathered from other processes) is indexed by NumPy.
+    """
+    if all(isinstance(a, np.ndarray) for a in jax.tree.leaves(tree)):
+        return jax.tree.map(lambda a: a[index], tree)
+    return _take(tree, np.asarray(index, np.int32))  # converted here: on the device a conversion compiles
+
+
+def _first_rows(tree: Any, n: int) -> Any:
+    """The first ``n`` rows of every leaf: the tree itself when that is all of them (no padding)."""
+    if all(np.shape(a)[0] == n for a in jax.tree.leaves(tree)):
+        return tree
+    return take_rows(tree, np.arange(n))
+
+
 def select(state: PopulationState, index: Any) -> PopulationState:
     """The tasks at ``index`` (survivors of a rung, copies for PBT), as a new state."""
-    index = jnp.asarray(index, jnp.int32)
-    return jax.tree.map(lambda a: a[index], state)
+    return take_rows(state, np.asarray(index, np.int32))
 

@@ -25,6 +25,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from dataclasses import dataclass, field
@@ -164,6 +165,13 @@ def _param_from_dict(spec: Mapping[str, Any]) -> Param:
     raise ValueError(f"unknown parameter type {kind!r} in {dict(spec)!r}")
 
 
+@functools.partial(jax.jit, static_argnums=(0, 2))
+def _decode_program(space: "Space", u: Array, int_dtype: Any) -> dict[str, Array]:
+    """``Space.decode`` as one program per space and shape (called eagerly, its clips, exps and
+    casts would compile one by one); inside a caller's ``jit`` it is inlined."""
+    return space._decode(u, jnp, int_dtype)
+
+
 @dataclass(frozen=True)
 class Space:
     """An ordered collection of named parameters; one unit-cube coordinate each.
@@ -264,7 +272,7 @@ class Space:
             u = u.astype(jnp.float32)
         int_dtype = jnp.int64 if u.dtype == jnp.float64 else jnp.int32
         self._check_exact(np.dtype(u.dtype))
-        return self._decode(u, jnp, int_dtype)
+        return _decode_program(self, u, int_dtype)
 
     def _check_exact(self, dtype: np.dtype) -> None:
         """Raises when a parameter's range cannot be decoded exactly in ``dtype`` (float32 without x64)."""

@@ -220,3 +220,19 @@ def test_equal_spaces_hash_equal_and_choices_of_another_type_make_another_space(
     assert Space({"x": Float(0, 1)}) == Space({"x": Float(0.0, 1.0)})
     assert hash(Space({"x": Float(0, 1)})) == hash(Space({"x": Float(0.0, 1.0)}))
     assert len({ints, floats, Space({"c": Categorical([1, 2])})}) == 2
+
+
+def test_an_eager_decode_is_one_program_and_equals_the_decode_inside_a_jit():
+    from _compiles import counting
+
+    space = jaxhpo.Space({"lr": jaxhpo.Float(1e-4, 1e-1, log=True), "n": jaxhpo.Int(2, 37),
+                          "act": jaxhpo.Categorical(["relu", "tanh", "gelu"]), "p": jaxhpo.Float(0.0, 0.5)})
+    u = jax.random.uniform(jax.random.key(7), (11, 4))
+    with counting() as count:
+        eager = space.decode(u)
+    assert count.programs == 1  # not one per clip, exp and cast
+    inside = jax.jit(space.decode)(u)
+    for name in space.names:
+        np.testing.assert_array_equal(np.asarray(eager[name]), np.asarray(inside[name]))
+    with pytest.raises(ValueError, match=r"shape \[\.\.\., 4\]"):
+        space.decode(jnp.zeros((3, 5)))

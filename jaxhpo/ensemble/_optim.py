@@ -1,26 +1,27 @@
-"""Optax minimization loops shared by the ensemble fits: a fixed number of steps (``lax.scan``, with the
-loss at every step), or a traced number (``lax.fori_loop``: fits of several lengths share one compiled loop)."""
+"""Optax minimization loops shared by the ensemble fits: a Python int of steps (``lax.scan``, with the
+loss at every step), or an int array (``lax.fori_loop``: fits of several lengths share one compiled loop)."""
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Union
 
 import jax
 import optax
 
-
-def _run(step: Callable, carry: Any, steps: int, limit: Optional[jax.Array]) -> tuple[Any, Optional[jax.Array]]:
-    if limit is None:
-        return jax.lax.scan(step, carry, None, length=steps)
-    return jax.lax.fori_loop(0, limit, lambda _, c: step(c, None)[0], carry), None
+Steps = Union[int, jax.Array]
 
 
-def minimize_lbfgs(loss: Callable[[Any], jax.Array], params: Any, steps: int,
-                   limit: Optional[jax.Array] = None) -> tuple[Any, Optional[jax.Array]]:
+def _run(step: Callable, carry: Any, steps: Steps) -> tuple[Any, Optional[jax.Array]]:
+    if not isinstance(steps, jax.Array):  # a Python or NumPy int
+        return jax.lax.scan(step, carry, None, length=int(steps))
+    return jax.lax.fori_loop(0, steps, lambda _, c: step(c, None)[0], carry), None
+
+
+def minimize_lbfgs(loss: Callable[[Any], jax.Array], params: Any, steps: Steps) -> tuple[Any, Optional[jax.Array]]:
     """``steps`` iterations of ``optax.lbfgs`` (zoom line search) from ``params``; returns ``(params, losses)``.
 
-    With ``limit`` (an int array, may be traced) it runs ``limit`` iterations instead and returns
-    ``(params, None)``.
+    ``steps`` is an int, or an int array (may be traced: one compiled loop for every count), for which
+    the losses are not kept (``None``).
     """
     opt = optax.lbfgs()
     value_and_grad = optax.value_and_grad_from_state(loss)
@@ -31,14 +32,13 @@ def minimize_lbfgs(loss: Callable[[Any], jax.Array], params: Any, steps: int,
         u, s = opt.update(g, s, p, value=value, grad=g, value_fn=loss)
         return (optax.apply_updates(p, u), s), value
 
-    (params, _), trace = _run(step, (params, opt.init(params)), steps, limit)
+    (params, _), trace = _run(step, (params, opt.init(params)), steps)
     return params, trace
 
 
-def minimize_first_order(loss: Callable[[Any], jax.Array], params: Any, steps: int,
-                         opt: optax.GradientTransformation,
-                         limit: Optional[jax.Array] = None) -> tuple[Any, Optional[jax.Array]]:
-    """``steps`` iterations of a first-order Optax optimizer (Adam...) from ``params``; ``limit`` as above."""
+def minimize_first_order(loss: Callable[[Any], jax.Array], params: Any, steps: Steps,
+                         opt: optax.GradientTransformation) -> tuple[Any, Optional[jax.Array]]:
+    """``steps`` iterations of a first-order Optax optimizer (Adam...) from ``params``; ``steps`` as above."""
 
     def step(carry, _):
         p, s = carry
@@ -46,5 +46,5 @@ def minimize_first_order(loss: Callable[[Any], jax.Array], params: Any, steps: i
         u, s = opt.update(g, s, p)
         return (optax.apply_updates(p, u), s), value
 
-    (params, _), trace = _run(step, (params, opt.init(params)), steps, limit)
+    (params, _), trace = _run(step, (params, opt.init(params)), steps)
     return params, trace

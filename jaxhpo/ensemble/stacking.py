@@ -159,8 +159,8 @@ def _fit(meta, x, targets, y_int, l2, steps, hidden, key, classification, row_w)
         return data + l2 * _penalty(meta, p)
 
     if meta == "mlp":
-        return minimize_first_order(loss, params, 0, optax.adam(0.01), limit=steps)[0]
-    return minimize_lbfgs(loss, params, 0, limit=steps)[0]
+        return minimize_first_order(loss, params, steps, optax.adam(0.01))[0]
+    return minimize_lbfgs(loss, params, steps)[0]
 
 
 L2_GRID = (1e-4, 1e-3, 1e-2, 1e-1)

@@ -379,9 +379,11 @@ def _task_keys(key: Array, members: int, views: int) -> Array:
     return jax.vmap(lambda k: jax.random.split(k, views))(member_keys).reshape((members * views,) + key.shape)
 
 
-@compile_options.jit
-def _take(tree: Any, index: Array) -> Any:
+def _rows_at(tree: Any, index: Any) -> Any:
     return jax.tree.map(lambda a: a[index], tree)
+
+
+_take = compile_options.jit(_rows_at)
 
 
 def take_rows(tree: Any, index: np.ndarray) -> Any:
@@ -391,7 +393,7 @@ def take_rows(tree: Any, index: np.ndarray) -> Any:
     leaf shape); a tree of NumPy arrays (results gathered from other processes) is indexed by NumPy.
     """
     if all(isinstance(a, np.ndarray) for a in jax.tree.leaves(tree)):
-        return jax.tree.map(lambda a: a[index], tree)
+        return _rows_at(tree, index)
     return _take(tree, np.asarray(index, np.int32))  # converted here: on the device a conversion compiles
 
 

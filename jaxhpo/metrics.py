@@ -1,6 +1,9 @@
 """Classification and regression metrics as ``jnp`` functions (jit- and vmap-able).
 
 Each takes labels first and predictions second, like ``sklearn.metrics``.
+Each is jitted where it is defined: called eagerly it runs as one compiled
+program per shape (not an eager op at a time); inside your ``jit`` it is
+inlined.
 Class-wise metrics take ``num_classes`` statically so shapes never depend
 on the data; a class that never occurs and is never predicted contributes
 0 (scikit-learn's ``zero_division=0``).
@@ -17,6 +20,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 from typing import Optional
 
 import jax
@@ -31,6 +35,7 @@ def _weights(n: int, sample_weight: Optional[Array], dtype=jnp.float32) -> Array
     return jnp.ones((n,), dtype) if sample_weight is None else jnp.asarray(sample_weight, dtype)
 
 
+@jax.jit
 def accuracy(y_true: Array, y_pred: Array, sample_weight: Optional[Array] = None) -> Array:
     """Fraction of predicted labels equal to the true ones.
 
@@ -43,6 +48,7 @@ def accuracy(y_true: Array, y_pred: Array, sample_weight: Optional[Array] = None
     return jnp.sum(w * (y_true == y_pred)) / jnp.maximum(jnp.sum(w), 1e-12)
 
 
+@functools.partial(jax.jit, static_argnames="num_classes")
 def confusion_matrix(y_true: Array, y_pred: Array, num_classes: int, sample_weight: Optional[Array] = None) -> Array:
     """``[num_classes, num_classes]`` counts, rows true, columns predicted (as scikit-learn)."""
     w = _weights(y_true.shape[0], sample_weight)
@@ -78,24 +84,28 @@ def _prf(y_true, y_pred, num_classes, average, pos_label, sample_weight):
     return (precision * support).sum(), (recall * support).sum(), (f1 * support).sum()
 
 
+@functools.partial(jax.jit, static_argnames=("num_classes", "average", "pos_label"))
 def precision(y_true: Array, y_pred: Array, num_classes: int = 2, average: str = "binary",
               pos_label: int = 1, sample_weight: Optional[Array] = None) -> Array:
     """Precision ``tp / (tp + fp)``; ``average`` is binary, micro, macro or weighted."""
     return _prf(y_true, y_pred, num_classes, average, pos_label, sample_weight)[0]
 
 
+@functools.partial(jax.jit, static_argnames=("num_classes", "average", "pos_label"))
 def recall(y_true: Array, y_pred: Array, num_classes: int = 2, average: str = "binary",
            pos_label: int = 1, sample_weight: Optional[Array] = None) -> Array:
     """Recall ``tp / (tp + fn)``; ``average`` is binary, micro, macro or weighted."""
     return _prf(y_true, y_pred, num_classes, average, pos_label, sample_weight)[1]
 
 
+@functools.partial(jax.jit, static_argnames=("num_classes", "average", "pos_label"))
 def f1(y_true: Array, y_pred: Array, num_classes: int = 2, average: str = "binary",
        pos_label: int = 1, sample_weight: Optional[Array] = None) -> Array:
     """F1 ``2 tp / (2 tp + fp + fn)``; ``average`` is binary, micro, macro or weighted."""
     return _prf(y_true, y_pred, num_classes, average, pos_label, sample_weight)[2]
 
 
+@functools.partial(jax.jit, static_argnames="eps")
 def log_loss(y_true: Array, probs: Array, sample_weight: Optional[Array] = None, eps: float = 1e-15) -> Array:
     """Mean negative log-likelihood of the true class.
 
@@ -115,6 +125,7 @@ def log_loss(y_true: Array, probs: Array, sample_weight: Optional[Array] = None,
     return -jnp.sum(w * jnp.log(p)) / jnp.maximum(jnp.sum(w), 1e-12)
 
 
+@jax.jit
 def log_loss_from_logits(y_true: Array, logits: Array, sample_weight: Optional[Array] = None) -> Array:
     """``log_loss`` computed stably from unnormalized log-probabilities ``[n, classes]``."""
     logp = jax.nn.log_softmax(logits, axis=-1)
@@ -123,6 +134,7 @@ def log_loss_from_logits(y_true: Array, logits: Array, sample_weight: Optional[A
     return jnp.sum(w * nll) / jnp.maximum(jnp.sum(w), 1e-12)
 
 
+@jax.jit
 def mse(y_true: Array, y_pred: Array, sample_weight: Optional[Array] = None) -> Array:
     """Mean squared error."""
     d = jnp.asarray(y_pred) - jnp.asarray(y_true)

@@ -10,11 +10,13 @@ import contextlib
 import jax
 
 _counts = {"programs": 0, "cache_hits": 0}
+_names: list = []  # the name of every program built, in order ("jit(f)" -> "f")
 
 
-def _on_duration(event, duration, **_):
+def _on_duration(event, duration, fun_name="?", **_):
     if event == "/jax/core/compile/backend_compile_duration":
         _counts["programs"] += 1
+        _names.append(str(fun_name).removeprefix("jit(").removesuffix(")"))
 
 
 def _on_event(event, **_):
@@ -34,6 +36,12 @@ def programs_built():
 class Count:
     programs = 0  # built: compiled by XLA or loaded from the persistent cache
     cache_hits = 0
+    names: list = []  # their names, in order
+
+    @property
+    def named(self):
+        """The names of the programs built, without JAX's ``stage`` programs (one per host array put on a device)."""
+        return sorted(n for n in self.names if n != "stage")
 
     @property
     def compiles(self):
@@ -46,8 +54,10 @@ def counting():
     """``with counting() as c:`` then ``c.programs`` / ``c.compiles`` for what ran inside."""
     count = Count()
     start = dict(_counts)
+    first = len(_names)
     try:
         yield count
     finally:
+        count.names = _names[first:]
         count.programs = _counts["programs"] - start["programs"]
         count.cache_hits = _counts["cache_hits"] - start["cache_hits"]

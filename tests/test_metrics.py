@@ -65,3 +65,23 @@ def test_bad_average_and_binary_on_multiclass():
         metrics.f1(jnp.zeros(3, int), jnp.zeros(3, int), average="samples")
     with pytest.raises(ValueError, match="num_classes=3"):
         metrics.f1(jnp.zeros(3, int), jnp.zeros(3, int), num_classes=3, average="binary")
+
+
+def test_an_eager_metric_is_one_program_and_equals_the_metric_inside_a_jit():
+    # jitted where defined: called eagerly on a new shape, one program (op by op, log_loss and accuracy built 12)
+    from _compiles import counting
+
+    rng = np.random.default_rng(7)
+    y = rng.integers(0, 5, 37)
+    probs = rng.dirichlet(np.ones(5), 37)
+    with counting() as count:
+        loss = metrics.log_loss(y, probs)
+    assert count.named == ["log_loss"]
+    with counting() as count:
+        acc = metrics.accuracy(y, probs.argmax(-1))
+    assert count.named == ["accuracy"]
+    np.testing.assert_allclose(loss, skm.log_loss(y, probs), rtol=1e-5)
+    assert float(acc) == pytest.approx(skm.accuracy_score(y, probs.argmax(-1)))
+    assert float(jax.jit(metrics.log_loss)(y, probs)) == float(loss)
+    with pytest.raises(ValueError, match="average must be one of"):
+        metrics.f1(y, probs.argmax(-1), num_classes=5, average="samples")

@@ -283,3 +283,26 @@ def test_take_rows_gathers_a_whole_tree_in_one_program_and_leaves_numpy_trees_to
     numpy_tree = {"a": np.arange(14.0).reshape(7, 2)}  # results gathered from other processes stay NumPy
     out = take_rows(numpy_tree, index)
     assert isinstance(out["a"], np.ndarray) and np.array_equal(out["a"], numpy_tree["a"][index])
+
+
+def test_a_population_builds_its_programs_and_no_eager_ops():
+    # new shapes (7 features), so nothing here is built already: the label check, the task keys, the
+    # initialization, the training and the prediction, nothing else (op by op, label checks, slices, views
+    # and the initial epoch counts were programs of their own: 37 instead of 14, stage programs included)
+    from _compiles import counting
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(40, 7)).astype(np.float32)
+    y = rng.integers(0, C, 40).astype(np.int32)
+    key = jax.random.key(0)
+    with counting() as count:
+        pop = population.Population(mlp, x[:30], y[:30], x[30:], y[30:], batch_size=8, mode="map", mesh=None,
+                                    max_epochs=2)
+        state, (_, val_loss, _), preds = pop.fit(HP, key)
+        again = population.predict(mlp, state, x[30:])
+    # (the label check and the task keys may be built already, by another population of the same shapes)
+    assert {"<lambda>", "run_all", "_predict_chunk"} <= set(count.named)
+    assert set(count.named) <= {"label_bounds", "_task_keys", "<lambda>", "run_all", "_predict_chunk"}
+    assert len(count.named) == len(set(count.named))
+    assert np.all(np.isfinite(np.asarray(val_loss))) and val_loss.shape == (3, 2)
+    np.testing.assert_allclose(np.asarray(again), np.asarray(preds), rtol=1e-5, atol=1e-6)

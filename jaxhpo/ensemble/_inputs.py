@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Optional
 
 import jax
@@ -56,6 +57,7 @@ def check_predictions(preds: Any, y: Optional[Any] = None, *, name: str = "preds
     return jnp.asarray(arr, jnp.float32), task
 
 
+@functools.partial(jax.jit, static_argnames="inputs")  # one program, not an eager op each (on a new shape)
 def log_probs(preds: Array, inputs: str) -> Array:
     """Log-probabilities from probabilities (clipped, renormalized) or logits."""
     if inputs not in INPUTS:
@@ -77,6 +79,7 @@ def check_inputs_look_right(preds: np.ndarray, inputs: str) -> None:
                              f"to 1; member {member}, example {example} is not); pass inputs='logits'")
 
 
+@functools.partial(jax.jit, static_argnames="inputs")
 def true_class_probs(preds: Array, y: Array, inputs: str) -> Array:
     """``[members, examples]`` probability of the true class, without a log over the whole tensor."""
     y = jnp.asarray(y, jnp.int32)

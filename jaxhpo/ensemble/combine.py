@@ -19,6 +19,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Optional
 
 import jax
@@ -55,14 +56,13 @@ class WeightedEnsemble:
     inputs: str = struct.field(pytree_node=False, default="probs")
 
     def member_probs(self, preds: Array) -> Array:
-        logp = log_probs(jnp.asarray(preds, jnp.float32), self.inputs)
-        return jax.nn.softmax(logp / self.temperature[:, None, None], axis=-1)
+        return _member_probs(jnp.asarray(preds, jnp.float32), self.temperature, self.inputs)
 
     def predict_proba(self, preds: Array) -> Array:
         """``[examples, classes]`` mixture probabilities (classification)."""
         if self.task != "classification":
             raise ValueError("predict_proba is for classification ensembles; use predict")
-        return member_sum(self.weights, self.member_probs(preds))
+        return _mixture(self.weights, jnp.asarray(preds, jnp.float32), self.temperature, self.inputs)
 
     def predict(self, preds: Array) -> Array:
         """Labels (classification) or weighted predictions plus intercept (regression)."""
@@ -76,6 +76,18 @@ class WeightedEnsemble:
         return np.flatnonzero(np.asarray(self.weights) > 0)
 
 
+@functools.partial(jax.jit, static_argnames="inputs")  # jitted where defined: one program, not an eager op each
+def _member_probs(preds: Array, temperature: Array, inputs: str) -> Array:
+    """Each member's probabilities at its temperature, ``[members, examples, classes]``."""
+    return jax.nn.softmax(log_probs(preds, inputs) / temperature[:, None, None], axis=-1)
+
+
+@functools.partial(jax.jit, static_argnames="inputs")
+def _mixture(weights: Array, preds: Array, temperature: Array, inputs: str) -> Array:
+    """The weighted mixture of the members' probabilities, summed over members in order."""
+    return member_sum(weights, _member_probs(preds, temperature, inputs))
+
+
 def uniform(preds: Any, *, inputs: str = "probs", members: Optional[Any] = None) -> WeightedEnsemble:
     """The plain mean of all members (or of ``members``, a list of indices)."""
     arr, task = check_predictions(preds)
@@ -85,7 +97,8 @@ def uniform(preds: Any, *, inputs: str = "probs", members: Optional[Any] = None)
     if idx.size == 0 or idx.min() < 0 or idx.max() >= m:
         raise ValueError(f"members must be indices in [0, {m}), got {members!r}")
     np.add.at(w, idx, 1.0)
-    return WeightedEnsemble(jnp.asarray(w / w.sum()), jnp.ones(m), jnp.zeros(()), task, inputs)
+    return WeightedEnsemble(jnp.asarray(w / w.sum()), jnp.asarray(np.ones(m, np.float32)), jnp.asarray(np.float32(0.0)),
+                            task, inputs)
 
 
 def member_scores(preds: Any, y: Any, *, inputs: str = "probs") -> Array:

@@ -65,13 +65,18 @@ def _candidates(preds: Array, y: Array, metric: str, inputs: str) -> Array:
 
 
 def _greedy(preds: Array, y: Array, init_size: int, size: int, metric: str, inputs: str):
+    """``(weights, counts, trace)`` of one selection over all members."""
     cand = _candidates(preds, y, metric, inputs)
-    return _select(cand, y, init_size, size, metric, jnp.ones(cand.shape[0], bool))
+    counts, trace = _select(cand, y, init_size, size, metric, jnp.ones(cand.shape[0], bool))
+    return counts.astype(jnp.float32) / jnp.sum(counts), counts, trace
 
 
 def _bagged(preds: Array, y: Array, init_size: int, size: int, metric: str, inputs: str, masks: Array):
+    """``(weights, counts, trace)`` of one selection per bag ``masks[b]``: weights and traces averaged, counts summed."""
     cand = _candidates(preds, y, metric, inputs)
-    return jax.vmap(lambda mask: _select(cand, y, init_size, size, metric, mask))(masks)
+    counts_b, trace_b = jax.vmap(lambda mask: _select(cand, y, init_size, size, metric, mask))(masks)
+    weights = jnp.mean(counts_b / jnp.sum(counts_b, axis=1, keepdims=True), axis=0)
+    return weights, jnp.sum(counts_b, axis=0), jnp.mean(trace_b, axis=0)
 
 
 def _select(cand: Array, y: Array, init_size: int, size: int, metric: str, allowed: Array):
@@ -136,28 +141,26 @@ def greedy_selection(
         raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
     if (task == "regression") != (metric == "mse"):
         raise ValueError(f"metric={metric!r} does not fit a {task} problem")
-    y = jnp.asarray(y)
-    if task == "classification":
+    if task == "classification":  # labels converted on the host: an eager conversion compiles a program
         check_inputs_look_right(arr, inputs)
-        y = y.astype(jnp.int32)
+        y = np.asarray(y).astype(np.int32)
     else:
-        y = y.astype(jnp.float32)
+        y = np.asarray(y).astype(np.float32)
     if not isinstance(bags, (int, np.integer)) or bags < 1:
         raise ValueError(f"bags must be a positive int, got bags={bags!r}")
     if not 0.0 < bag_fraction <= 1.0:
         raise ValueError(f"bag_fraction must be in (0, 1], got bag_fraction={bag_fraction!r}")
     if bags == 1:
-        counts, trace = _greedy_jit(arr, y, int(init_size), int(size), metric, inputs)
-        weights = counts.astype(jnp.float32) / jnp.sum(counts)
+        weights, counts, trace = _greedy_jit(arr, y, int(init_size), int(size), metric, inputs)
     else:
         per_bag = max(int(round(bag_fraction * m)), init_size)
         rng = np.random.default_rng(seed)
         masks = np.zeros((bags, m), bool)
         for b in range(bags):
             masks[b, rng.choice(m, per_bag, replace=False)] = True
-        counts_b, trace_b = _bagged_jit(arr, y, int(init_size), int(size), metric, inputs, jnp.asarray(masks))
-        weights = jnp.mean(counts_b / jnp.sum(counts_b, axis=1, keepdims=True), axis=0)
-        counts, trace = jnp.sum(counts_b, axis=0), jnp.mean(trace_b, axis=0)
+        weights, counts, trace = _bagged_jit(arr, y, int(init_size), int(size), metric, inputs, masks)
     if size == 0:
-        trace = jnp.zeros((0,), jnp.float32)
-    return GreedyEnsemble(weights, jnp.ones(m), jnp.zeros(()), task, inputs, counts, trace)
+        trace = jnp.asarray(np.zeros((0,), np.float32))
+    # constants made on the host and put on the device: ``jnp.ones`` eagerly compiles a program per shape
+    return GreedyEnsemble(weights, jnp.asarray(np.ones(m, np.float32)), jnp.asarray(np.float32(0.0)), task, inputs,
+                          counts, trace)

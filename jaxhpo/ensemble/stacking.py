@@ -32,6 +32,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import jax
@@ -74,24 +75,46 @@ class StackingEnsemble:
 
     def meta_features(self, preds: Array) -> Array:
         """The standardized meta-learner inputs ``[examples, features]`` for member predictions."""
-        raw = _raw_features(jnp.asarray(preds, jnp.float32), self.task, self.inputs, self.features, self.groups)
-        return (raw - self.mu) / self.sigma
+        return _meta_features(self, jnp.asarray(preds, jnp.float32))
 
     def decision(self, preds: Array) -> Array:
-        return _forward(self.meta, self.params, self.meta_features(preds), rowwise=True)
+        return _decision(self, jnp.asarray(preds, jnp.float32))
 
     def predict_proba(self, preds: Array) -> Array:
         if self.task != "classification":
             raise ValueError("predict_proba is for classification ensembles; use predict")
-        out = self.decision(preds)
-        if self.meta == "ridge":  # least squares on one-hot targets: scores, not probabilities
-            return jax.nn.softmax(out * 4.0, axis=-1)
-        return jax.nn.softmax(out, axis=-1)
+        return _predict_proba(self, jnp.asarray(preds, jnp.float32))
 
     def predict(self, preds: Array) -> Array:
-        if self.task == "classification":
-            return jnp.argmax(self.decision(preds), axis=-1)
-        return self.decision(preds)[:, 0] * self.params["y_scale"] + self.params["y_shift"]
+        return _predict(self, jnp.asarray(preds, jnp.float32))
+
+
+# Jitted where defined, the ensemble a pytree argument (its meta, task, inputs, features and groups are static
+# fields): a prediction is one program per shape, not an eager op each.
+@jax.jit
+def _meta_features(ens: StackingEnsemble, preds: Array) -> Array:
+    raw = _raw_features(preds, ens.task, ens.inputs, ens.features, ens.groups)
+    return (raw - ens.mu) / ens.sigma
+
+
+@jax.jit
+def _decision(ens: StackingEnsemble, preds: Array) -> Array:
+    return _forward(ens.meta, ens.params, _meta_features(ens, preds), rowwise=True)
+
+
+@jax.jit
+def _predict_proba(ens: StackingEnsemble, preds: Array) -> Array:
+    out = _decision(ens, preds)
+    if ens.meta == "ridge":  # least squares on one-hot targets: scores, not probabilities
+        return jax.nn.softmax(out * 4.0, axis=-1)
+    return jax.nn.softmax(out, axis=-1)
+
+
+@jax.jit
+def _predict(ens: StackingEnsemble, preds: Array) -> Array:
+    if ens.task == "classification":
+        return jnp.argmax(_decision(ens, preds), axis=-1)
+    return _decision(ens, preds)[:, 0] * ens.params["y_scale"] + ens.params["y_shift"]
 
 
 FEATURES = ("log_probs", "probs")
@@ -269,15 +292,29 @@ def fit_stacking(
     groups = _check_groups(groups, arr.shape[0])
     if task == "classification":
         check_inputs_look_right(arr, inputs)
+    classification = task == "classification"
+    x, mu, sigma, targets, y_int, shift, scale = _fit_inputs(arr, jnp.asarray(y), task, inputs, features, groups)
+    default_steps = 1000 if meta == "mlp" else 100
+    key = jax.random.key(seed)
+    steps = int(steps or default_steps)
+    auto = l2 == "auto"
+    params, _, _ = _select_and_fit_jit(meta, x, targets, y_int, np.float32(0.0 if auto else l2), np.bool_(auto),
+                                       np.int32(steps), int(hidden), key, classification)
+    if not classification:
+        params = {**params, "y_shift": shift, "y_scale": scale}
+    return StackingEnsemble(params, mu, sigma, meta, task, inputs, features, groups)
+
+
+@functools.partial(jax.jit, static_argnums=(2, 3, 4, 5))
+def _fit_inputs(arr: Array, y: Array, task: str, inputs: str, features: str, groups: tuple[int, ...] | None):
+    """The standardized features with their ``mu`` and ``sigma``, the targets, int labels and the target scaling."""
     raw = _raw_features(arr, task, inputs, features, groups)
     if task == "classification" and features == "probs":
         mu, sigma = jnp.zeros(raw.shape[1]), jnp.ones(raw.shape[1])
     else:
         mu, sigma = jnp.mean(raw, axis=0), jnp.maximum(jnp.std(raw, axis=0), 1e-6)
     x = (raw - mu) / sigma
-    y = jnp.asarray(y)
-    classification = task == "classification"
-    if classification:
+    if task == "classification":
         y_int = y.astype(jnp.int32)
         targets = jax.nn.one_hot(y_int, arr.shape[2])
         shift, scale = jnp.zeros(()), jnp.ones(())
@@ -285,15 +322,7 @@ def fit_stacking(
         y_int = jnp.zeros(y.shape, jnp.int32)
         shift, scale = jnp.mean(y), jnp.maximum(jnp.std(y), 1e-12)
         targets = ((y - shift) / scale)[:, None].astype(jnp.float32)
-    default_steps = 1000 if meta == "mlp" else 100
-    key = jax.random.key(seed)
-    steps = int(steps or default_steps)
-    auto = l2 == "auto"
-    params, _, _ = _select_and_fit_jit(meta, x, targets, y_int, jnp.float32(0.0 if auto else l2), jnp.asarray(auto),
-                                       jnp.int32(steps), int(hidden), key, classification)
-    if not classification:
-        params = {**params, "y_shift": shift, "y_scale": scale}
-    return StackingEnsemble(params, mu, sigma, meta, task, inputs, features, groups)
+    return x, mu, sigma, targets, y_int, shift, scale
 
 
 def _check_groups(groups: Any, members: int) -> tuple[int, ...] | None:

@@ -86,6 +86,12 @@ def checked_data(x_train: Any, y_train: Any, x_val: Any, y_val: Any) -> tuple[Ar
     return tuple(jnp.asarray(out[k]) for k in ("x_train", "y_train", "x_val", "y_val"))
 
 
+@jax.jit
+def label_bounds(y_train: Array, y_val: Array) -> Array:
+    """``[smallest of y_train, smallest of y_val, largest of y_train, largest of y_val]``, in one program."""
+    return jnp.stack([jnp.min(y_train), jnp.min(y_val), jnp.max(y_train), jnp.max(y_val)])
+
+
 def checked_range(name: str, value: Any) -> Optional[tuple[int, int]]:
     if value is None:
         return None

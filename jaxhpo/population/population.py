@@ -26,7 +26,7 @@ import optax
 
 from jaxhpo import compile_options
 from jaxhpo.population.devices import default_mesh, host_local, resolve_mode
-from jaxhpo.population.inputs import ReadTracker, checked_data, checked_hparams, checked_range
+from jaxhpo.population.inputs import ReadTracker, checked_data, checked_hparams, checked_range, label_bounds
 from jaxhpo.population.losses import LOSSES, LossFn, cross_entropy
 from jaxhpo.population.program import RESERVED, ProgramConfig, chunk_rows, compiled_programs, lane_sizes, takes_train
 
@@ -161,14 +161,17 @@ class Population:
                 raise ValueError(f"{name} must be a positive int, got {v!r}")
         self.mode = resolve_mode(mode)
         x_train, y_train, x_val, y_val = checked_data(x_train, y_train, x_val, y_val)
+        self._bounds: Optional[np.ndarray] = None  # label_bounds of y_train and y_val, when first needed
         if loss_fn is cross_entropy:
             for name, y in (("y_train", y_train), ("y_val", y_val)):
                 if y.ndim != 1 or not jnp.issubdtype(y.dtype, jnp.integer):
                     what = "one-hot or probability rows" if y.ndim == 2 else f"{y.dtype} values of shape {y.shape}"
                     raise ValueError(f"{name} must hold integer class ids 0..C-1 for loss='cross_entropy', got "
                                      f"{what}; pass y.argmax(-1) for one-hot labels, or loss='mse' for regression")
-                if int(y.min()) < 0:
-                    raise ValueError(f"{name} holds negative class ids (smallest {int(y.min())}); class ids are "
+            self._bounds = np.asarray(label_bounds(y_train, y_val))  # one program for the four
+            for name, low in (("y_train", self._bounds[0]), ("y_val", self._bounds[1])):
+                if int(low) < 0:
+                    raise ValueError(f"{name} holds negative class ids (smallest {int(low)}); class ids are "
                                      f"0..C-1 (sklearn.preprocessing.LabelEncoder makes them)")
         if classification is None:
             classification = loss_fn is cross_entropy and jnp.issubdtype(y_train.dtype, jnp.integer)
@@ -190,12 +193,12 @@ class Population:
         self.data = {"x_fit": x_train, "y_fit": y_train, "x_eval": x_val, "y_eval": y_val}
         if views is None:
             views = (
-                jnp.arange(x_train.shape[0], dtype=jnp.int32)[None],
-                jnp.array([x_train.shape[0]], jnp.int32),
-                jnp.arange(x_val.shape[0], dtype=jnp.int32)[None],
-                jnp.array([x_val.shape[0]], jnp.int32),
+                np.arange(x_train.shape[0], dtype=np.int32)[None],
+                np.array([x_train.shape[0]], np.int32),
+                np.arange(x_val.shape[0], dtype=np.int32)[None],
+                np.array([x_val.shape[0]], np.int32),
             )
-        self.views = views  # [V, n_max], [V], [V, m_max], [V]
+        self.views = tuple(np.asarray(a) for a in views)  # [V, n_max], [V], [V, m_max], [V]; small, on the host
         self.programs: dict = {}  # (ProgramConfig, epochs) -> (init, run): the compiled programs this population ran
 
     @property
@@ -241,13 +244,14 @@ class Population:
 
     def _check_model(self, probe: Any, reads: "ReadTracker", hp: Mapping[str, np.ndarray], args: tuple) -> None:
         """Every hyperparameter is taken by someone, and classification labels fit the model's outputs."""
-        x = self.data["x_fit"][:1]
+        x = jax.ShapeDtypeStruct((1,) + self.data["x_fit"].shape[1:], self.data["x_fit"].dtype)  # shapes only
         try:
             takes = takes_train(probe)
-            out = jax.eval_shape(lambda: probe.init_with_output(
-                {"params": jax.random.key(0), "dropout": jax.random.key(1)}, x, **({"train": False} if takes else {}))[0])
-            y = self.data["y_fit"][:1]
-            jax.eval_shape(lambda: self.loss_fn(jnp.zeros(out.shape, out.dtype), y, reads))
+            out = jax.eval_shape(lambda x: probe.init_with_output(
+                {"params": jax.random.key(0), "dropout": jax.random.key(1)}, x, **({"train": False} if takes else {}))[0],
+                x)
+            y = jax.ShapeDtypeStruct((1,) + self.data["y_fit"].shape[1:], self.data["y_fit"].dtype)
+            jax.eval_shape(lambda y: self.loss_fn(jnp.zeros(out.shape, out.dtype), y, reads), y)
         except Exception:  # the model's own errors surface, with their traceback, when it is run
             return
         optimizer_params = inspect.signature(self.optimizer).parameters
@@ -266,7 +270,9 @@ class Population:
                 f"(weight_decay: optax.adamw)")
         if self.classification and out.ndim >= 1:
             classes = int(out.shape[-1])
-            high = max(int(self.data["y_fit"].max()), int(self.data["y_eval"].max()))
+            if self._bounds is None:
+                self._bounds = np.asarray(label_bounds(self.data["y_fit"], self.data["y_eval"]))
+            high = int(self._bounds[2:].max())
             if high >= classes:
                 raise ValueError(f"y_train/y_val hold class ids up to {high} but the model has {classes} outputs; "
                                  f"give the model {high + 1} outputs, or relabel the classes 0..{classes - 1}")
@@ -300,9 +306,9 @@ class Population:
         cfg = self._config(hp)
         init, _ = self._programs(cfg, 1)
         (keys_p, hp_p), _ = self._pad((keys, hp_t), n * v)
-        params, opt_state = host_local(init((keys_p, hp_p), {"x_example": self.data["x_fit"][:1]}))
+        params, opt_state = host_local(init((keys_p, hp_p), {"x_fit": self.data["x_fit"]}))
         params, opt_state = _first_rows((params, opt_state), n * v)
-        return PopulationState(params, opt_state, hp_t, keys, jnp.zeros((n * v,), jnp.int32))
+        return PopulationState(params, opt_state, hp_t, keys, jnp.asarray(np.zeros((n * v,), np.int32)))
 
     def fit(self, hparams: Mapping[str, Any], key: Array):
         """``init`` then ``run`` for every member's full epoch budget; returns what ``run`` returns."""
@@ -324,16 +330,16 @@ class Population:
         t = state.epoch.shape[0]
         v = self.num_views
         view_of_task = np.arange(t) % v
-        views = tuple(a[view_of_task] for a in self.views)
+        views = tuple(a[view_of_task] for a in self.views)  # NumPy: indexed on the host
         args = (state.params, state.opt_state, state.key, state.hparams, state.epoch, views)
-        order = self._balanced_order(cfg, hp, np.asarray(state.epoch), int(num_epochs), np.asarray(views[1]))
-        if order is not None:
-            args = take_rows(args, order)
-        args_p, _ = self._pad(args, t)
-        outputs = host_local(run(args_p, self.data))
-        outputs = _first_rows(outputs, t)
-        if order is not None:
-            outputs = take_rows(outputs, np.argsort(order))
+        index_in = index_out = None
+        if self.mesh is not None:  # dealt to the devices in a balanced order, padded; put back in the program
+            order = self._balanced_order(cfg, hp, np.asarray(state.epoch), int(num_epochs), np.asarray(views[1]))
+            order = np.arange(t) if order is None else order
+            size = self.mesh.shape[self.mesh_axis]
+            index_in = order[np.minimum(np.arange(-(-t // size) * size), t - 1)].astype(np.int32)
+            index_out = np.argsort(order).astype(np.int32)
+        outputs = host_local(run(args, self.data, index_in, index_out))
         params, opt_state, epoch, history, preds = outputs
         return state._replace(params=params, opt_state=opt_state, epoch=epoch), history, preds
 

@@ -269,6 +269,10 @@ def _sharded(fn: Callable, mesh, axis: str, task_args, shared_args):
 def compiled_programs(cfg: ProgramConfig, num_epochs: int, mesh, axis: str):
     """One jitted init and one jitted training program per static configuration.
 
+    ``init((keys, hparams), {"x_fit": x})`` and ``run(task_args, data, index_in,
+    index_out)``: ``run`` trains the tasks ``task_args[index_in]`` (``None``:
+    as they are) and returns the results at ``index_out`` of that order.
+
     Shared by every ``Population`` of the same configuration in a process (the
     flagship's three splits, successive halving's rungs of equal length), so a
     program compiles once; a ``Population`` keeps the ones it uses
@@ -278,7 +282,8 @@ def compiled_programs(cfg: ProgramConfig, num_epochs: int, mesh, axis: str):
 
     def init_all(task_args, shared):
         keys, hp = task_args
-        return _over_tasks(cfg, lambda a: _task_init(cfg, a[0], a[1], shared["x_example"]), (keys, hp))
+        x_example = shared["x_fit"][:1]  # sliced in the program: a slice outside it would be a program of its own
+        return _over_tasks(cfg, lambda a: _task_init(cfg, a[0], a[1], x_example), (keys, hp))
 
     def train_all(task_args, shared):
         params, opt_state, keys, hp, epoch0, view = task_args
@@ -289,7 +294,17 @@ def compiled_programs(cfg: ProgramConfig, num_epochs: int, mesh, axis: str):
         return _over_tasks(cfg, one, (params, opt_state, keys, hp, epoch0, view))
 
     options = compile_options.TRAINING_OPTIONS
-    init = compile_options.jit(lambda t, s: _sharded(init_all, mesh, axis, t, s), options)
-    run = compile_options.jit(lambda t, s: _sharded(train_all, mesh, axis, t, s), options)
+    # initialization runs once per population: XLA's backend optimizations cost more compile time than they save
+    init = compile_options.jit(lambda t, s: _sharded(init_all, mesh, axis, t, s), compile_options.INIT_OPTIONS)
+    def run_all(task_args, shared, index_in, index_out):
+        # with a mesh, the tasks are dealt to the devices in the order index_in (balanced, padded to a multiple
+        # of the devices) and their results put back by index_out, inside this program: a gather of the whole
+        # state outside it would be a program of its own to compile
+        if index_in is not None:
+            task_args = jax.tree.map(lambda a: a[index_in], task_args)
+        out = _sharded(train_all, mesh, axis, task_args, shared)
+        return out if index_out is None else jax.tree.map(lambda a: a[index_out], out)
+
+    run = compile_options.jit(run_all, options)
     return init, run
 

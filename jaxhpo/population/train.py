@@ -43,6 +43,7 @@ from typing import Any, Callable, Mapping, Optional
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxhpo.population.population import Population, PopulationResult, PopulationState
 from jaxhpo.population.program import takes_train
@@ -99,12 +100,12 @@ def predict(model_fn: Callable[[dict], Any], state: PopulationState, x: Any, *, 
     Returns:
         ``[members, n, ...]``, ready for ``jaxhpo.ensemble``.
     """
-    x = jnp.asarray(x)
-    probe = model_fn({k: jnp.asarray(v[0]) for k, v in state.hparams.items()})
+    x = x if isinstance(x, jax.Array) else np.asarray(x)  # host data is sliced on the host, not by a program each
+    probe = model_fn({k: jnp.asarray(np.asarray(v)[0]) for k, v in state.hparams.items()})
     takes = takes_train(probe)
     parts = [_predict_chunk(model_fn, takes, bool(classification), state.params, state.hparams, x[i : i + batch_size])
              for i in range(0, x.shape[0], batch_size)]
-    return jnp.concatenate(parts, axis=1)
+    return parts[0] if len(parts) == 1 else jnp.concatenate(parts, axis=1)
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1, 2))

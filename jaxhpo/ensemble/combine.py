@@ -97,8 +97,8 @@ def uniform(preds: Any, *, inputs: str = "probs", members: Optional[Any] = None)
     if idx.size == 0 or idx.min() < 0 or idx.max() >= m:
         raise ValueError(f"members must be indices in [0, {m}), got {members!r}")
     np.add.at(w, idx, 1.0)
-    return WeightedEnsemble(jnp.asarray(w / w.sum()), jnp.asarray(np.ones(m, np.float32)), jnp.asarray(np.float32(0.0)),
-                            task, inputs)
+    return WeightedEnsemble(jax.device_put(w / w.sum()), jax.device_put(np.ones(m, np.float32)),
+                            jax.device_put(np.float32(0.0)), task, inputs)  # device_put: no program per shape
 
 
 def member_scores(preds: Any, y: Any, *, inputs: str = "probs") -> Array:

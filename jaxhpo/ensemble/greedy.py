@@ -164,7 +164,8 @@ def greedy_selection(
             masks[b, rng.choice(m, per_bag, replace=False)] = True
         weights, counts, trace = _bagged_jit(arr, y, int(init_size), int(size), metric, inputs, masks)
     if size == 0:
-        trace = jnp.asarray(np.zeros((0,), np.float32))
-    # constants made on the host and put on the device: ``jnp.ones`` eagerly compiles a program per shape
-    return GreedyEnsemble(weights, jnp.asarray(np.ones(m, np.float32)), jnp.asarray(np.float32(0.0)), task, inputs,
-                          counts, trace)
+        trace = jax.device_put(np.zeros((0,), np.float32))
+    # constants made on the host and put on the device: ``jnp.ones`` (and ``jnp.asarray`` of a host array, in
+    # JAX 0.10) compile a program per shape, ``device_put`` none
+    return GreedyEnsemble(weights, jax.device_put(np.ones(m, np.float32)), jax.device_put(np.float32(0.0)), task,
+                          inputs, counts, trace)

@@ -308,7 +308,7 @@ class Population:
         (keys_p, hp_p), _ = self._pad((keys, hp_t), n * v)
         params, opt_state = host_local(init((keys_p, hp_p), {"x_fit": self.data["x_fit"]}))
         params, opt_state = _first_rows((params, opt_state), n * v)
-        return PopulationState(params, opt_state, hp_t, keys, jnp.asarray(np.zeros((n * v,), np.int32)))
+        return PopulationState(params, opt_state, hp_t, keys, jax.device_put(np.zeros((n * v,), np.int32)))
 
     def fit(self, hparams: Mapping[str, Any], key: Array):
         """``init`` then ``run`` for every member's full epoch budget; returns what ``run`` returns."""

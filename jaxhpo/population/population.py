@@ -28,7 +28,9 @@ from jaxhpo import compile_options
 from jaxhpo.population.devices import default_mesh, host_local, resolve_mode
 from jaxhpo.population.inputs import ReadTracker, checked_data, checked_hparams, checked_range, label_bounds
 from jaxhpo.population.losses import LOSSES, LossFn, cross_entropy
-from jaxhpo.population.program import RESERVED, ProgramConfig, chunk_rows, compiled_programs, lane_sizes, takes_train
+from jaxhpo.population.program import (
+    RESERVED, ProgramConfig, chunk_rows, compiled_programs, lane_sizes, rows_at, takes_train,
+)
 
 Array = jax.Array
 
@@ -385,11 +387,7 @@ def _task_keys(key: Array, members: int, views: int) -> Array:
     return jax.vmap(lambda k: jax.random.split(k, views))(member_keys).reshape((members * views,) + key.shape)
 
 
-def _rows_at(tree: Any, index: Any) -> Any:
-    return jax.tree.map(lambda a: a[index], tree)
-
-
-_take = compile_options.jit(_rows_at)
+_take = compile_options.jit(rows_at)
 
 
 def take_rows(tree: Any, index: np.ndarray) -> Any:
@@ -399,7 +397,7 @@ def take_rows(tree: Any, index: np.ndarray) -> Any:
     leaf shape); a tree of NumPy arrays (results gathered from other processes) is indexed by NumPy.
     """
     if all(isinstance(a, np.ndarray) for a in jax.tree.leaves(tree)):
-        return _rows_at(tree, index)
+        return rows_at(tree, index)
     return _take(tree, np.asarray(index, np.int32))  # converted here: on the device a conversion compiles
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import functools
 import inspect
-from typing import Callable, Mapping, NamedTuple
+from typing import Any, Callable, Mapping, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -243,6 +243,11 @@ def _task_epochs(cfg: ProgramConfig, num_epochs: int, params, opt_state, key, hp
     return params, opt_state, done, history, outputs
 
 
+def rows_at(tree: Any, index: Any) -> Any:
+    """Every leaf of ``tree`` at the rows ``index`` of its leading axis (NumPy or JAX, eager or traced)."""
+    return jax.tree.map(lambda a: a[index], tree)
+
+
 def _over_tasks(cfg: ProgramConfig, fn: Callable, args):
     """Runs ``fn`` over the leading task axis of ``args`` in the configured mode."""
     if cfg.mode == "vmap":
@@ -301,9 +306,9 @@ def compiled_programs(cfg: ProgramConfig, num_epochs: int, mesh, axis: str):
         # of the devices) and their results put back by index_out, inside this program: a gather of the whole
         # state outside it would be a program of its own to compile
         if index_in is not None:
-            task_args = jax.tree.map(lambda a: a[index_in], task_args)
+            task_args = rows_at(task_args, index_in)
         out = _sharded(train_all, mesh, axis, task_args, shared)
-        return out if index_out is None else jax.tree.map(lambda a: a[index_out], out)
+        return out if index_out is None else rows_at(out, index_out)
 
     run = compile_options.jit(run_all, options)
     return init, run

@@ -267,7 +267,8 @@ def job_gp_program() -> dict:
     import jax.numpy as jnp
 
     import jaxhpo
-    from jaxhpo.study_programs import seed_array, study_programs
+    from jaxhpo.keys import seed_array
+    from jaxhpo.study_programs import study_programs
 
     counts = _count_compiles()
     stages: dict = {}  # per compile thread: trace, lower and XLA seconds (JAX's own timings)

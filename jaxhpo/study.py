@@ -45,7 +45,8 @@ from jaxhpo.evaluation import (
     takes_trial,
 )
 from jaxhpo.gp.blas import limit_blas_threads
-from jaxhpo.study_programs import seed_array, state_delta, study_programs
+from jaxhpo.keys import seed_array
+from jaxhpo.study_programs import state_delta, study_programs
 from jaxhpo.trial import Trial, TrialState
 from jaxhpo.progress import progress_bar
 from jaxhpo.space import Categorical, Int, Space

@@ -112,23 +112,3 @@ def keyed_ask(ask: Callable) -> Callable:
 def _seed_keys(seed: jax.Array) -> jax.Array:
     """The two keys a study's seed splits into, inside its programs: the first for init, the second for asks."""
     return jax.random.split(jax.random.key(seed))
-
-
-def seed_array(seed: int) -> jax.Array:
-    """A study's seed as the array ``jax.random.key(seed)`` makes its key from; programs make the key.
-
-    ``jax.random.key`` run eagerly compiles two small programs (0.13-0.15 s
-    before a cold first trial); inside the study's programs it is free, and
-    from this array (converted as ``jax.random.key`` converts a Python int) it
-    gives the same key bit for bit.
-
-    Example:
-        >>> import jax
-        >>> key = jax.jit(jax.random.key)(seed_array(7))
-        >>> bool((jax.random.key_data(key) == jax.random.key_data(jax.random.key(7))).all())
-        True
-    """
-    dtype = jax.dtypes.canonicalize_dtype(np.int64)  # int32 unless 64-bit mode is on
-    if np.iinfo(dtype).min <= seed <= np.iinfo(dtype).max:
-        return jax.device_put(np.asarray(seed, dtype))  # what jnp.asarray gives, without its conversion program
-    return jnp.asarray(np.int64(seed))  # wraps as jax.random.key(seed) does

@@ -352,28 +352,30 @@ def test_predictions_do_not_depend_on_row_order_or_batch():
 
 
 def test_fitting_and_predicting_on_new_shapes_build_one_program_each():
-    # each step is jitted where defined; op by op, these four calls built 37 programs
+    # each step is jitted where defined (op by op, these four calls built 37 programs), and host
+    # arrays go to the device without a "stage" program per shape (jnp.asarray compiles one)
     from _compiles import counting
 
     rng = np.random.default_rng(11)
     y = rng.integers(0, 4, 29)
     val = rng.dirichlet(np.ones(4), size=(9, 29)).astype(np.float32)
-    test = rng.dirichlet(np.ones(4), size=(9, 17)).astype(np.float32)
+    test = rng.dirichlet(np.ones(4), size=(9, 17)).astype(np.float64)  # converted on the host
     with counting() as count:
         greedy = ensemble.greedy_selection(val, y, size=7, bags=3)
-    assert count.named == ["_bagged"]  # the bagged selection and its weights
+    assert count.names == ["_bagged"]  # the bagged selection and its weights
     with counting() as count:
         probs = greedy.predict_proba(test)
-    assert count.named == ["_mixture"]
+    assert count.names == ["_mixture"]
     members = np.exp(np.log(np.clip(test, 1e-12, None)))
     members = members / members.sum(-1, keepdims=True)
     np.testing.assert_allclose(probs, np.einsum("m,mnc->nc", np.asarray(greedy.weights), members), rtol=1e-5, atol=1e-7)
     with counting() as count:
         stack = ensemble.fit_stacking(val, y, l2=0.5, features="probs", groups=[0] * 5 + [1, 2, 3, 4])
-    assert count.named == ["_fit_inputs", "_select_and_fit"]  # its inputs and its fit
+    # its inputs and its fit, and the seed's key (built once per process: another test may have)
+    assert sorted(set(count.names) - {"_key"}) == ["_fit_inputs", "_select_and_fit"] and len(count.names) <= 3
     with counting() as count:
         stacked = stack.predict_proba(test)
         labels = stack.predict(test)
-    assert count.named == ["_predict", "_predict_proba"]
+    assert sorted(count.names) == ["_predict", "_predict_proba"]
     np.testing.assert_allclose(np.asarray(stacked).sum(-1), 1.0, rtol=1e-5)
     np.testing.assert_array_equal(np.asarray(labels), np.asarray(stacked).argmax(-1))

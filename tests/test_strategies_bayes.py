@@ -196,6 +196,28 @@ def test_batches_are_distinct_configurations_never_seen_before(acquisition, batc
     assert study.best_value <= 1.5  # and it still optimizes (optimum 0 at depth 4, leaf 8, entropy, k 0)
 
 
+def test_a_continuous_design_is_the_sobol_sequence_from_a_program_without_the_repeat_check():
+    from jaxhpo.strategies.sampling import sobol_points
+
+    s = jaxhpo.strategies.bayes(num_initial=8)
+    continuous = jaxhpo.Space({"a": jaxhpo.Float(0.0, 1.0), "b": jaxhpo.Float(1e-3, 1.0, log=True)})
+    state = s.init(jax.random.key(0), continuous, 16)
+    x, after = s.design_ask(jax.random.key(1), state, 3)
+    np.testing.assert_array_equal(np.asarray(x), np.asarray(sobol_points(state.directions, state.shift,
+                                                                         jnp.arange(3))))
+    assert int(after.index) == 3
+    x2, _ = s.design_ask(jax.random.key(1), s.tell(after, x, jnp.ones(3)), 2)
+    np.testing.assert_array_equal(np.asarray(x2), np.asarray(sobol_points(state.directions, state.shift,
+                                                                          jnp.arange(3, 5))))
+
+    def size(space):  # lines of the design program's jaxpr, nested ones included
+        st = s.init(jax.random.key(0), space, 16)
+        return len(str(jax.make_jaxpr(s.design_ask, static_argnums=2)(jax.random.key(1), st, 1)).splitlines())
+
+    # the check against told, pending and earlier points is left out only where it cannot find one
+    assert 3 * size(continuous) < size(SPACE)
+
+
 def test_proposals_are_the_points_the_gp_scored():
     from jaxhpo.gp.kernels import Layout, snap
 

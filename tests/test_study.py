@@ -746,7 +746,7 @@ def test_the_seed_key_made_inside_the_programs_is_jax_random_key_of_the_seed(see
     # programs make the key from seed_array, and must get the same key, so that a seed's trials stay
     from _compiles import counting
 
-    from jaxhpo.study_programs import seed_array
+    from jaxhpo.keys import seed_array
 
     inside = jax.jit(jax.random.key)(seed_array(seed))
     assert np.array_equal(jax.random.key_data(inside), jax.random.key_data(jax.random.key(seed)))

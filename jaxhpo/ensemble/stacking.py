@@ -43,8 +43,9 @@ from flax import struct
 
 from jaxhpo import compile_options
 from jaxhpo.ensemble._optim import minimize_first_order, minimize_lbfgs
-from jaxhpo.ensemble._inputs import check_inputs_look_right, check_predictions, log_probs
+from jaxhpo.ensemble._inputs import as_float32, check_inputs_look_right, check_predictions, log_probs
 from jaxhpo.ensemble._rowwise import member_sum, row_matmul
+from jaxhpo.keys import key_from_seed
 
 Array = jax.Array
 
@@ -76,18 +77,18 @@ class StackingEnsemble:
 
     def meta_features(self, preds: Array) -> Array:
         """The standardized meta-learner inputs ``[examples, features]`` for member predictions."""
-        return _meta_features(self, jnp.asarray(preds, jnp.float32))
+        return _meta_features(self, as_float32(preds))
 
     def decision(self, preds: Array) -> Array:
-        return _decision(self, jnp.asarray(preds, jnp.float32))
+        return _decision(self, as_float32(preds))
 
     def predict_proba(self, preds: Array) -> Array:
         if self.task != "classification":
             raise ValueError("predict_proba is for classification ensembles; use predict")
-        return _predict_proba(self, jnp.asarray(preds, jnp.float32))
+        return _predict_proba(self, as_float32(preds))
 
     def predict(self, preds: Array) -> Array:
-        return _predict(self, jnp.asarray(preds, jnp.float32))
+        return _predict(self, as_float32(preds))
 
 
 # Jitted where defined, the ensemble a pytree argument (its meta, task, inputs, features and groups are static
@@ -297,9 +298,9 @@ def fit_stacking(
     if task == "classification":
         check_inputs_look_right(arr, inputs)
     classification = task == "classification"
-    x, mu, sigma, targets, y_int, shift, scale = _fit_inputs(arr, jnp.asarray(y), task, inputs, features, groups)
+    x, mu, sigma, targets, y_int, shift, scale = _fit_inputs(arr, np.asarray(y), task, inputs, features, groups)
     default_steps = 1000 if meta == "mlp" else 100
-    key = jax.random.key(seed)
+    key = key_from_seed(seed)  # one program (jax.random.key eagerly: two)
     steps = int(steps or default_steps)
     auto = l2 == "auto"
     params, _, _ = _select_and_fit_jit(meta, x, targets, y_int, np.float32(0.0 if auto else l2), np.bool_(auto),

@@ -83,7 +83,9 @@ def checked_data(x_train: Any, y_train: Any, x_val: Any, y_val: Any) -> tuple[Ar
     if out["x_val"].shape[1:] != out["x_train"].shape[1:]:
         raise ValueError(f"x_val rows have shape {out['x_val'].shape[1:]}, x_train rows {out['x_train'].shape[1:]}; "
                          f"both must have the same features")
-    return tuple(jnp.asarray(out[k]) for k in ("x_train", "y_train", "x_val", "y_val"))
+    # device_put: jnp.asarray of a host array compiles a program per shape
+    return tuple(out[k] if isinstance(out[k], jax.Array) else jax.device_put(np.asarray(out[k]))
+                 for k in ("x_train", "y_train", "x_val", "y_val"))
 
 
 @jax.jit

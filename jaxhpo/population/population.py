@@ -228,7 +228,7 @@ class Population:
         n_max = int(np.max(np.asarray(self.views[1])))
         max_steps = int(math.ceil(n_max / low))
         if self._takes_train is None:  # model_fn is probed once per population, not at every init or run
-            reads = ReadTracker({k: jnp.asarray(v[0]) for k, v in hp.items()})
+            reads = ReadTracker(jax.device_put({k: np.asarray(v)[0] for k, v in hp.items()}))
             probe = self.model_fn(reads)
             self._check_model(probe, reads, hp, args)
             self._takes_train = takes_train(probe)
@@ -303,13 +303,17 @@ class Population:
         """Initializes every (member, view) task; the task axis is member-major."""
         hp, n = checked_hparams(hparams)
         v = self.num_views
-        hp_t = {k: jnp.asarray(np.repeat(a, v)) for k, a in hp.items()}
+        hp_host = {k: np.repeat(a, v) for k, a in hp.items()}
         keys = _task_keys(key, n, v)
         cfg = self._config(hp)
         init, _ = self._programs(cfg, 1)
-        (keys_p, hp_p), _ = self._pad((keys, hp_t), n * v)
+        keys_p, _ = self._pad(keys, n * v)
+        hp_p, _ = self._pad(hp_host, n * v)
+        # host arrays go into the program as they are (split over a mesh on the host: a device array
+        # would be split by a slicing program compiled per shape)
         params, opt_state = host_local(init((keys_p, hp_p), {"x_fit": self.data["x_fit"]}))
         params, opt_state = _first_rows((params, opt_state), n * v)
+        hp_t = jax.device_put(hp_host)  # jnp.asarray would compile a program per shape
         return PopulationState(params, opt_state, hp_t, keys, jax.device_put(np.zeros((n * v,), np.int32)))
 
     def fit(self, hparams: Mapping[str, Any], key: Array):

@@ -24,6 +24,7 @@ from typing import Any, Callable, NamedTuple, Optional
 import jax
 import numpy as np
 
+from jaxhpo.keys import folded_key
 from jaxhpo.population.population import Population, PopulationResult
 from jaxhpo.space import Space
 from jaxhpo.strategies.base import Strategy
@@ -138,8 +139,8 @@ def search(
     for r in range(rounds):
         trials = study.ask(batch_size)
         x = np.stack([t.x for t in trials])
-        hp = {k: np.asarray(v) for k, v in space.decode(jax.numpy.asarray(x)).items()}
-        state, (tl, vl, va), p = pop.fit(hp, jax.random.fold_in(jax.random.key(seed), r))
+        hp = {k: np.asarray(v) for k, v in space.decode(x).items()}
+        state, (tl, vl, va), p = pop.fit(hp, folded_key(seed, r))
         result = PopulationResult(state, tl, vl, va, p, dict(state.hparams))
         vl = np.asarray(vl, np.float64)
         values = vl[:, -1] if objective == "final" else np.nanmin(np.where(np.isfinite(vl), vl, np.nan), axis=1)

@@ -102,7 +102,7 @@ def predict(model_fn: Callable[[dict], Any], state: PopulationState, x: Any, *, 
     """
     x = x if isinstance(x, jax.Array) else np.asarray(x)  # host data is sliced on the host, not by a program each
     traced = any(isinstance(a, jax.core.Tracer) for a in jax.tree.leaves((state.params, state.hparams, x)))
-    probe = model_fn({k: v[0] if traced else jnp.asarray(np.asarray(v)[0]) for k, v in state.hparams.items()})
+    probe = model_fn({k: v[0] if traced else jax.device_put(np.asarray(v)[0]) for k, v in state.hparams.items()})
     takes = takes_train(probe)
     chunk = _predict_chunk_inlined if traced else _predict_chunk  # under your jit: no options of ours (JAX refuses)
     parts = [chunk(model_fn, takes, bool(classification), state.params, state.hparams, x[i : i + batch_size])

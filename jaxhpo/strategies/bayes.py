@@ -345,11 +345,14 @@ def initial_design_ask(config: BayesConfig, key: Array, state: BayesState, num: 
 
     Unless ``repeats``, points whose configuration was already evaluated,
     is pending or came earlier in the batch are skipped (the design moves
-    on along the sequence).
+    on along the sequence). In a space without integer or categorical
+    coordinates the sequence's points are distinct by construction, so the
+    program takes them as they come, without that check (it made the
+    program three times larger: the first trial of a ``Study`` waits for it).
     """
     del key
     dtype = state.history.x.dtype
-    if config.repeats:
+    if config.repeats or not any(state.layout.value.discrete):
         x = sobol_points(state.directions, state.shift, state.index + jnp.arange(num)).astype(dtype)
         return x, state._replace(index=(state.index + num).astype(jnp.int32))
     layout = state.layout.value

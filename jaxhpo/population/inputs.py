@@ -88,9 +88,24 @@ def checked_data(x_train: Any, y_train: Any, x_val: Any, y_val: Any) -> tuple[Ar
                  for k in ("x_train", "y_train", "x_val", "y_val"))
 
 
+def label_bounds(y_train: Any, y_val: Any) -> np.ndarray:
+    """``[smallest of y_train, smallest of y_val, largest of y_train, largest of y_val]``.
+
+    By NumPy for host arrays; device arrays stay where they are and are
+    reduced in one program.
+
+    Example:
+        >>> label_bounds(np.array([2, 0, 1]), np.array([1, 3])).tolist()
+        [0, 1, 2, 3]
+    """
+    if isinstance(y_train, jax.Array) or isinstance(y_val, jax.Array):
+        return np.asarray(_label_bounds(y_train, y_val))
+    y_train, y_val = np.asarray(y_train), np.asarray(y_val)
+    return np.array([y_train.min(), y_val.min(), y_train.max(), y_val.max()])
+
+
 @jax.jit
-def label_bounds(y_train: Array, y_val: Array) -> Array:
-    """``[smallest of y_train, smallest of y_val, largest of y_train, largest of y_val]``, in one program."""
+def _label_bounds(y_train: Array, y_val: Array) -> Array:
     return jnp.stack([jnp.min(y_train), jnp.min(y_val), jnp.max(y_train), jnp.max(y_val)])
 
 

@@ -162,6 +162,7 @@ class Population:
             if not isinstance(v, (int, np.integer)) or v < 1:
                 raise ValueError(f"{name} must be a positive int, got {v!r}")
         self.mode = resolve_mode(mode)
+        labels = (y_train, y_val)  # as given: host labels are checked by NumPy
         x_train, y_train, x_val, y_val = checked_data(x_train, y_train, x_val, y_val)
         self._bounds: Optional[np.ndarray] = None  # label_bounds of y_train and y_val, when first needed
         if loss_fn is cross_entropy:
@@ -170,7 +171,7 @@ class Population:
                     what = "one-hot or probability rows" if y.ndim == 2 else f"{y.dtype} values of shape {y.shape}"
                     raise ValueError(f"{name} must hold integer class ids 0..C-1 for loss='cross_entropy', got "
                                      f"{what}; pass y.argmax(-1) for one-hot labels, or loss='mse' for regression")
-            self._bounds = np.asarray(label_bounds(y_train, y_val))  # one program for the four
+            self._bounds = label_bounds(*labels)
             for name, low in (("y_train", self._bounds[0]), ("y_val", self._bounds[1])):
                 if int(low) < 0:
                     raise ValueError(f"{name} holds negative class ids (smallest {int(low)}); class ids are "
@@ -273,7 +274,7 @@ class Population:
         if self.classification and out.ndim >= 1:
             classes = int(out.shape[-1])
             if self._bounds is None:
-                self._bounds = np.asarray(label_bounds(self.data["y_fit"], self.data["y_eval"]))
+                self._bounds = label_bounds(self.data["y_fit"], self.data["y_eval"])
             high = int(self._bounds[2:].max())
             if high >= classes:
                 raise ValueError(f"y_train/y_val hold class ids up to {high} but the model has {classes} outputs; "

@@ -139,7 +139,7 @@ def search(
     for r in range(rounds):
         trials = study.ask(batch_size)
         x = np.stack([t.x for t in trials])
-        hp = {k: np.asarray(v) for k, v in space.decode(x).items()}
+        hp = space.decode_numpy(x)  # the values the trials hold (and no program)
         state, (tl, vl, va), p = pop.fit(hp, folded_key(seed, r))
         result = PopulationResult(state, tl, vl, va, p, dict(state.hparams))
         vl = np.asarray(vl, np.float64)

@@ -53,10 +53,24 @@ def _folded(seed: jax.Array, number: jax.Array) -> jax.Array:
 
 
 def key_from_seed(seed: int) -> jax.Array:
-    """``jax.random.key(seed)``, from one program."""
-    return _key(seed_array(int(seed)))
+    """``jax.random.key(seed)``, from one program.
+
+    Raises:
+        ValueError: when ``seed`` is not an integer (``jax.random.key`` refuses those too).
+    """
+    return _key(seed_array(_checked(seed)))
 
 
 def folded_key(seed: int, number: int) -> jax.Array:
-    """``jax.random.fold_in(jax.random.key(seed), number)``, from one program."""
-    return _folded(seed_array(int(seed)), np.int32(number))
+    """``jax.random.fold_in(jax.random.key(seed), number)``, from one program.
+
+    Raises:
+        ValueError: when ``seed`` is not an integer.
+    """
+    return _folded(seed_array(_checked(seed)), np.int32(number))
+
+
+def _checked(seed: object) -> int:
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
+        raise ValueError(f"seed must be an int, got seed={seed!r}")
+    return int(seed)

@@ -201,6 +201,8 @@ def test_bad_shapes_and_labels():
         ensemble.greedy_selection(probs, np.zeros(20, int), init_size=4)
     with pytest.raises(ValueError, match="meta"):
         ensemble.fit_stacking(probs, np.zeros(20, int), meta="forest")
+    with pytest.raises(ValueError, match=r"seed must be an int, got seed=1\.5"):  # not rounded to 1
+        ensemble.fit_stacking(probs, np.zeros(20, int), meta="mlp", seed=1.5)
     with pytest.raises(ValueError, match="metric"):
         ensemble.greedy_selection(probs, np.zeros(20, int), metric="mse")
 

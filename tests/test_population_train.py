@@ -285,6 +285,34 @@ def test_take_rows_gathers_a_whole_tree_in_one_program_and_leaves_numpy_trees_to
     assert isinstance(out["a"], np.ndarray) and np.array_equal(out["a"], numpy_tree["a"][index])
 
 
+def test_the_training_program_evaluates_the_model_in_one_place():
+    # the final parameters' predictions are the last evaluation of the epoch loop, carried out of it:
+    # the training program traces (and compiles) the model three times, not a fourth evaluation after
+    import flax.linen as nn
+
+    traced = []
+
+    class Counted(nn.Module):
+        @nn.compact
+        def __call__(self, x, train: bool = False):
+            traced.append(train)
+            return nn.Dense(3)(nn.relu(nn.Dense(8)(x)))
+
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(40, 5)).astype(np.float32)
+    y = rng.integers(0, 3, 40)
+    pop = population.Population(lambda h: Counted(), x[:30], y[:30], x[30:], y[30:], batch_size=8, max_epochs=3)
+    hp = {"learning_rate": np.array([1e-2, 3e-2]), "epochs": np.array([1, 3])}
+    state = pop.init(hp, jax.random.key(0))
+    before = len(traced)
+    state, (_, val_loss, _), preds = pop.run(state, 3)
+    assert sorted(traced[before:]) == [False, False, True]  # the carry's shapes, the evaluation, the gradient
+    # the carried predictions are those of the final parameters, also for the member that stopped at epoch 1
+    again = population.predict(lambda h: Counted(), state, x[30:])
+    np.testing.assert_allclose(np.asarray(preds), np.asarray(again), rtol=1e-5, atol=1e-6)
+    assert np.asarray(val_loss).shape == (2, 3)
+
+
 def test_a_population_builds_its_programs_and_no_eager_ops():
     # new shapes (7 features), so nothing here is built already: the label check, the task keys, the
     # initialization, the training and the prediction, nothing else (op by op, label checks, slices, views

@@ -229,14 +229,17 @@ def _task_epochs(cfg: ProgramConfig, num_epochs: int, params, opt_state, key, hp
         act_f = act.astype(jnp.float32)
         train_loss = jnp.where(act.any(), jnp.sum(losses * act_f) / jnp.maximum(act_f.sum(), 1.0), jnp.nan)
         # after an epoch past the member's own the parameters are those already scored: no new evaluation
-        val = jax.lax.cond(active_epoch | (j == 0), lambda: _evaluate(cfg, module, params, hp, data, eval_idx, n_eval)[1:],
+        val = jax.lax.cond(active_epoch | (j == 0), lambda: _evaluate(cfg, module, params, hp, data, eval_idx, n_eval),
                            lambda: last_val)
-        return (params, opt_state, val), (train_loss, *val)
+        return (params, opt_state, val), (train_loss, *val[1:])
 
-    scored = jax.eval_shape(lambda: _evaluate(cfg, module, params, hp, data, eval_idx, n_eval)[1:])
+    # the outputs, loss and accuracy of the last evaluation ride in the carry: the first epoch always
+    # evaluates and an epoch that trains evaluates again, so after the scan the carry holds the final
+    # parameters' outputs (one evaluation in the program, not a second one after the loop to compile)
+    scored = jax.eval_shape(lambda: _evaluate(cfg, module, params, hp, data, eval_idx, n_eval))
     unscored = tuple(jnp.full(v.shape, jnp.nan, v.dtype) for v in scored)
-    (params, opt_state, _), history = jax.lax.scan(epoch_body, (params, opt_state, unscored), jnp.arange(num_epochs))
-    outputs, _, _ = _evaluate(cfg, module, params, hp, data, eval_idx, n_eval)
+    (params, opt_state, (outputs, _, _)), history = jax.lax.scan(epoch_body, (params, opt_state, unscored),
+                                                                 jnp.arange(num_epochs))
     if cfg.classification:
         outputs = jax.nn.softmax(outputs, axis=-1)
     done = epoch0 + jnp.minimum(num_epochs, jnp.maximum(member_epochs - epoch0, 0))

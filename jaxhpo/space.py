@@ -35,6 +35,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxhpo._arrays import device_array
+
 Array = jax.Array
 
 
@@ -267,8 +269,7 @@ class Space:
                 it exactly (``Float(0, 1e39)``, ``Float(1e-300, 1, log=True)``,
                 ``Int(0, 2**40)``): the message says to enable x64.
         """
-        # a host array is put on the device as it is: jnp.asarray would compile a program per shape
-        u = u if isinstance(u, jax.Array) else jax.device_put(np.asarray(u))
+        u = device_array(u)
         if not jnp.issubdtype(u.dtype, jnp.floating):
             u = u.astype(jnp.float32)
         int_dtype = jnp.int64 if u.dtype == jnp.float64 else jnp.int32

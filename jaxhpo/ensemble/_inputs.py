@@ -9,24 +9,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxhpo._arrays import device_array
+
 Array = jax.Array
 
 INPUTS = ("probs", "logits")
 TASKS = ("classification", "regression")
-
-
-def as_float32(a: Any) -> Array:
-    """``a`` as a float32 JAX array: a host array converted by NumPy and put on the device as it is
-    (``jnp.asarray(a, jnp.float32)`` of a host array compiles a conversion program per shape).
-
-    Example:
-        >>> import numpy as np
-        >>> as_float32(np.arange(3.0)).dtype
-        dtype('float32')
-    """
-    if isinstance(a, jax.Array):  # JAX arrays and tracers: converted on the device (a no-op when float32)
-        return jnp.asarray(a, jnp.float32)
-    return jax.device_put(np.asarray(a, np.float32))
 
 
 def check_predictions(preds: Any, y: Optional[Any] = None, *, name: str = "preds") -> tuple[Array, str]:
@@ -68,7 +56,7 @@ def check_predictions(preds: Any, y: Optional[Any] = None, *, name: str = "preds
                 raise ValueError(
                     f"labels must lie in [0, classes={arr.shape[2]}), got min {y_arr.min()} and max {y_arr.max()}"
                 )
-    return as_float32(arr), task
+    return device_array(arr, np.float32), task
 
 
 @functools.partial(jax.jit, static_argnames="inputs")  # one program, not an eager op each (on a new shape)

@@ -42,8 +42,9 @@ import optax
 from flax import struct
 
 from jaxhpo import compile_options
+from jaxhpo._arrays import device_array
 from jaxhpo.ensemble._optim import minimize_first_order, minimize_lbfgs
-from jaxhpo.ensemble._inputs import as_float32, check_inputs_look_right, check_predictions, log_probs
+from jaxhpo.ensemble._inputs import check_inputs_look_right, check_predictions, log_probs
 from jaxhpo.ensemble._rowwise import member_sum, row_matmul
 from jaxhpo.keys import key_from_seed
 
@@ -77,18 +78,18 @@ class StackingEnsemble:
 
     def meta_features(self, preds: Array) -> Array:
         """The standardized meta-learner inputs ``[examples, features]`` for member predictions."""
-        return _meta_features(self, as_float32(preds))
+        return _meta_features(self, device_array(preds, np.float32))
 
     def decision(self, preds: Array) -> Array:
-        return _decision(self, as_float32(preds))
+        return _decision(self, device_array(preds, np.float32))
 
     def predict_proba(self, preds: Array) -> Array:
         if self.task != "classification":
             raise ValueError("predict_proba is for classification ensembles; use predict")
-        return _predict_proba(self, as_float32(preds))
+        return _predict_proba(self, device_array(preds, np.float32))
 
     def predict(self, preds: Array) -> Array:
-        return _predict(self, as_float32(preds))
+        return _predict(self, device_array(preds, np.float32))
 
 
 # Jitted where defined, the ensemble a pytree argument (its meta, task, inputs, features and groups are static

@@ -16,6 +16,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxhpo._arrays import device_array
+
 Array = jax.Array
 
 
@@ -83,9 +85,7 @@ def checked_data(x_train: Any, y_train: Any, x_val: Any, y_val: Any) -> tuple[Ar
     if out["x_val"].shape[1:] != out["x_train"].shape[1:]:
         raise ValueError(f"x_val rows have shape {out['x_val'].shape[1:]}, x_train rows {out['x_train'].shape[1:]}; "
                          f"both must have the same features")
-    # device_put: jnp.asarray of a host array compiles a program per shape
-    return tuple(out[k] if isinstance(out[k], jax.Array) else jax.device_put(np.asarray(out[k]))
-                 for k in ("x_train", "y_train", "x_val", "y_val"))
+    return tuple(device_array(out[k]) for k in ("x_train", "y_train", "x_val", "y_val"))
 
 
 def label_bounds(y_train: Any, y_val: Any) -> np.ndarray:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 from typing import Any, Callable, NamedTuple, Optional
 
-import jax
 import numpy as np
 
 from jaxhpo.keys import folded_key

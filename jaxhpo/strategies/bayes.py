@@ -348,7 +348,7 @@ def initial_design_ask(config: BayesConfig, key: Array, state: BayesState, num: 
     on along the sequence). In a space without integer or categorical
     coordinates the sequence's points are distinct by construction, so the
     program takes them as they come, without that check (it made the
-    program three times larger: the first trial of a ``Study`` waits for it).
+    program about five times larger: the first trial of a ``Study`` waits for it).
     """
     del key
     dtype = state.history.x.dtype

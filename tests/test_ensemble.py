@@ -1,3 +1,5 @@
+import re
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -205,6 +207,42 @@ def test_bad_shapes_and_labels():
         ensemble.fit_stacking(probs, np.zeros(20, int), meta="mlp", seed=1.5)
     with pytest.raises(ValueError, match="metric"):
         ensemble.greedy_selection(probs, np.zeros(20, int), metric="mse")
+
+
+def test_predicting_from_predictions_unlike_those_fitted_on_is_an_error():
+    """A fitted ensemble's weights broadcast over whatever it is given: one member instead of four, or one
+    member's 2-d predictions, used to give a result of the right shape and the wrong values. Each kind refuses
+    them, and NaN, naming the argument and the shape it was fitted on."""
+    probs = random_probs(2, 4, 30, 3)
+    y = np.argmax(probs[1], -1)
+    targets = probs[0, :, 0]
+    regression = probs[:, :, 0]
+    fitted = [ensemble.fit_weights(probs, y), ensemble.greedy_selection(probs, y, size=3),
+              ensemble.fit_stacking(probs, y), ensemble.fit_stacking(probs, y, meta="mlp", steps=5),
+              ensemble.fit_stacking(probs, y, features="probs", groups=[0, 0, 1, 2])]
+    for ens in fitted:
+        assert np.asarray(ens.predict_proba(probs)).shape == (30, 3)  # as fitted: fine
+        for bad in (probs[:1], probs[0], probs[:, :, :2]):
+            if bad.shape[-1] == 2 and not isinstance(ens, ensemble.StackingEnsemble):
+                continue  # a weighted mixture does not know its classes: any count mixes
+            with pytest.raises(ValueError, match=rf"preds must be \[members, examples, classes\] with the 4 members"
+                                                 rf".*got shape {re.escape(str(bad.shape))}"):
+                ens.predict_proba(bad)
+            with pytest.raises(ValueError, match="preds must be"):
+                ens.predict(bad)
+        with pytest.raises(ValueError, match=r"preds has non-finite values \(members \[2\]\)"):
+            ens.predict_proba(np.where(np.arange(4)[:, None, None] == 2, np.nan, probs))
+    for ens in (ensemble.fit_weights(regression, targets), ensemble.fit_stacking(regression, targets, meta="ridge")):
+        assert np.asarray(ens.predict(regression)).shape == (30,)
+        for bad in (regression[:1], probs):
+            with pytest.raises(ValueError, match=rf"preds must be \[members, examples\] with the 4 members.*"
+                                                 rf"got shape {re.escape(str(bad.shape))}"):
+                ens.predict(bad)
+    # inside a caller's jit the shape is still checked (values are tracers there)
+    ens = fitted[0]
+    np.testing.assert_allclose(jax.jit(ens.predict_proba)(probs), ens.predict_proba(probs), rtol=1e-6)
+    with pytest.raises(ValueError, match="with the 4 members"):
+        jax.jit(ens.predict_proba)(probs[:2])
 
 
 def test_bagged_greedy_averages_bags_of_the_reference():

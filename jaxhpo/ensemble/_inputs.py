@@ -59,6 +59,39 @@ def check_predictions(preds: Any, y: Optional[Any] = None, *, name: str = "preds
     return device_array(arr, np.float32), task
 
 
+def fitted_predictions(preds: Any, *, members: int, task: str, classes: Optional[int] = None,
+                       name: str = "preds") -> Array:
+    """``preds`` for an ensemble fitted on ``members`` members, checked, as float32 on the device.
+
+    What a fitted ensemble predicts from must have the shape it was fitted on:
+    ``[members, examples, classes]`` (classification) or ``[members, examples]``
+    (regression), with as many members (and, when known, classes); otherwise the
+    weights broadcast over the wrong axis and the result is silently wrong. Values
+    must be finite, as ``check_predictions`` requires for fitting (tracers, inside
+    your ``jit``, are checked for shape only).
+
+    Raises:
+        ValueError: naming ``name``, the shape expected and the shape given, or the
+            members with non-finite values.
+    """
+    shape = tuple(np.shape(preds))
+    if task == "classification":
+        layout, ok = "[members, examples, classes]", len(shape) == 3 and (classes is None or shape[2] == classes)
+    else:
+        layout, ok = "[members, examples]", len(shape) == 2
+    if not ok or shape[0] != members or shape[1] < 1:
+        what = f"{members} members" + (f" and {classes} classes" if classes is not None else "")
+        raise ValueError(f"{name} must be {layout} with the {what} the ensemble was fitted on, got shape {shape}; "
+                         f"give every member's predictions, in the order used for fitting")
+    if not isinstance(preds, jax.core.Tracer):
+        host = np.asarray(preds)
+        finite = np.isfinite(host.reshape(shape[0], -1)).all(axis=1)
+        if not finite.all():
+            raise ValueError(f"{name} has non-finite values (members {np.flatnonzero(~finite).tolist()[:10]}); "
+                             f"an ensemble cannot predict from NaN or inf")
+    return device_array(preds, np.float32)
+
+
 @functools.partial(jax.jit, static_argnames="inputs")  # one program, not an eager op each (on a new shape)
 def log_probs(preds: Array, inputs: str) -> Array:
     """Log-probabilities from probabilities (clipped, renormalized) or logits."""

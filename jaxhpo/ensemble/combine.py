@@ -28,9 +28,9 @@ import numpy as np
 import optax
 from flax import struct
 
-from jaxhpo._arrays import device_array
 from jaxhpo.ensemble._optim import minimize_first_order, minimize_lbfgs
-from jaxhpo.ensemble._inputs import check_inputs_look_right, check_predictions, log_probs, true_class_probs
+from jaxhpo.ensemble._inputs import (check_inputs_look_right, check_predictions, fitted_predictions, log_probs,
+                                     true_class_probs)
 from jaxhpo.ensemble._rowwise import member_sum
 
 Array = jax.Array
@@ -57,19 +57,22 @@ class WeightedEnsemble:
     inputs: str = struct.field(pytree_node=False, default="probs")
 
     def member_probs(self, preds: Array) -> Array:
-        return _member_probs(device_array(preds, np.float32), self.temperature, self.inputs)
+        return _member_probs(self._checked(preds), self.temperature, self.inputs)
 
     def predict_proba(self, preds: Array) -> Array:
         """``[examples, classes]`` mixture probabilities (classification)."""
         if self.task != "classification":
             raise ValueError("predict_proba is for classification ensembles; use predict")
-        return _mixture(self.weights, device_array(preds, np.float32), self.temperature, self.inputs)
+        return _mixture(self.weights, self._checked(preds), self.temperature, self.inputs)
 
     def predict(self, preds: Array) -> Array:
         """Labels (classification) or weighted predictions plus intercept (regression)."""
         if self.task == "classification":
             return jnp.argmax(self.predict_proba(preds), axis=-1)
-        return member_sum(self.weights, device_array(preds, np.float32)) + self.intercept
+        return member_sum(self.weights, self._checked(preds)) + self.intercept
+
+    def _checked(self, preds: Any) -> Array:
+        return fitted_predictions(preds, members=np.shape(self.weights)[-1], task=self.task)
 
     @property
     def selected(self) -> np.ndarray:

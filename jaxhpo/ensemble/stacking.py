@@ -42,9 +42,8 @@ import optax
 from flax import struct
 
 from jaxhpo import compile_options
-from jaxhpo._arrays import device_array
 from jaxhpo.ensemble._optim import minimize_first_order, minimize_lbfgs
-from jaxhpo.ensemble._inputs import check_inputs_look_right, check_predictions, log_probs
+from jaxhpo.ensemble._inputs import check_inputs_look_right, check_predictions, fitted_predictions, log_probs
 from jaxhpo.ensemble._rowwise import member_sum, row_matmul
 from jaxhpo.keys import key_from_seed
 
@@ -78,18 +77,31 @@ class StackingEnsemble:
 
     def meta_features(self, preds: Array) -> Array:
         """The standardized meta-learner inputs ``[examples, features]`` for member predictions."""
-        return _meta_features(self, device_array(preds, np.float32))
+        return _meta_features(self, self._checked(preds))
 
     def decision(self, preds: Array) -> Array:
-        return _decision(self, device_array(preds, np.float32))
+        return _decision(self, self._checked(preds))
 
     def predict_proba(self, preds: Array) -> Array:
         if self.task != "classification":
             raise ValueError("predict_proba is for classification ensembles; use predict")
-        return _predict_proba(self, device_array(preds, np.float32))
+        return _predict_proba(self, self._checked(preds))
 
     def predict(self, preds: Array) -> Array:
-        return _predict(self, device_array(preds, np.float32))
+        return _predict(self, self._checked(preds))
+
+    def _checked(self, preds: Any) -> Array:
+        """``preds`` checked against the shape the meta-learner was fitted on."""
+        features = np.shape(self.mu)[-1]
+        classes = None
+        if self.task == "classification":  # the meta-learner's outputs are the classes
+            classes = np.shape(self.params["w2" if self.meta == "mlp" else "w"])[-1]
+            blocks = features // classes
+        else:
+            blocks = features
+        # one block of features per member, or per group of members (groups: one id per member)
+        members = len(self.groups) if self.groups is not None else blocks
+        return fitted_predictions(preds, members=members, task=self.task, classes=classes)
 
 
 # Jitted where defined, the ensemble a pytree argument (its meta, task, inputs, features and groups are static

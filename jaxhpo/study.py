@@ -545,6 +545,8 @@ class Study:
                 a worker past its time is abandoned, not stopped (it stays busy
                 until the objective returns). ``None``: no limit.
         """
+        if not callable(fn):  # else every trial would fail with a TypeError, recorded as the objective's failure
+            raise ValueError(f"Study.optimize: fn must be the objective, a function fn(params) -> value, got fn={fn!r}")
         n_trials = positive_int("Study.optimize", "n_trials", n_trials)
         batch_size = positive_int("Study.optimize", "batch_size", batch_size)
         if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float))

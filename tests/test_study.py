@@ -77,6 +77,10 @@ def test_bad_arguments():
     study = jaxhpo.Study(SPACE, jaxhpo.strategies.random())
     with pytest.raises(ValueError, match="n_trials"):
         study.optimize(_objectives.quadratic, n_trials=0)
+    # an objective that is not a function is refused before any trial, not recorded as failed trials
+    with pytest.raises(ValueError, match=r"fn must be the objective, a function fn\(params\) -> value, got fn=3"):
+        study.optimize(3, n_trials=2)
+    assert study.trials == []
     with pytest.raises(ValueError, match="no trial has completed"):
         study.best_params
 

@@ -31,8 +31,45 @@ Array = jax.Array
 AVERAGES = ("binary", "micro", "macro", "weighted")
 
 
-def _weights(n: int, sample_weight: Optional[Array], dtype=jnp.float32) -> Array:
-    return jnp.ones((n,), dtype) if sample_weight is None else jnp.asarray(sample_weight, dtype)
+def _weights(n: int, sample_weight: Optional[Array], dtype=jnp.float32, metric: str = "metric") -> Array:
+    if sample_weight is None:
+        return jnp.ones((n,), dtype)
+    if jnp.shape(sample_weight) != (n,):
+        raise ValueError(f"metrics.{metric}: sample_weight must be [n]=({n},), one weight per example, got shape "
+                         f"{jnp.shape(sample_weight)}")
+    return jnp.asarray(sample_weight, dtype)
+
+
+def _vector(a: Array) -> Array:
+    """A ``[n, 1]`` column as ``[n]`` (as scikit-learn takes it); other shapes as they are."""
+    a = jnp.asarray(a)
+    return a[:, 0] if a.ndim == 2 and a.shape[1] == 1 else a
+
+
+def _labels(metric: str, y_true: Array, y_pred: Array) -> tuple[Array, Array]:
+    """``y_true`` and ``y_pred`` as ``[n]`` labels of one length.
+
+    Shapes are checked when the metric is traced (free at run time): ``[n]``
+    against ``[n, 1]`` would otherwise broadcast to ``[n, n]`` and give a
+    wrong number without an error.
+    """
+    t, p = _vector(y_true), _vector(y_pred)
+    if t.ndim != 1 or p.shape != t.shape:
+        raise ValueError(f"metrics.{metric}: y_true and y_pred must be [n] labels of one length, got shapes "
+                         f"{jnp.shape(y_true)} and {jnp.shape(y_pred)}")
+    return t, p
+
+
+def _rows(metric: str, y_true: Array, scores: Array, name: str) -> tuple[Array, Array]:
+    """``y_true`` as ``[n]`` labels and ``scores`` with ``n`` rows (``[n, classes]``, or ``[n]`` when ``name``
+    is ``probs``)."""
+    t, s = _vector(y_true), jnp.asarray(scores)
+    if t.ndim != 1 or s.ndim not in ((1, 2) if name == "probs" else (2,)) or s.shape[0] != t.shape[0]:
+        want = "[n, classes] (or [n] for class 1 of two)" if name == "probs" else "[n, classes]"
+        raise ValueError(f"metrics.{'log_loss' if name == 'probs' else 'log_loss_from_logits'}: y_true must be [n] "
+                         f"labels and {name} {want} with as many rows, got shapes {jnp.shape(y_true)} and "
+                         f"{jnp.shape(scores)}")
+    return t, s
 
 
 @jax.jit
@@ -44,14 +81,16 @@ def accuracy(y_true: Array, y_pred: Array, sample_weight: Optional[Array] = None
         y_pred: ``[n]`` integer labels (use ``argmax`` of scores first).
         sample_weight: optional ``[n]`` weights (0 masks an example out).
     """
-    w = _weights(y_true.shape[0], sample_weight)
+    y_true, y_pred = _labels("accuracy", y_true, y_pred)
+    w = _weights(y_true.shape[0], sample_weight, metric="accuracy")
     return jnp.sum(w * (y_true == y_pred)) / jnp.maximum(jnp.sum(w), 1e-12)
 
 
 @functools.partial(jax.jit, static_argnames="num_classes")
 def confusion_matrix(y_true: Array, y_pred: Array, num_classes: int, sample_weight: Optional[Array] = None) -> Array:
     """``[num_classes, num_classes]`` counts, rows true, columns predicted (as scikit-learn)."""
-    w = _weights(y_true.shape[0], sample_weight)
+    y_true, y_pred = _labels("confusion_matrix", y_true, y_pred)
+    w = _weights(y_true.shape[0], sample_weight, metric="confusion_matrix")
     flat = jnp.clip(y_true, 0, num_classes - 1) * num_classes + jnp.clip(y_pred, 0, num_classes - 1)
     return jnp.zeros((num_classes * num_classes,), w.dtype).at[flat].add(w).reshape(num_classes, num_classes)
 
@@ -60,7 +99,8 @@ def _safe_div(a: Array, b: Array) -> Array:
     return jnp.where(b > 0, a / jnp.where(b > 0, b, 1.0), 0.0)
 
 
-def _prf(y_true, y_pred, num_classes, average, pos_label, sample_weight):
+def _prf(y_true, y_pred, num_classes, average, pos_label, sample_weight, metric):
+    y_true, y_pred = _labels(metric, y_true, y_pred)
     if average not in AVERAGES:
         raise ValueError(f"average must be one of {AVERAGES}, got {average!r}")
     if average == "binary" and num_classes != 2:
@@ -88,21 +128,21 @@ def _prf(y_true, y_pred, num_classes, average, pos_label, sample_weight):
 def precision(y_true: Array, y_pred: Array, num_classes: int = 2, average: str = "binary",
               pos_label: int = 1, sample_weight: Optional[Array] = None) -> Array:
     """Precision ``tp / (tp + fp)``; ``average`` is binary, micro, macro or weighted."""
-    return _prf(y_true, y_pred, num_classes, average, pos_label, sample_weight)[0]
+    return _prf(y_true, y_pred, num_classes, average, pos_label, sample_weight, "precision")[0]
 
 
 @functools.partial(jax.jit, static_argnames=("num_classes", "average", "pos_label"))
 def recall(y_true: Array, y_pred: Array, num_classes: int = 2, average: str = "binary",
            pos_label: int = 1, sample_weight: Optional[Array] = None) -> Array:
     """Recall ``tp / (tp + fn)``; ``average`` is binary, micro, macro or weighted."""
-    return _prf(y_true, y_pred, num_classes, average, pos_label, sample_weight)[1]
+    return _prf(y_true, y_pred, num_classes, average, pos_label, sample_weight, "recall")[1]
 
 
 @functools.partial(jax.jit, static_argnames=("num_classes", "average", "pos_label"))
 def f1(y_true: Array, y_pred: Array, num_classes: int = 2, average: str = "binary",
        pos_label: int = 1, sample_weight: Optional[Array] = None) -> Array:
     """F1 ``2 tp / (2 tp + fp + fn)``; ``average`` is binary, micro, macro or weighted."""
-    return _prf(y_true, y_pred, num_classes, average, pos_label, sample_weight)[2]
+    return _prf(y_true, y_pred, num_classes, average, pos_label, sample_weight, "f1")[2]
 
 
 @functools.partial(jax.jit, static_argnames="eps")
@@ -115,30 +155,37 @@ def log_loss(y_true: Array, probs: Array, sample_weight: Optional[Array] = None,
             to ``[eps, 1 - eps]`` as scikit-learn does), or ``[n]`` probabilities
             of class 1 for binary problems.
     """
-    probs = jnp.asarray(probs)
+    y_true, probs = _rows("log_loss", y_true, probs, "probs")
     if probs.ndim == 1:
         probs = jnp.stack([1.0 - probs, probs], axis=-1)
     probs = probs / jnp.sum(probs, axis=-1, keepdims=True)
     p = jnp.take_along_axis(probs, y_true[:, None].astype(jnp.int32), axis=-1)[:, 0]
     p = jnp.clip(p, eps, 1.0 - eps)
-    w = _weights(y_true.shape[0], sample_weight, p.dtype)
+    w = _weights(y_true.shape[0], sample_weight, p.dtype, metric="log_loss")
     return -jnp.sum(w * jnp.log(p)) / jnp.maximum(jnp.sum(w), 1e-12)
 
 
 @jax.jit
 def log_loss_from_logits(y_true: Array, logits: Array, sample_weight: Optional[Array] = None) -> Array:
     """``log_loss`` computed stably from unnormalized log-probabilities ``[n, classes]``."""
+    y_true, logits = _rows("log_loss_from_logits", y_true, logits, "logits")
     logp = jax.nn.log_softmax(logits, axis=-1)
     nll = -jnp.take_along_axis(logp, y_true[:, None].astype(jnp.int32), axis=-1)[:, 0]
-    w = _weights(y_true.shape[0], sample_weight, nll.dtype)
+    w = _weights(y_true.shape[0], sample_weight, nll.dtype, metric="log_loss_from_logits")
     return jnp.sum(w * nll) / jnp.maximum(jnp.sum(w), 1e-12)
 
 
 @jax.jit
 def mse(y_true: Array, y_pred: Array, sample_weight: Optional[Array] = None) -> Array:
-    """Mean squared error."""
-    d = jnp.asarray(y_pred) - jnp.asarray(y_true)
-    w = _weights(d.shape[0], sample_weight, d.dtype)
+    """Mean squared error over ``[n]`` or ``[n, outputs]`` targets (a ``[n, 1]`` column counts as ``[n]``)."""
+    t, p = jnp.asarray(y_true), jnp.asarray(y_pred)
+    if t.shape != p.shape:
+        t, p = _vector(t), _vector(p)
+    if t.shape != p.shape or t.ndim == 0:
+        raise ValueError(f"metrics.mse: y_true and y_pred must have one shape, [n] or [n, outputs], got shapes "
+                         f"{jnp.shape(y_true)} and {jnp.shape(y_pred)}")
+    d = p - t
+    w = _weights(d.shape[0], sample_weight, d.dtype, metric="mse")
     if d.ndim > 1:
         d2 = jnp.mean(d**2, axis=tuple(range(1, d.ndim)))
     else:

@@ -67,6 +67,40 @@ def test_bad_average_and_binary_on_multiclass():
         metrics.f1(jnp.zeros(3, int), jnp.zeros(3, int), num_classes=3, average="binary")
 
 
+def test_a_column_of_labels_is_taken_as_scikit_learn_takes_it_and_other_shapes_are_errors(data):
+    """[n] against [n, 1] used to broadcast to [n, n]: mse(y, y[:, None]) was 2.5 for y = 0..3, not 0, and
+    the confusion matrix counted n * n pairs. A column counts as [n], as in scikit-learn; other mismatches
+    raise, naming the metric and both shapes (checked when traced, so inside a jit too)."""
+    y, p, probs, w = data
+    column = p[:, None]
+    np.testing.assert_allclose(metrics.accuracy(y, column), skm.accuracy_score(y, p), rtol=1e-6)
+    np.testing.assert_array_equal(metrics.confusion_matrix(y[:, None], column, 4), skm.confusion_matrix(y, p))
+    np.testing.assert_allclose(metrics.f1(y, column, num_classes=4, average="macro"),
+                               skm.f1_score(y, p, average="macro"), rtol=1e-5)
+    np.testing.assert_allclose(metrics.log_loss(y[:, None], probs), skm.log_loss(y, probs), rtol=1e-5)
+    np.testing.assert_allclose(metrics.mse(probs[:, 0], probs[:, 1:2]),
+                               skm.mean_squared_error(probs[:, 0], probs[:, 1]), rtol=1e-5)
+    assert float(metrics.mse(np.arange(4.0), np.arange(4.0)[:, None])) == 0.0
+    np.testing.assert_allclose(metrics.mse(probs[:, :2], probs[:, 2:]), skm.mean_squared_error(probs[:, :2], probs[:, 2:]),
+                               rtol=1e-5)  # two outputs
+    bad = [
+        (lambda: metrics.accuracy(y, p[:-1]), r"metrics.accuracy: y_true and y_pred must be \[n\] labels of one "
+                                              r"length, got shapes \(200,\) and \(199,\)"),
+        (lambda: metrics.accuracy(y, probs), r"metrics.accuracy: .* got shapes \(200,\) and \(200, 4\)"),
+        (lambda: metrics.f1(y, p[:-1], num_classes=4, average="macro"), r"metrics.f1: .*\(199,\)"),
+        (lambda: metrics.confusion_matrix(y, p[:, None].repeat(2, 1), 4), r"metrics.confusion_matrix: .*\(200, 2\)"),
+        (lambda: metrics.log_loss(y[:-1], probs), r"metrics.log_loss: y_true must be \[n\] labels and probs"),
+        (lambda: metrics.log_loss_from_logits(y, probs[:, 0]), r"metrics.log_loss_from_logits: .*\(200,\)"),
+        (lambda: metrics.mse(probs[:, 0], probs[:-1, 0]), r"metrics.mse: y_true and y_pred must have one shape"),
+        (lambda: metrics.mse(probs[:, :2], probs), r"metrics.mse: .*\(200, 2\) and \(200, 4\)"),
+        (lambda: metrics.accuracy(y, p, w[:-1]), r"metrics.accuracy: sample_weight must be \[n\]=\(200,\)"),
+        (lambda: jax.jit(metrics.accuracy)(y, p[:-1]), r"metrics.accuracy: y_true and y_pred"),
+    ]
+    for call, message in bad:
+        with pytest.raises(ValueError, match=message):
+            call()
+
+
 def test_an_eager_metric_is_one_program_and_equals_the_metric_inside_a_jit():
     # jitted where defined: called eagerly on a new shape, one program (op by op, log_loss and accuracy built 12)
     from _compiles import counting

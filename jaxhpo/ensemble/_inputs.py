@@ -68,7 +68,8 @@ def fitted_predictions(preds: Any, *, members: int, task: str, classes: Optional
     (regression), with as many members (and, when known, classes); otherwise the
     weights broadcast over the wrong axis and the result is silently wrong. Values
     must be finite, as ``check_predictions`` requires for fitting (tracers, inside
-    your ``jit``, are checked for shape only).
+    your ``jit``, and arrays spread over several processes are checked for shape
+    only).
 
     Raises:
         ValueError: naming ``name``, the shape expected and the shape given, or the
@@ -83,8 +84,8 @@ def fitted_predictions(preds: Any, *, members: int, task: str, classes: Optional
         what = f"{members} members" + (f" and {classes} classes" if classes is not None else "")
         raise ValueError(f"{name} must be {layout} with the {what} the ensemble was fitted on, got shape {shape}; "
                          f"give every member's predictions, in the order used for fitting")
-    if not isinstance(preds, jax.core.Tracer):
-        host = np.asarray(preds)
+    if not isinstance(preds, jax.core.Tracer) and getattr(preds, "is_fully_addressable", True):
+        host = np.asarray(preds)  # (an array spread over several processes is checked for shape only)
         finite = np.isfinite(host.reshape(shape[0], -1)).all(axis=1)
         if not finite.all():
             raise ValueError(f"{name} has non-finite values (members {np.flatnonzero(~finite).tolist()[:10]}); "

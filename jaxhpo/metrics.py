@@ -66,9 +66,8 @@ def _rows(metric: str, y_true: Array, scores: Array, name: str) -> tuple[Array, 
     t, s = _vector(y_true), jnp.asarray(scores)
     if t.ndim != 1 or s.ndim not in ((1, 2) if name == "probs" else (2,)) or s.shape[0] != t.shape[0]:
         want = "[n, classes] (or [n] for class 1 of two)" if name == "probs" else "[n, classes]"
-        raise ValueError(f"metrics.{'log_loss' if name == 'probs' else 'log_loss_from_logits'}: y_true must be [n] "
-                         f"labels and {name} {want} with as many rows, got shapes {jnp.shape(y_true)} and "
-                         f"{jnp.shape(scores)}")
+        raise ValueError(f"metrics.{metric}: y_true must be [n] labels and {name} {want} with as many rows, got "
+                         f"shapes {jnp.shape(y_true)} and {jnp.shape(scores)}")
     return t, s
 
 

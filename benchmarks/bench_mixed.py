@@ -27,7 +27,9 @@ on jaxhpo; Optuna and scikit-learn are seeded):
     python benchmarks/bench_mixed.py --methods "jaxhpo bayes,jaxhpo hybrid" --reuse
 
 runs the named methods and takes every other method's runs from
-``results/mixed_runs.json`` (the table says which were reused).
+``results/mixed_runs.json`` (the table says which were reused). Another seed
+set, to see how much of a difference is the seeds': ``--first-seed 16 --out
+mixed_seeds16``.
 """
 
 from __future__ import annotations
@@ -209,6 +211,8 @@ def _key(params: dict) -> tuple:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seeds", type=int, default=16)
+    parser.add_argument("--first-seed", type=int, default=0,
+                        help="seeds first_seed .. first_seed + seeds - 1 (another seed set: give another --out)")
     parser.add_argument("--batches", default="1,4")
     parser.add_argument("--skopt", action="store_true", help="add scikit-optimize (about 20 s per run)")
     parser.add_argument("--problems", default=None, help="comma-separated names (default: all)")
@@ -253,15 +257,18 @@ def main() -> None:
             for name, fn in methods.items():
                 if name not in to_run:
                     key = (problem.name, batch, name)
-                    if key not in stored or len(stored[key]["runs"]) < args.seeds:
+                    if (key not in stored or len(stored[key]["runs"]) < args.seeds
+                            or stored[key]["first_seed"] != args.first_seed):
                         raise SystemExit(f"--reuse: no stored runs of {name!r} on {problem.name} at batch {batch} "
-                                         f"for {args.seeds} seeds in results/{args.out}_runs.json; run it")
+                                         f"for seeds {args.first_seed}..{args.first_seed + args.seeds - 1} in "
+                                         f"results/{args.out}_runs.json; run it")
                     runs[key] = stored[key]["runs"][:args.seeds]
                     seconds[key] = stored[key]["seconds_per_run"]
                     reused.add(name)
                     continue
                 start = time.perf_counter()
-                runs[(problem.name, batch, name)] = [fn(problem, seed, batch) for seed in range(args.seeds)]
+                seeds = range(args.first_seed, args.first_seed + args.seeds)
+                runs[(problem.name, batch, name)] = [fn(problem, seed, batch) for seed in seeds]
                 seconds[(problem.name, batch, name)] = (time.perf_counter() - start) / args.seeds
                 print(f"  {problem.name:20s} batch {batch}  {name:14s} {seconds[(problem.name, batch, name)]:6.2f} s/run",
                       flush=True)
@@ -313,9 +320,10 @@ def main() -> None:
                   f"{100 * s['share_better_than_tpe']:9.0f}% {s['mean_distinct']:9.1f}")
     if reused:
         print(f"\nreused stored runs (results/{args.out}_runs.json) of: {', '.join(sorted(reused))}")
-    path = write_results(args.out, {"seeds": args.seeds, "evals": EVALS, "rows": rows, "reused": sorted(reused),
+    path = write_results(args.out, {"seeds": args.seeds, "first_seed": args.first_seed, "evals": EVALS, "rows": rows, "reused": sorted(reused),
                                    "summary": {str(k): v for k, v in summary.items()}})
-    _save_runs(args.out, {**stored, **{k: {"runs": v, "seconds_per_run": seconds[k]} for k, v in runs.items()}})
+    _save_runs(args.out, {**stored, **{k: {"runs": v, "seconds_per_run": seconds[k], "first_seed": args.first_seed}
+                                       for k, v in runs.items()}})
     print(f"\nwrote {path}")
 
 
@@ -326,6 +334,7 @@ def _runs_path(out: str) -> str:
 def _save_runs(out: str, runs: dict) -> None:
     """Every run's (value, configuration) pairs; non-finite values as null."""
     payload = [{"problem": p, "batch": b, "method": m, "seconds_per_run": entry["seconds_per_run"],
+                "first_seed": entry.get("first_seed", 0),
                 "runs": [[[v if np.isfinite(v) else None, k if isinstance(k, str) else repr(k)] for v, k in run] for run in entry["runs"]]}
                for (p, b, m), entry in sorted(runs.items())]
     with open(_runs_path(out), "w") as f:
@@ -338,7 +347,7 @@ def _load_runs(out: str) -> dict:
     with open(_runs_path(out)) as f:
         payload = json.load(f)
     return {(e["problem"], e["batch"], e["method"]): {
-        "seconds_per_run": e["seconds_per_run"],
+        "seconds_per_run": e["seconds_per_run"], "first_seed": e.get("first_seed", 0),
         "runs": [[(math.inf if v is None else float(v), k) for v, k in run] for run in e["runs"]]}
         for e in payload}
 

@@ -36,9 +36,9 @@ def check_predictions(preds: Any, y: Optional[Any] = None, *, name: str = "preds
         )
     if arr.shape[0] < 1 or arr.shape[1] < 1:
         raise ValueError(f"{name} must have at least one member and one example, got shape {arr.shape}")
-    if not np.all(np.isfinite(arr)):
-        bad = np.argwhere(~np.isfinite(arr.reshape(arr.shape[0], -1)).all(axis=1)).ravel()
-        raise ValueError(f"{name} has non-finite values (members {bad.tolist()[:10]})")
+    bad = _non_finite_members(arr)
+    if bad:
+        raise ValueError(f"{name} has non-finite values (members {bad[:10]})")
     task = "classification" if arr.ndim == 3 else "regression"
     if y is not None:
         y_arr = np.asarray(y)
@@ -57,6 +57,11 @@ def check_predictions(preds: Any, y: Optional[Any] = None, *, name: str = "preds
                     f"labels must lie in [0, classes={arr.shape[2]}), got min {y_arr.min()} and max {y_arr.max()}"
                 )
     return device_array(arr, np.float32), task
+
+
+def _non_finite_members(arr: np.ndarray) -> list[int]:
+    """The members (first axis) with a NaN or inf anywhere in their predictions."""
+    return np.flatnonzero(~np.isfinite(arr.reshape(arr.shape[0], -1)).all(axis=1)).tolist()
 
 
 def fitted_predictions(preds: Any, *, members: int, task: str, classes: Optional[int] = None,
@@ -85,11 +90,10 @@ def fitted_predictions(preds: Any, *, members: int, task: str, classes: Optional
         raise ValueError(f"{name} must be {layout} with the {what} the ensemble was fitted on, got shape {shape}; "
                          f"give every member's predictions, in the order used for fitting")
     if not isinstance(preds, jax.core.Tracer) and getattr(preds, "is_fully_addressable", True):
-        host = np.asarray(preds)  # (an array spread over several processes is checked for shape only)
-        finite = np.isfinite(host.reshape(shape[0], -1)).all(axis=1)
-        if not finite.all():
-            raise ValueError(f"{name} has non-finite values (members {np.flatnonzero(~finite).tolist()[:10]}); "
-                             f"an ensemble cannot predict from NaN or inf")
+        bad = _non_finite_members(np.asarray(preds))  # (an array over several processes: shape only)
+        if bad:
+            raise ValueError(f"{name} has non-finite values (members {bad[:10]}); an ensemble cannot predict "
+                             f"from NaN or inf")
     return device_array(preds, np.float32)
 
 

@@ -25,6 +25,24 @@ def positive_int(where: str, name: str, value: Any) -> int:
     return int(value)
 
 
+def int_seed(where: str, value: Any, allow_none: bool = False) -> Any:
+    """``value`` as an ``int`` seed (Python or NumPy integer, never a bool; ``None`` when ``allow_none``); else
+    ValueError, prefixed by ``where`` when given.
+
+    Example:
+        >>> int_seed("Study", 1.5)
+        Traceback (most recent call last):
+        ...
+        ValueError: Study: seed must be an int, got seed=1.5
+    """
+    if value is None and allow_none:
+        return None
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        prefix = f"{where}: " if where else ""
+        raise ValueError(f"{prefix}seed must be {'an int or None' if allow_none else 'an int'}, got seed={value!r}")
+    return int(value)
+
+
 def real_scalar(value: Any) -> bool:
     """Whether ``value`` is one real number (a Python or NumPy scalar, or a 0-d array; not a bool)."""
     if isinstance(value, (bool, np.bool_)):

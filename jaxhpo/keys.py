@@ -21,6 +21,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxhpo._checks import int_seed
+
 
 def seed_array(seed: int) -> jax.Array:
     """``seed`` as the array ``jax.random.key(seed)`` makes its key from; programs make the key.
@@ -58,7 +60,7 @@ def key_from_seed(seed: int) -> jax.Array:
     Raises:
         ValueError: when ``seed`` is not an integer (``jax.random.key`` refuses those too).
     """
-    return _key(seed_array(_checked(seed)))
+    return _key(seed_array(int_seed("", seed)))
 
 
 def folded_key(seed: int, number: int) -> jax.Array:
@@ -67,10 +69,4 @@ def folded_key(seed: int, number: int) -> jax.Array:
     Raises:
         ValueError: when ``seed`` is not an integer.
     """
-    return _folded(seed_array(_checked(seed)), np.int32(number))
-
-
-def _checked(seed: object) -> int:
-    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
-        raise ValueError(f"seed must be an int, got seed={seed!r}")
-    return int(seed)
+    return _folded(seed_array(int_seed("", seed)), np.int32(number))

@@ -35,7 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxhpo import compile_cache, journal
-from jaxhpo._checks import positive_int, real_scalar
+from jaxhpo._checks import int_seed, positive_int, real_scalar
 from jaxhpo.evaluation import (
     MAX_INFRASTRUCTURE_RETRIES,
     InfrastructureFault,
@@ -107,8 +107,7 @@ class Study:
             raise ValueError(f"Study: space must be a jaxhpo.Space, got space={space!r}")
         if direction not in ("minimize", "maximize"):
             raise ValueError(f"Study: direction must be 'minimize' or 'maximize', got direction={direction!r}")
-        if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
-            raise ValueError(f"Study: seed must be an int, got seed={seed!r}")
+        int_seed("Study", seed)
         if strategy is not None:
             check_strategy("Study", strategy)
         if pruner is not None and not callable(getattr(pruner, "prune", None)):

@@ -56,6 +56,7 @@ try:
 except ImportError as e:  # pragma: no cover - the extra is missing
     raise ImportError('jaxhpo.integrations.optuna needs Optuna: pip install "jaxhpo[optuna]"') from e
 
+from jaxhpo._checks import int_seed
 from jaxhpo.space import Categorical, Float, Int, Space
 from jaxhpo.strategies.base import Strategy, check_strategy, drivers_own_capacity, grow_state, next_capacity
 
@@ -129,8 +130,7 @@ class JaxhpoSampler(BaseSampler):
 
         if strategy is not None:
             check_strategy("JaxhpoSampler", strategy)
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
-            raise ValueError(f"JaxhpoSampler: seed must be an int or None, got seed={seed!r}")
+        int_seed("JaxhpoSampler", seed, allow_none=True)
         compile_cache.ensure()
         self._strategy = strategy or strategies.bayes()
         self._seed = int(seed) if seed is not None else int(np.random.SeedSequence().entropy % 2**31)

@@ -152,8 +152,6 @@ class JaxhpoSampler(BaseSampler):
         self._raise_error_if_multi_objective(study)
         if not search_space:
             return {}
-        import jax
-
         from jaxhpo.gp.blas import limit_blas_threads
 
         model = self._model(study, search_space)

@@ -15,6 +15,13 @@ JAX accepts compiler options on top-level programs only, so ``jit`` here is
 used where jaxhpo is sure to be the outermost caller (``Study``'s programs,
 ``minimize`` called directly); under your own ``jit`` your options apply.
 
+XLA adds, renames and drops these options between releases, and refuses a
+compile with one it does not know (JAX 0.11 dropped
+``xla_cpu_use_fusion_emitters``: every jaxhpo program failed there). So
+``supported`` keeps the options the running XLA knows, found once per
+process by compiling an empty program (a few milliseconds), and ``jit``
+applies it when first called; an option dropped means XLA's default.
+
 Example:
     >>> import jax.numpy as jnp
     >>> from jaxhpo.compile_options import jit
@@ -24,9 +31,12 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any, Callable
+import functools
+import threading
+from typing import Any, Callable, Mapping
 
 import jax
+import numpy as np
 
 COMPILER_OPTIONS: dict[str, Any] = {"xla_cpu_use_fusion_emitters": False, "xla_backend_optimization_level": 1}
 
@@ -53,6 +63,90 @@ TRAINING_OPTIONS: dict[str, Any] = {"xla_backend_optimization_level": 1}
 INIT_OPTIONS: dict[str, Any] = SMALL_PROGRAM_OPTIONS
 
 
-def jit(fn: Callable, options: dict[str, Any] = COMPILER_OPTIONS, **kwargs: Any) -> Callable:
-    """``jax.jit(fn, **kwargs)`` compiled with ``options`` (for top-level programs only)."""
-    return jax.jit(fn, compiler_options=options, **kwargs)
+def supported(options: Mapping[str, Any]) -> dict[str, Any]:
+    """The options of ``options`` that the running XLA knows (the others would fail every compile).
+
+    Args:
+        options: XLA compile options, name to value (one of this module's dicts, say).
+
+    Returns:
+        A new dict with the options XLA accepts; those it refuses are left out.
+
+    Example:
+        >>> from jaxhpo.compile_options import supported
+        >>> supported({"xla_backend_optimization_level": 1, "xla_no_such_option": True})
+        {'xla_backend_optimization_level': 1}
+    """
+    return dict(_supported(tuple(sorted(options.items()))))
+
+
+@functools.lru_cache(maxsize=None)
+def _supported(items: tuple) -> tuple:
+    if _accepted(items):  # the usual case: one probe for the whole set
+        return items
+    return tuple(item for item in items if _accepted((item,)))
+
+
+@functools.lru_cache(maxsize=None)
+def _accepted(items: tuple) -> bool:
+    try:
+        jax.jit(_empty, compiler_options=dict(items)).lower(np.float32(0)).compile()
+    except jax.errors.JaxRuntimeError as error:
+        if "No such compile option" not in str(error):
+            raise
+        return False
+    return True
+
+
+def _empty(x: Any) -> Any:
+    return x
+
+
+class _Jit:
+    """``jax.jit(fn, compiler_options=supported(options), **kwargs)``, made when first used.
+
+    Made lazily because finding the supported options needs XLA's backend,
+    which importing jaxhpo must not start. Calls, ``lower`` and the other
+    attributes of a jitted function go to the jitted function.
+    """
+
+    def __init__(self, fn: Callable, options: Mapping[str, Any], kwargs: dict) -> None:
+        functools.update_wrapper(self, fn)
+        self._fn, self._options, self._kwargs = fn, dict(options), kwargs
+        self._jitted: Any = None
+        self._lock = threading.Lock()
+
+    def _get(self) -> Any:
+        if self._jitted is None:
+            with self._lock:
+                if self._jitted is None:
+                    self._jitted = jax.jit(self._fn, compiler_options=supported(self._options), **self._kwargs)
+        return self._jitted
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._get()(*args, **kwargs)
+
+    def lower(self, *args: Any, **kwargs: Any) -> Any:  # defined here: hasattr(fn, "lower") makes nothing
+        return self._get().lower(*args, **kwargs)
+
+    def __reduce__(self) -> tuple:  # pickled as what it is made of (the lock and program stay behind)
+        return _Jit, (self._fn, self._options, self._kwargs)
+
+    def __getattr__(self, name: str) -> Any:  # trace, eval_shape, clear_cache ...
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return getattr(self._get(), name)
+
+
+def jit(fn: Callable, options: Mapping[str, Any] = COMPILER_OPTIONS, **kwargs: Any) -> Callable:
+    """``jax.jit(fn, **kwargs)`` compiled with the ``options`` this XLA knows (for top-level programs only).
+
+    Args:
+        fn: the function to compile, as for ``jax.jit``.
+        options: XLA compile options; those the running XLA does not know are left out.
+        **kwargs: passed to ``jax.jit`` (``static_argnums``, ``donate_argnums`` ...).
+
+    Returns:
+        A callable that behaves as ``jax.jit``'s result (calls, ``lower``).
+    """
+    return _Jit(fn, options, kwargs)

@@ -32,7 +32,7 @@ from typing import Any, Callable, Optional, Sequence
 import jax
 
 from jaxhpo import executable_cache
-from jaxhpo.compile_options import COMPILER_OPTIONS
+from jaxhpo.compile_options import COMPILER_OPTIONS, supported
 
 
 # Tracing and lowering hold the GIL: compiles started together (a staged ask's two programs) take
@@ -117,10 +117,10 @@ class Program:
             # background: Python work one thread at a time (two interleaved both finish late);
             # a foreground compile never waits for a background one
             if lowered is not None:
-                return lowered.compile(self._options)
+                return lowered.compile(supported(self._options))
             with _TRACING if background else contextlib.nullcontext():
                 lowering = self._fn.lower(*shapes)
-            return lowering.compile(self._options)  # XLA: in parallel with other compiles
+            return lowering.compile(supported(self._options))  # XLA: in parallel with other compiles
 
         def compile_now() -> None:
             try:

@@ -23,3 +23,24 @@ if "XLA_FLAGS" not in os.environ:
                             cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     if _flags.returncode == 0:
         os.environ["XLA_FLAGS"] = _flags.stdout.strip()
+
+
+import jax  # noqa: E402 - after XLA_FLAGS; importing JAX starts no backend
+import pytest  # noqa: E402
+
+
+@pytest.fixture
+def full_float32_products():
+    """Matrix products and convolutions in full float32 for the test (all threads).
+
+    For tests that compare two ways of computing the same float32 result (a population against
+    its members alone, a patch convolution against XLA's): on a GPU JAX's default precision
+    multiplies in TF32, whose rounding differs between kernels (3e-5 to 8e-4 relative on an
+    H200), while on a CPU this changes nothing.
+    """
+    before = jax.config.jax_default_matmul_precision
+    jax.config.update("jax_default_matmul_precision", "highest")
+    try:
+        yield
+    finally:
+        jax.config.update("jax_default_matmul_precision", before)

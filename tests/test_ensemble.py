@@ -419,3 +419,22 @@ def test_fitting_and_predicting_on_new_shapes_build_one_program_each():
     assert sorted(count.names) == ["_predict", "_predict_proba"]
     np.testing.assert_allclose(np.asarray(stacked).sum(-1), 1.0, rtol=1e-5)
     np.testing.assert_array_equal(np.asarray(labels), np.asarray(stacked).argmax(-1))
+
+
+def test_fits_never_answer_with_an_iterate_where_the_loss_is_nan():
+    # a loss that is NaN past x = 2.5 (as a fit's rounding can make it): the fit stops at its best
+    # finite point rather than handing NaN weights on (an H200's TF32 products gave NaN there)
+    import optax
+
+    from jaxhpo.ensemble._optim import minimize_first_order, minimize_lbfgs
+
+    loss = lambda p: jnp.where(p["x"] < 2.5, (p["x"] - 3.0) ** 2, jnp.nan)  # noqa: E731
+    start = {"x": jnp.float32(0.0)}
+    for params, trace in (minimize_lbfgs(loss, start, 20), minimize_first_order(loss, start, 20, optax.sgd(0.1)),
+                          minimize_lbfgs(loss, start, jnp.int32(20))):
+        x = float(params["x"])
+        assert np.isfinite(x) and 0.0 < x < 2.5, x
+        if trace is not None:
+            assert float(loss(params)) == np.nanmin(np.asarray(trace)[np.isfinite(trace)].tolist() + [float(loss(params))])
+    nowhere = lambda p: jnp.nan * p["x"]  # noqa: E731
+    assert float(minimize_lbfgs(nowhere, {"x": jnp.float32(1.5)}, 5)[0]["x"]) == 1.5  # the start, as given

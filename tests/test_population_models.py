@@ -7,6 +7,7 @@ from jaxhpo import population
 from jaxhpo.population.models import Conv3x3, _random_shift
 
 
+@pytest.mark.usefixtures("full_float32_products")
 @pytest.mark.parametrize("shape", [(2, 8, 8, 1), (3, 5, 7, 4)])
 def test_patch_convolution_equals_xla_convolution(shape):
     x = jax.random.normal(jax.random.key(0), shape)

@@ -44,6 +44,7 @@ def test_population_equals_members_trained_alone(data, mode):
         np.testing.assert_allclose(preds[0], res.val_predictions[i], rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.usefixtures("full_float32_products")
 def test_full_batch_training_matches_plain_optax_loop(data):
     x, y, xv, yv = data
     pop = population.Population(mlp, *data, batch_size=N_TRAIN, mode="vmap", mesh=None)
@@ -65,6 +66,7 @@ def test_full_batch_training_matches_plain_optax_loop(data):
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a[2], b, rtol=1e-4, atol=1e-6), state.params, p)
 
 
+@pytest.mark.usefixtures("full_float32_products")
 def test_member_epochs_and_batch_size_are_respected(data):
     hp = {"learning_rate": np.array([1e-2, 1e-2], np.float32), "epochs": np.array([2, 4]),
           "batch_size": np.array([8, 24])}
@@ -176,6 +178,7 @@ def test_bad_data_is_an_error_naming_the_argument(data):
         population.train(mlp, HP, x, y, xv[:, :4], yv, key=key)
 
 
+@pytest.mark.usefixtures("full_float32_products")
 def test_predict_reproduces_validation_predictions(data):
     res = population.train(mlp, HP, *data, key=jax.random.key(3), epochs=2, batch_size=16, mesh=None)
     preds = population.predict(mlp, res.state, data[2], batch_size=10)
@@ -218,6 +221,7 @@ CNN_HP = {"learning_rate": np.array([1e-2, 3e-3, 2e-2], np.float32), "width": np
           "activation": np.array([0, 1, 2]), "batch_size": np.array([4, 12, 16]), "epochs": np.array([3, 2, 3])}
 
 
+@pytest.mark.usefixtures("full_float32_products")
 def test_cnn_population_equals_members_trained_alone():
     data = _images()
     pop = population.Population(cnn, *data, mode="map", mesh=None)
@@ -232,6 +236,7 @@ def test_cnn_population_equals_members_trained_alone():
         jax.tree.map(lambda a, b: np.testing.assert_allclose(a[0], b[i], rtol=1e-4, atol=1e-6), st.params, state.params)
 
 
+@pytest.mark.usefixtures("full_float32_products")
 def test_map_mode_sums_gradients_over_small_chunks_with_the_same_result():
     from jaxhpo.population.program import chunk_rows
     from jaxhpo.population.program import lane_sizes as _lane_sizes

@@ -164,6 +164,11 @@ def vote(preds: Any, *, kind: str = "soft", weights: Optional[Any] = None, input
 # ----------------------------------------------------------------------------- learned weights
 
 
+# Matrix products of the fits in full float32: a GPU's default (TF32, 10 bits of mantissa) rounds the
+# loss coarser than the line search's tolerances, and its weights came out NaN on an H200.
+FULL = jax.lax.Precision.HIGHEST
+
+
 def _constrain(raw: Array, constraint: str) -> Array:
     if constraint == "simplex":
         return jax.nn.softmax(raw)
@@ -187,7 +192,7 @@ def _fit_classification(preds, y, l2_uniform, sparsity, temperature, steps, lear
             log_py = jnp.take_along_axis(scaled, y[None, :, None], axis=-1)[..., 0]
             mix = jax.nn.logsumexp(jnp.log(w)[:, None] + log_py, axis=0)
         else:
-            mix = jnp.log(jnp.maximum(w @ py, 1e-30))
+            mix = jnp.log(jnp.maximum(jnp.matmul(w, py, precision=FULL), 1e-30))
         reg = l2_uniform * m * jnp.sum((w - 1.0 / m) ** 2) + sparsity * -jnp.sum(w * jnp.log(w + 1e-12))
         return -jnp.mean(mix) + reg
 
@@ -204,7 +209,7 @@ def _fit_regression(preds, y, l2_uniform, constraint, intercept, steps):
     def loss(params):
         w = _constrain(params["raw"], constraint)
         b = params["b"] if intercept else 0.0
-        r = (w @ preds + b - y) / scale
+        r = (jnp.matmul(w, preds, precision=FULL) + b - y) / scale
         return jnp.mean(r**2) + l2_uniform * m * jnp.sum((w - 1.0 / m) ** 2)
 
     init = {"simplex": 0.0, "nonneg": float(np.sqrt(1.0 / m)), "free": 1.0 / m}[constraint]

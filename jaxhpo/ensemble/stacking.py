@@ -161,7 +161,7 @@ def _raw_features(preds: Array, task: str, inputs: str, features: str = "log_pro
 
 def _forward(meta: str, params: Any, x: Array, rowwise: bool = False) -> Array:
     """The meta-learner's outputs; ``rowwise`` (prediction) sums so that no row depends on the others."""
-    matmul = row_matmul if rowwise else jnp.matmul
+    matmul = row_matmul if rowwise else functools.partial(jnp.matmul, precision=jax.lax.Precision.HIGHEST)
     if meta == "mlp":
         h = jax.nn.relu(matmul(x, params["w1"]) + params["b1"])
         return matmul(h, params["w2"]) + params["b2"]

@@ -8,10 +8,12 @@ same process on the same splits); this script adds the wall time each
 process took from start to exit and writes ``benchmarks/results/flagship.json``.
 
     OPENBLAS_NUM_THREADS=1 .venv/bin/python benchmarks/bench_flagship.py
+    python benchmarks/bench_flagship.py --suffix _gpu   # on a GPU: results/flagship_gpu.json
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
@@ -36,6 +38,9 @@ def run(cache: str, out: str) -> tuple[float, dict]:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--suffix", default="", help="results go to results/flagship<SUFFIX>.json")
+    args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         cache, out = os.path.join(tmp, "cache"), os.path.join(tmp, "out")
         cold_wall, cold = run(cache, out)
@@ -48,7 +53,7 @@ def main() -> None:
           f"(goals: 90 s and 45 s)")
     print(f"fused beats every baseline: accuracy {warm['wins']['accuracy']}, log loss {warm['wins']['log loss']}")
     os.makedirs(os.path.join(ROOT, "benchmarks", "results"), exist_ok=True)
-    with open(os.path.join(ROOT, "benchmarks", "results", "flagship.json"), "w") as f:
+    with open(os.path.join(ROOT, "benchmarks", "results", f"flagship{args.suffix}.json"), "w") as f:
         json.dump({"cold_wall_s": cold_wall, "warm_wall_s": warm_wall, "cold": cold, "warm": warm,
                    "same_scores_cold_and_warm": all(
                        cold["median"][k][:2] == warm["median"][k][:2] for k in cold["median"])}, f, indent=1)

@@ -26,7 +26,8 @@ Rows (issue 14):
    proposal, each on a thread): the wall time until it is ready, then trace,
    lower and XLA seconds summed over the stages, XLA per stage, one ask.
 
-``--only`` replaces those rows in ``results/latency.json`` and keeps the others.
+``--only`` replaces those rows in ``results/latency.json`` and keeps the others; ``--suffix _gpu``
+writes ``results/latency_gpu.json`` instead (``benchmarks/gpu_run.sh``).
 
     OPENBLAS_NUM_THREADS=1 python benchmarks/bench_latency.py
     OPENBLAS_NUM_THREADS=1 python benchmarks/bench_latency.py --only first_trial study60
@@ -336,6 +337,7 @@ def _run_job(name: str, cache_home: str, tmp: str) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", nargs="*", choices=sorted(ROWS), help="rows to run (default: all)")
+    parser.add_argument("--suffix", default="", help="results go to results/latency<SUFFIX>.json (`_gpu` on a GPU)")
     parser.add_argument("--job", choices=sorted(JOBS), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.job:
@@ -359,11 +361,11 @@ def main() -> None:
             shutil.rmtree(tmp, ignore_errors=True)
         rows[row] = entry
         _print_row(row, entry)
-    previous = os.path.join(ROOT, "benchmarks", "results", "latency.json")
+    previous = os.path.join(ROOT, "benchmarks", "results", f"latency{args.suffix}.json")
     if args.only and os.path.exists(previous):  # the rows not run this time stay as they were
         with open(previous) as f:
             rows = {**json.load(f).get("rows", {}), **rows}
-    path = write_results("latency", {"rows": rows})
+    path = write_results(f"latency{args.suffix}", {"rows": rows})
     print(f"\nwrote {path}")
 
 

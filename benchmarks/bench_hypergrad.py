@@ -17,6 +17,7 @@ Prints the best validation loss after 4, 8, 16 and 32 runs, median over 3 seeds.
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 import time
@@ -128,6 +129,7 @@ def bayes_method(seed):
 
 
 def main() -> None:
+    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()  # --help, not a run
     methods = {"hypergrad": hypergrad_method, "random": random_method, "bayes": bayes_method}
     curves, times = {m: [] for m in methods}, {m: [] for m in methods}
     for seed in progress(range(3), "seeds"):

@@ -10,6 +10,7 @@ ratio; writes ``benchmarks/results/random.json``.
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 
@@ -27,6 +28,7 @@ EVALS = 60
 
 
 def main() -> None:
+    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()  # --help, not a run
     strategies = {"random": jaxhpo.strategies.random(), "sobol": jaxhpo.strategies.sobol(), "lhs": jaxhpo.strategies.lhs()}
     keys = jax.random.split(jax.random.key(0), SEEDS)
     rows = []

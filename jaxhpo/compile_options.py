@@ -8,8 +8,11 @@ program, 64 rows): 6.3 s of compile with the fusion emitters, 4.0 s without,
 level 1 instead of XLA's default (level 2): the suggestions of two studies
 (30 trials, and 24 in batches of 4) bit-identical, the same time per ask, and
 random-number code, which the default level unrolls and vectorizes, compiles
-4-5x faster (a 256 x 6 uniform draw: 0.85 s -> 0.18 s). The options only
-concern XLA's CPU backend; other backends ignore them.
+4-5x faster (a 256 x 6 uniform draw: 0.85 s -> 0.18 s). The emitter option
+concerns XLA's CPU backend only; XLA's GPU backends read the optimization
+level too (for their own LLVM code generation). The GPU figures in
+``benchmarks/README.md`` (session 21, an H200) were measured with these
+options; whether XLA's defaults compile or run faster there is not measured.
 
 JAX accepts compiler options on top-level programs only, so ``jit`` here is
 used where jaxhpo is sure to be the outermost caller (``Study``'s programs,

@@ -36,7 +36,7 @@ def test_jit_with_an_option_xla_does_not_know_compiles_lowers_and_pickles():
     assert again(jnp.float32(2)) == -2.0
 
 
-def test_a_study_runs_when_its_options_include_one_xla_does_not_know(monkeypatch, tmp_path):
+def test_a_study_runs_when_its_options_include_one_xla_does_not_know(monkeypatch):
     # jaxhpo's own option sets grown by an option this XLA lacks: every program of a Study
     # (init, initial design, the GP) still compiles, and gives the trials it gives without it
     space = jaxhpo.Space({"x": jaxhpo.Float(-2.0, 2.0), "n": jaxhpo.Int(1, 4)})

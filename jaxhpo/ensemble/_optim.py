@@ -17,6 +17,10 @@ import optax
 
 Steps = Union[int, jax.Array]
 
+# The precision of the fits' matrix products: full float32. A GPU's default (TF32, 10 bits of mantissa)
+# rounds the loss coarser than the line search's tolerances, and the weights came out NaN on an H200.
+FULL = jax.lax.Precision.HIGHEST
+
 
 def _run(step: Callable, carry: Any, steps: Steps) -> tuple[Any, Optional[jax.Array]]:
     if not isinstance(steps, jax.Array):  # a Python or NumPy int

@@ -28,7 +28,7 @@ import numpy as np
 import optax
 from flax import struct
 
-from jaxhpo.ensemble._optim import minimize_first_order, minimize_lbfgs
+from jaxhpo.ensemble._optim import FULL, minimize_first_order, minimize_lbfgs
 from jaxhpo.ensemble._inputs import (check_inputs_look_right, check_predictions, fitted_predictions, log_probs,
                                      true_class_probs)
 from jaxhpo.ensemble._rowwise import member_sum
@@ -162,11 +162,6 @@ def vote(preds: Any, *, kind: str = "soft", weights: Optional[Any] = None, input
 
 
 # ----------------------------------------------------------------------------- learned weights
-
-
-# Matrix products of the fits in full float32: a GPU's default (TF32, 10 bits of mantissa) rounds the
-# loss coarser than the line search's tolerances, and its weights came out NaN on an H200.
-FULL = jax.lax.Precision.HIGHEST
 
 
 def _constrain(raw: Array, constraint: str) -> Array:

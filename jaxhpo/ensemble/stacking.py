@@ -42,7 +42,7 @@ import optax
 from flax import struct
 
 from jaxhpo import compile_options
-from jaxhpo.ensemble._optim import minimize_first_order, minimize_lbfgs
+from jaxhpo.ensemble._optim import FULL, minimize_first_order, minimize_lbfgs
 from jaxhpo.ensemble._inputs import check_inputs_look_right, check_predictions, fitted_predictions, log_probs
 from jaxhpo.ensemble._rowwise import member_sum, row_matmul
 from jaxhpo.keys import key_from_seed
@@ -161,7 +161,7 @@ def _raw_features(preds: Array, task: str, inputs: str, features: str = "log_pro
 
 def _forward(meta: str, params: Any, x: Array, rowwise: bool = False) -> Array:
     """The meta-learner's outputs; ``rowwise`` (prediction) sums so that no row depends on the others."""
-    matmul = row_matmul if rowwise else functools.partial(jnp.matmul, precision=jax.lax.Precision.HIGHEST)
+    matmul = row_matmul if rowwise else functools.partial(jnp.matmul, precision=FULL)
     if meta == "mlp":
         h = jax.nn.relu(matmul(x, params["w1"]) + params["b1"])
         return matmul(h, params["w2"]) + params["b2"]

@@ -29,7 +29,8 @@ on jaxhpo; Optuna and scikit-learn are seeded):
 runs the named methods and takes every other method's runs from
 ``results/mixed_runs.json`` (the table says which were reused). Another seed
 set, to see how much of a difference is the seeds': ``--first-seed 16 --out
-mixed_seeds16``.
+mixed_seeds16``; then ``--pool mixed,mixed_seeds16 --out mixed_pooled`` scores
+the stored runs of both sets as one set of 32 seeds (running nothing).
 """
 
 from __future__ import annotations
@@ -221,10 +222,17 @@ def main() -> None:
                         help="add bayes(acquisition='thompson'): joint posterior draws instead of the kriging believer")
     parser.add_argument("--methods", default=None,
                         help="comma-separated methods to run (default: all); with --reuse the others come from "
-                             "results/<out>_runs.json")
+                             "results/<out>_runs.json; with --pool the methods to score")
     parser.add_argument("--reuse", action="store_true",
                         help="score the methods not run on their stored runs (results/<out>_runs.json)")
+    parser.add_argument("--pool", default=None,
+                        help="run nothing: score the stored runs of several seed sets together, e.g. "
+                             "'mixed,mixed_seeds16' (results/<name>_runs.json each; their seeds must not overlap); "
+                             "writes results/<out>.json")
     args = parser.parse_args()
+    if args.pool:
+        return pool(args.pool.split(","), args.out, args.problems, args.batches,
+                    args.methods.split(",") if args.methods else list(POOLED_METHODS))
 
     bayes = jaxhpo.strategies.bayes()
     methods: dict[str, Callable] = {
@@ -273,6 +281,23 @@ def main() -> None:
                 print(f"  {problem.name:20s} batch {batch}  {name:14s} {seconds[(problem.name, batch, name)]:6.2f} s/run",
                       flush=True)
 
+    rows, summary = score(runs, seconds, probs, batches, list(methods), args.seeds)
+    if reused:
+        print(f"\nreused stored runs (results/{args.out}_runs.json) of: {', '.join(sorted(reused))}")
+    path = write_results(args.out, {"seeds": args.seeds, "first_seed": args.first_seed, "evals": EVALS, "rows": rows, "reused": sorted(reused),
+                                   "summary": {str(k): v for k, v in summary.items()}})
+    _save_runs(args.out, {**stored, **{k: {"runs": v, "seconds_per_run": seconds[k], "first_seed": args.first_seed}
+                                       for k, v in runs.items()}})
+    print(f"\nwrote {path}")
+
+
+def score(runs: dict, seconds: dict, probs: list, batches: list[int], methods: list[str],
+          seeds: int) -> tuple[list, dict]:
+    """Scores ``runs[(problem, batch, method)]`` (lists over seeds of ``(value, configuration)`` pairs) as bayesmark
+    does, prints the per-problem table and the summary, and returns the rows and the summary.
+
+    ``seconds[(problem, batch, method)]`` is the time per run the rows report.
+    """
     rows, summary = [], {}
     for batch in batches:
         per_method: dict = {name: {"scores": [], "distinct": [], "vs_tpe": []} for name in methods}
@@ -302,7 +327,7 @@ def main() -> None:
             for name, m in per_method.items()
         }
 
-    print(f"\n{args.seeds} seeds x {EVALS} evaluations; normalized score (0 = best found by any method, "
+    print(f"\n{seeds} seeds x {EVALS} evaluations; normalized score (0 = best found by any method, "
           "1 = median random evaluation; lower is better)\n")
     header = f"{'problem':20s} {'batch':>5s} " + " ".join(f"{name:>14s}" for name in methods)
     print(header)
@@ -318,12 +343,60 @@ def main() -> None:
         for name, s in summary[batch].items():
             print(f"{batch:5d} {name:14s} {s['mean_score']:7.3f} {s['median_score']:7.3f} "
                   f"{100 * s['share_better_than_tpe']:9.0f}% {s['mean_distinct']:9.1f}")
-    if reused:
-        print(f"\nreused stored runs (results/{args.out}_runs.json) of: {', '.join(sorted(reused))}")
-    path = write_results(args.out, {"seeds": args.seeds, "first_seed": args.first_seed, "evals": EVALS, "rows": rows, "reused": sorted(reused),
-                                   "summary": {str(k): v for k, v in summary.items()}})
-    _save_runs(args.out, {**stored, **{k: {"runs": v, "seconds_per_run": seconds[k], "first_seed": args.first_seed}
-                                       for k, v in runs.items()}})
+    return rows, summary
+
+
+POOLED_METHODS = ("jaxhpo bayes", "optuna TPE", "optuna GP", "random", "jaxhpo hybrid")
+
+
+def pool(names: list[str], out: str, problem_names: str | None, batch_names: str, methods: list[str]) -> None:
+    """Scores the stored runs of several seed sets (``results/<name>_runs.json``) as one set of seeds.
+
+    Every (problem, batch) scored needs every method's runs for all the seeds
+    the sets hold together; a (problem, batch) that lacks some is left out, and named.
+    """
+    if out == "mixed":
+        raise SystemExit("--pool: give --out a name of its own (results/mixed.json holds the 16-seed record)")
+    merged: dict = {}  # key -> {first_seed: (runs, seconds)}
+    for name in names:
+        if not os.path.exists(_runs_path(name)):
+            raise SystemExit(f"--pool: no stored runs for {name!r} ({_runs_path(name)}); run bench_mixed.py --out {name}")
+        for key, entry in _load_runs(name).items():
+            seeds = set(range(entry["first_seed"], entry["first_seed"] + len(entry["runs"])))
+            for first, (runs_before, _) in merged.get(key, {}).items():
+                if seeds & set(range(first, first + len(runs_before))):
+                    raise SystemExit(f"--pool: {key} has seeds {min(seeds)}..{max(seeds)} in {name!r} and "
+                                     f"{first}..{first + len(runs_before) - 1} in an earlier set")
+            merged.setdefault(key, {})[entry["first_seed"]] = (entry["runs"], entry["seconds_per_run"])
+    seed_sets = {key: tuple((first, len(r)) for first, (r, _) in sorted(v.items())) for key, v in merged.items()}
+    for required in ("optuna TPE", "random"):
+        if required not in methods:
+            raise SystemExit(f"--pool: --methods must include {required!r} (the score needs it)")
+    wanted = [int(b) for b in batch_names.split(",")]
+    probs = [p for p in problems() if problem_names is None or p.name in problem_names.split(",")]
+    widest = max((sum(n for _, n in v) for v in seed_sets.values()), default=0)
+    complete, left_out = [], []
+    for batch in wanted:
+        for problem in probs:
+            sets = {seed_sets.get((problem.name, batch, m)) for m in methods}
+            whole = len(sets) == 1 and None not in sets and sum(n for _, n in sets.pop()) == widest
+            (complete if whole else left_out).append((problem.name, batch))
+    if not complete:
+        raise SystemExit(f"--pool: no (problem, batch) has every method's runs for the same seeds in {names}")
+    if left_out:
+        print(f"left out (a method lacks some of the {widest} seeds): "
+              + ", ".join(f"{p} at batch {b}" for p, b in left_out))
+    batches = [b for b in wanted if any(cb == b for _, cb in complete)]
+    kept = [p for p in probs if all((p.name, b) in complete for b in batches)]
+    runs = {key: [run for _, (r, _) in sorted(v.items()) for run in r] for key, v in merged.items()}
+    seconds = {key: float(np.average([sec for _, (_, sec) in sorted(v.items())],
+                                     weights=[len(r) for _, (r, _) in sorted(v.items())]))
+               for key, v in merged.items()}
+    seeds = len(runs[(kept[0].name, batches[0], methods[0])])
+    rows, summary = score(runs, seconds, kept, batches, methods, seeds)
+    first_seeds = sorted({f for v in seed_sets.values() for f, _ in v})
+    path = write_results(out, {"seeds": seeds, "pooled_from": names, "first_seeds": first_seeds, "evals": EVALS,
+                               "rows": rows, "summary": {str(k): v for k, v in summary.items()}})
     print(f"\nwrote {path}")
 
 

@@ -14,8 +14,8 @@ Scores as bayesmark does: per problem, 0 = the best value any method found,
 1 = the median of all random-search evaluations, the final best of each run
 mapped to that scale and clipped to [-1, 1]; per method, the mean and the
 median over problems of its median score over seeds, the share of problems
-where it beats TPE, and the mean number of distinct configurations
-evaluated (of 40).
+where it beats TPE (and its wins, ties and losses against TPE: equal medians
+are a tie), and the mean number of distinct configurations evaluated (of 40).
 
     OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 python benchmarks/bench_mixed.py [--seeds 16] [--skopt]
 
@@ -319,11 +319,14 @@ def score(runs: dict, seconds: dict, probs: list, batches: list[int], methods: l
                 rows.append({"problem": problem.name, "batch": batch, "method": name,
                              "median_score": medians[name], "mean_distinct": float(np.mean(distinct)),
                              "seconds_per_run": seconds[(problem.name, batch, name)]})
-            for name in methods:
-                per_method[name]["vs_tpe"].append(medians[name] < medians["optuna TPE"])
+            for name in methods:  # 1: better than TPE, 0: a tie (equal medians), -1: worse
+                gap = medians["optuna TPE"] - medians[name]
+                per_method[name]["vs_tpe"].append(0 if abs(gap) <= 1e-12 else int(np.sign(gap)))
         summary[batch] = {
             name: {"mean_score": float(np.mean(m["scores"])), "median_score": float(np.median(m["scores"])),
-                   "share_better_than_tpe": float(np.mean(m["vs_tpe"])), "mean_distinct": float(np.mean(m["distinct"]))}
+                   "share_better_than_tpe": float(np.mean(np.asarray(m["vs_tpe"]) > 0)),
+                   "wins_ties_losses_vs_tpe": [int(np.sum(np.asarray(m["vs_tpe"]) == v)) for v in (1, 0, -1)],
+                   "mean_distinct": float(np.mean(m["distinct"]))}
             for name, m in per_method.items()
         }
 
@@ -338,11 +341,13 @@ def score(runs: dict, seconds: dict, probs: list, batches: list[int], methods: l
             print(f"{problem.name:20s} {batch:5d} " + " ".join(f"{c['median_score']:8.3f} ({c['mean_distinct']:4.1f})"
                                                               for c in cells))
     print("\n(in parentheses: distinct configurations evaluated, of 40)\n")
-    print(f"{'batch':>5s} {'method':14s} {'mean':>7s} {'median':>7s} {'beats TPE':>10s} {'distinct':>9s}")
+    print(f"{'batch':>5s} {'method':14s} {'mean':>7s} {'median':>7s} {'beats TPE':>10s} {'W/T/L vs TPE':>13s} "
+          f"{'distinct':>9s}")
     for batch in batches:
         for name, s in summary[batch].items():
             print(f"{batch:5d} {name:14s} {s['mean_score']:7.3f} {s['median_score']:7.3f} "
-                  f"{100 * s['share_better_than_tpe']:9.0f}% {s['mean_distinct']:9.1f}")
+                  f"{100 * s['share_better_than_tpe']:9.0f}% {'/'.join(map(str, s['wins_ties_losses_vs_tpe'])):>13s} "
+                  f"{s['mean_distinct']:9.1f}")
     return rows, summary
 
 

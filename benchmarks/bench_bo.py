@@ -273,14 +273,17 @@ def many_studies(count: int = 16) -> dict:
 
 # ------------------------------------------------------------------ batches
 def batches(seeds: int = 10, batch: int = 4) -> dict:
-    """Batch proposals: kriging believer (default) against Thompson batches and random, same budget."""
+    """Batch proposals: kriging believer (default) against Thompson batches, hybrid batches, local
+    penalization and random, same budget."""
     print(f"\n## Batches of {batch}: final log10 regret after {EVALS} evaluations ({EVALS // batch} rounds), "
           f"{seeds} seeds")
-    print(f"{'function':<12} {'method':<26} {'median':>8} {'IQR':>16}")
+    print(f"{'function':<12} {'method':<30} {'median':>8} {'IQR':>16}")
     rows = []
     strategies = {
         "kriging believer (log-EI)": jaxhpo.strategies.bayes(num_initial=INITIAL),
         "thompson batch": jaxhpo.strategies.bayes(num_initial=INITIAL, acquisition="thompson"),
+        "hybrid (log-EI, then Thompson)": jaxhpo.strategies.bayes(num_initial=INITIAL, batch="hybrid"),
+        "local penalization (log-EI)": jaxhpo.strategies.bayes(num_initial=INITIAL, batch="penalized"),
         "random": jaxhpo.strategies.random(),
     }
     for fname in ("branin", "hartmann6"):
@@ -294,7 +297,7 @@ def batches(seeds: int = 10, batch: int = 4) -> dict:
             rows.append({"function": fname, "method": method, "batch": batch,
                          "median_log10_regret": float(np.median(regret)), "iqr": [q1, q3],
                          "log10_regret": regret.tolist()})
-            print(f"{fname:<12} {method:<26} {np.median(regret):>8.2f} {f'[{q1:.2f}, {q3:.2f}]':>16}", flush=True)
+            print(f"{fname:<12} {method:<30} {np.median(regret):>8.2f} {f'[{q1:.2f}, {q3:.2f}]':>16}", flush=True)
     return {"seeds": seeds, "evaluations": EVALS, "rows": rows}
 
 

@@ -244,3 +244,28 @@ def test_pessimistic_prior_mean_puts_the_far_field_at_a_bad_quantile():
         mean, _ = gp.predict(gp.posterior(raw, data, layout), jnp.asarray([[0.95, 0.95]]), layout)
         assert abs(float(mean[0])) < 1e-6  # 0 in shifted units: the 90th percentile
         assert float(mean[0]) + level > float(np.mean(np.asarray(y)[:25])) + 0.5
+
+
+def test_mean_gradient_bound_is_the_largest_gradient_norm_of_the_mean_in_feature_space():
+    rng = np.random.default_rng(5)
+    layout = kernels.Layout.from_space_info([False, False, True], [0, 0, 3])
+    x = rng.uniform(size=(10, 3))
+    with jax.enable_x64(True):
+        raw = gp.pack(jnp.asarray([0.3, 0.6, 1.0]), jnp.asarray(1.3), jnp.asarray(1e-3))
+        post = gp.posterior(raw, gp.GPData(jnp.asarray(x), jnp.sin(5 * jnp.asarray(x[:, 0])), jnp.ones(10, bool)),
+                            layout)
+        mask = jnp.arange(10) < 7
+        bound = float(gp.mean_gradient_bound(post, jnp.asarray(x), mask, layout))
+        feats = np.asarray(gp.features_of(post, jnp.asarray(x), layout))
+        h = gp._hyper(post)
+
+        def mean_at(f):  # the posterior mean as a function of one point's features
+            return float((gp.kernel_matrix(h, jnp.asarray(f)[None], post.features, "matern52") @ post.alpha)[0])
+
+        norms = []
+        for i in range(7):  # central finite differences, one feature at a time
+            eps = 1e-6
+            grad = [(mean_at(feats[i] + eps * e) - mean_at(feats[i] - eps * e)) / (2 * eps)
+                    for e in np.eye(feats.shape[1])]
+            norms.append(np.linalg.norm(grad))
+    assert bound == pytest.approx(max(norms), rel=1e-5)

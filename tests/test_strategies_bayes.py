@@ -60,7 +60,7 @@ def test_no_nan_in_suggestions_on_degenerate_data(case):
 
 
 def test_batch_proposals_spread_out():
-    # SMALL_BO's batches on this mixed space are Thompson draws (batch="auto"); the believer's too
+    # SMALL_BO's batches on this mixed space are hybrid (batch="auto"); the believer's too
     for strategy, ask in ((SMALL_BO, ASK), (jaxhpo.strategies.bayes(batch="believer", **SMALL), None)):
         ask = ask or jax.jit(strategy.ask, static_argnums=2)
         rng = np.random.default_rng(1)
@@ -124,34 +124,40 @@ def test_bad_arguments():
         jaxhpo.strategies.bayes(batch="kriging")
 
 
-def test_batch_auto_is_thompson_on_spaces_with_discrete_coordinates_and_the_believer_on_continuous_ones():
+def test_batch_auto_is_hybrid_on_spaces_with_discrete_coordinates_and_the_believer_on_continuous_ones():
     from jaxhpo.gp.kernels import Layout
     from jaxhpo.strategies.bayes import BayesConfig
 
     mixed, continuous = Layout.from_space(SPACE), Layout.from_space(jaxhpo.Space({"x": jaxhpo.Float(0.0, 1.0)}))
     config = lambda **kw: BayesConfig(**{**dict(zip(BayesConfig._fields, [None] * len(BayesConfig._fields))),  # noqa: E731
                                          "acquisition": "log_ei", "batch": "auto", **kw})
-    assert config().thompson_batch(mixed, 4) and not config().thompson_batch(continuous, 4)
+    assert config().hybrid_batch(mixed, 4) and not config().thompson_batch(continuous, 4)
     assert not config().thompson_batch(mixed, 1)  # one point: the acquisition
     assert not config(batch="believer").thompson_batch(mixed, 4)
     assert config(batch="thompson").thompson_batch(continuous, 4)
+    assert not config(batch="thompson").hybrid_batch(mixed, 4)
     assert config(acquisition="thompson", batch="believer").thompson_batch(continuous, 1)
-    # and the picks are those of the chosen mode: auto on the mixed space equals batch="thompson"
+    assert not config(acquisition="thompson").hybrid_batch(mixed, 4)  # acquisition="thompson": draws only
+    # and the picks are those of the chosen mode: auto on the mixed space equals batch="hybrid"
     rng = np.random.default_rng(3)
     x = rng.uniform(size=(12, 3))
     picks = {}
-    for mode in ("auto", "thompson", "believer", "hybrid"):
+    for mode in ("auto", "thompson", "believer", "hybrid", "penalized"):
         strategy = SMALL_BO if mode == "auto" else jaxhpo.strategies.bayes(batch=mode, **SMALL)
         ask = ASK if mode == "auto" else jax.jit(strategy.ask, static_argnums=2)
         picks[mode] = np.asarray(ask(jax.random.key(4), _state_with(x, (x[:, 0] - 0.3) ** 2, strategy), 3)[0])
-    np.testing.assert_array_equal(picks["auto"], picks["thompson"])
-    assert not np.array_equal(picks["auto"], picks["believer"])
+    np.testing.assert_array_equal(picks["auto"], picks["hybrid"])
     # hybrid: the acquisition's best first (the believer's first pick), then Thompson draws given it
     assert config(batch="hybrid").hybrid_batch(continuous, 4) and not config(batch="hybrid").hybrid_batch(mixed, 1)
     np.testing.assert_array_equal(picks["hybrid"][0], picks["believer"][0])
     assert not np.array_equal(picks["hybrid"][1:], picks["believer"][1:])
     assert not np.array_equal(picks["hybrid"][1:], picks["thompson"][1:])
     assert len({tuple(np.round(row, 6)) for row in picks["hybrid"]}) == 3
+    # local penalization: the same first pick, then the acquisition's picks away from it (no fantasies)
+    assert config(batch="penalized").penalized_batch(4) and not config(batch="penalized").thompson_batch(mixed, 4)
+    np.testing.assert_array_equal(picks["penalized"][0], picks["believer"][0])
+    assert not np.array_equal(picks["penalized"][1:], picks["believer"][1:])
+    assert len({tuple(np.round(row, 6)) for row in picks["penalized"]}) == 3
 
 
 # ---------------------------------------------------------------- mixed spaces: no repeats (issue 17)

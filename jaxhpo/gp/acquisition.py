@@ -79,6 +79,46 @@ def ucb(mean: Array, var: Array, beta: Array = 2.0) -> Array:
 
 Acquisition = Callable[[Array, Array, Array], Array]  # (mean, var, best) -> scores, larger is better
 
+
+def positive_log(acquisition: Acquisition, name: str) -> Acquisition:
+    """``acquisition`` as the log of a positive score (local penalization multiplies such scores).
+
+    ``"log_ei"``, ``"pi"`` and ``"log_pi"`` already are logs; EI's log is taken (floored at 1e-300);
+    UCB, which may be negative, goes through ``log(softplus(.))`` (as Gonzalez et al. 2016 transform it).
+    """
+    if name in ("log_ei", "pi", "log_pi"):
+        return acquisition
+    if name == "ei":
+        return lambda mean, var, best: jnp.log(jnp.maximum(acquisition(mean, var, best), 1e-300))
+    return lambda mean, var, best: jnp.log(jnp.maximum(jax.nn.softplus(acquisition(mean, var, best)), 1e-300))
+
+
+def log_local_penalty(f: Array, f_picked: Array, mean_picked: Array, sd_picked: Array, mask_picked: Array,
+                      best: Array, lipschitz: Array) -> Array:
+    """Log local penalizers (Gonzalez et al. 2016, "Batch Bayesian optimization via local penalization"),
+    summed over the picked points, at points with kernel features ``f[n, F]``.
+
+    For minimization with incumbent ``best`` and a Lipschitz constant ``L`` of the objective (in the
+    features' metric), a picked point ``x_j`` with ``f(x_j) ~ N(mean_j, sd_j^2)`` rules out the ball
+    of radius ``(f(x_j) - best) / L`` around it; the penalizer is the probability that ``x`` lies
+    outside it, ``Phi((best + L |x - x_j| - mean_j) / sd_j)``.
+
+    Args:
+        f: the features of the scored points ``[n, F]``.
+        f_picked: the features of the picked points ``[p, F]``.
+        mean_picked, sd_picked: their posterior means and standard deviations ``[p]``.
+        mask_picked: ``[p]`` which picked rows count.
+        best: the incumbent value.
+        lipschitz: the Lipschitz constant ``L``.
+
+    Returns:
+        ``[n]`` the sum over the masked picked points of ``log Phi(...)`` (0 where none).
+    """
+    d2 = jnp.sum(f * f, -1)[:, None] + jnp.sum(f_picked * f_picked, -1)[None, :] - 2.0 * f @ f_picked.T
+    distance = jnp.sqrt(jnp.maximum(d2, 1e-30))
+    z = (best + lipschitz * distance - mean_picked[None, :]) / jnp.maximum(sd_picked[None, :], 1e-6)
+    return jnp.sum(jnp.where(mask_picked[None, :], log_ndtr(z), 0.0), axis=-1)
+
 ACQUISITIONS: dict[str, Callable[..., Array]] = {
     "log_ei": log_ei,
     "ei": ei,

@@ -376,6 +376,31 @@ def predict(post: Posterior, x: Array, layout: Layout, kernel: str = "matern52")
     return mean, jnp.maximum(var, 1e-12 * post.amplitude)
 
 
+def features_of(post: Posterior, x: Array, layout: Layout) -> Array:
+    """The kernel features ``[n, F]`` of points ``x[n, d]`` under ``post``'s length scales: the space in which
+    the kernel is a function of Euclidean distance (categories one-hot)."""
+    return features(x, post.lengthscales, layout)
+
+
+def mean_gradient_bound(post: Posterior, x: Array, mask: Array, layout: Layout, kernel: str = "matern52") -> Array:
+    """The largest norm of the posterior mean's gradient, in feature space, at the rows of ``x[n, d]`` where
+    ``mask``: an estimate of the mean's Lipschitz constant there (for local penalization; at least 1e-6).
+
+    The mean is a function of the features alone, ``k(f, F) @ alpha``, so its gradient is taken with
+    respect to ``f`` (one pullback of ones: each row's mean depends on its own row only).
+    """
+    h = _hyper(post)
+
+    def mean(f: Array) -> Array:
+        return kernel_matrix(h, f, post.features, kernel) @ post.alpha
+
+    f = features(x, post.lengthscales, layout)
+    values, pullback = jax.vjp(mean, f)
+    (grad,) = pullback(jnp.ones_like(values))
+    norms = jnp.sqrt(jnp.sum(grad * grad, axis=-1))
+    return jnp.maximum(jnp.max(jnp.where(mask & jnp.isfinite(norms), norms, 0.0)), 1e-6)
+
+
 def predict_joint(post: Posterior, x: Array, layout: Layout, kernel: str = "matern52") -> tuple[Array, Array]:
     """Posterior mean ``[n]`` and covariance ``[n, n]`` at ``x[n, d]``."""
     fx = features(x, post.lengthscales, layout)

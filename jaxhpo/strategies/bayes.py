@@ -14,10 +14,11 @@ continuous spaces use the kriging believer: each chosen point is observed, in
 fantasy, at its posterior mean, which leaves the mean alone and shrinks the
 variance around it (a low-rank update, ``gp.with_fantasies``), so the next
 one looks elsewhere. On spaces with an integer or categorical coordinate a
-batch is Thompson draws by default (``batch="auto"``): one joint posterior
-sample per member on a shared candidate set, each member the best unseen
-candidate of its draw (measured better there, and more diverse, for
-populations to fuse). Points pending in a ``Study`` (asked, not told) are
+batch is by default (``batch="auto"``) the acquisition's pick, then Thompson
+draws given it: one joint posterior sample per further member on a shared
+candidate set, each member the best unseen candidate of its draw (measured
+better there; ``population.search`` asks for Thompson draws only, more
+diverse members to fuse). Points pending in a ``Study`` (asked, not told) are
 fantasized as the believer does. The first ``num_initial`` points come from
 a scrambled Sobol sequence.
 
@@ -70,7 +71,7 @@ from jaxhpo.strategies.sampling import scrambled_sobol, sobol_points
 Array = jax.Array
 
 ACQUISITIONS = ("log_ei", "ei", "pi", "log_pi", "ucb", "thompson")
-BATCH_MODES = ("auto", "believer", "thompson", "hybrid")
+BATCH_MODES = ("auto", "believer", "thompson", "hybrid", "penalized")
 DESIGN_LOOKAHEAD = 32  # Sobol points the initial design looks ahead to skip repeated configurations
 
 
@@ -96,23 +97,31 @@ class BayesConfig(NamedTuple):
     prior_mean: bool  # whether the prior mean sits at BayesSettings.prior_mean_quantile (else the mean)
 
     def thompson_batch(self, layout: Layout, num: int) -> bool:
-        """Whether ``num`` points are picked by Thompson draws (else by the acquisition and kriging believer).
+        """Whether ``num`` points are picked by Thompson draws, all of them or all but the first
+        (``hybrid_batch``); else by the acquisition and the kriging believer.
 
-        ``acquisition="thompson"`` always; a batch (``num > 1``) with ``batch="thompson"``, or with
-        ``batch="auto"`` on a space with an integer or categorical coordinate, where Thompson batches
-        were measured better (``benchmarks/README.md``, "bench_mixed.py" and
-        "bench_population_rounds.py"); the believer stays on continuous spaces, where it was better.
+        ``acquisition="thompson"`` always; a batch (``num > 1``) with ``batch="thompson"`` or
+        ``"hybrid"``, or with ``batch="auto"`` on a space with an integer or categorical coordinate
+        (there as hybrid batches, measured better: ``benchmarks/README.md``, "bench_mixed.py"); the
+        believer stays on continuous spaces, where it was better.
         """
         if self.acquisition == "thompson":
             return True
-        if num == 1 or self.batch == "believer":
+        if num == 1 or self.batch in ("believer", "penalized"):
             return False
         return self.batch in ("thompson", "hybrid") or any(layout.discrete)
 
+    def penalized_batch(self, num: int) -> bool:
+        """Whether the members of a batch after the first are the acquisition's picks under local
+        penalization (``batch="penalized"``), not the kriging believer's."""
+        return self.batch == "penalized" and num > 1 and self.acquisition != "thompson"
+
     def hybrid_batch(self, layout: Layout, num: int) -> bool:
         """Whether a Thompson batch (``thompson_batch``) takes its first member by the acquisition
-        (``batch="hybrid"``): the best single pick, then draws from the posterior given it."""
-        return self.batch == "hybrid" and self.acquisition != "thompson" and self.thompson_batch(layout, num)
+        (``batch="hybrid"``, and ``"auto"`` on a space with an integer or categorical coordinate):
+        the best single pick, then draws from the posterior given it."""
+        hybrid = self.batch == "hybrid" or (self.batch == "auto" and any(layout.discrete))
+        return hybrid and self.acquisition != "thompson" and self.thompson_batch(layout, num)
 
     def candidate_count(self, layout: Layout) -> int:
         """Random candidates scored per pick (``num_candidates``, default ``min(1024, 256 d)``)."""
@@ -225,8 +234,11 @@ def bayes(
             acquisition, then is observed in fantasy at its posterior mean), ``"thompson"``
             (each member the best of one joint posterior draw), ``"hybrid"`` (the first
             member maximizes the acquisition, as one point alone would; the others are
-            Thompson draws from the posterior given it), or ``"auto"`` (default):
-            Thompson draws on spaces with an integer or categorical coordinate, the believer
+            Thompson draws from the posterior given it), ``"penalized"`` (local
+            penalization, Gonzalez et al. 2016: each member maximizes the acquisition
+            times a penalizer around every earlier member, whose radius comes from a
+            Lipschitz constant of the posterior mean), or ``"auto"`` (default):
+            ``"hybrid"`` on spaces with an integer or categorical coordinate, the believer
             on continuous ones, as measured (``benchmarks/README.md``). One point at a time
             (``num == 1``) always uses ``acquisition``.
 
@@ -507,30 +519,50 @@ def propose(config: BayesConfig, key: Array, state: BayesState, num: int, layout
     if config.thompson_batch(layout, num) and not config.hybrid_batch(layout, num):
         return thompson(k_pick, post, x_fant, m_fant, num)
     acquisition = acq.make(config.acquisition, beta=settings.beta.astype(jnp.float64))
+    penalized = config.penalized_batch(num)
+    if penalized:  # local penalization (Gonzalez et al. 2016): the log acquisition plus log penalizers
+        acquisition = acq.positive_log(acquisition, config.acquisition)
+        lipschitz = gp.mean_gradient_bound(post, x_obs, m_obs, layout, kernel)
+    # with local penalization, the earlier picks of this batch: points, posterior means and standard
+    # deviations, and which rows hold one (nothing otherwise)
+    penalizers = ((jnp.zeros((num - 1, d)), jnp.zeros(num - 1), jnp.ones(num - 1), jnp.zeros(num - 1, bool))
+                  if penalized else ())
 
     def pick(carry, k):
-        post, x_fant, m_fant, slot = carry
+        post, x_fant, m_fant, slot, pen = carry
 
         def score(x: Array) -> Array:
             mean, var = gp.predict(post, x, layout, kernel)
-            return acquisition(mean, var, best)
+            value = acquisition(mean, var, best)
+            if penalized:
+                x_pen, mu_pen, sd_pen, m_pen = pen
+                f, f_pen = gp.features_of(post, x, layout), gp.features_of(post, x_pen, layout)
+                value = value + acq.log_local_penalty(f, f_pen, mu_pen, sd_pen, m_pen, best, lipschitz)
+            return value
 
         x = optimizer.maximize(k, score, top, top_ok, layout, *seen(x_fant, m_fant), count=count,
                                refine_starts=config.refine_starts, refine_steps=config.refine_steps,
                                repeats=config.repeats)
-        if num > 1:  # the pick joins the fantasies for the next members of the batch
+        if num > 1:  # the pick joins the fantasies (or the penalizers) for the next members of the batch
             row = p_cap + jnp.minimum(slot, num - 2)
             found = jnp.all(jnp.isfinite(x))  # NaN: the space is exhausted
             x_fant = x_fant.at[row].set(jnp.where(found, x, 0.0))
             m_fant = m_fant.at[row].set(found)
-            post = gp.with_fantasies(post, x_fant, m_fant, layout, kernel)
-        return (post, x_fant, m_fant, slot + 1), x
+            if penalized:
+                x_pen, mu_pen, sd_pen, m_pen = pen
+                mean, var = gp.predict(post, jnp.where(found, x, 0.0)[None], layout, kernel)
+                i = jnp.minimum(slot, num - 2)
+                pen = (x_pen.at[i].set(jnp.where(found, x, 0.0)), mu_pen.at[i].set(mean[0]),
+                       sd_pen.at[i].set(jnp.sqrt(var[0])), m_pen.at[i].set(found))
+            else:
+                post = gp.with_fantasies(post, x_fant, m_fant, layout, kernel)
+        return (post, x_fant, m_fant, slot + 1, pen), x
 
     if config.hybrid_batch(layout, num):  # the acquisition's pick, then draws given it (as a fantasy)
         k_first, k_draws = jax.random.split(k_pick, num)[:2]  # k_first: the believer's first key
-        (post, x_fant, m_fant, _), first = pick((post, x_fant, m_fant, 0), k_first)
+        (post, x_fant, m_fant, _, _), first = pick((post, x_fant, m_fant, 0, penalizers), k_first)
         return jnp.concatenate([first[None], thompson(k_draws, post, x_fant, m_fant, num - 1)])
-    _, xs = jax.lax.scan(pick, (post, x_fant, m_fant, 0), jax.random.split(k_pick, num))
+    _, xs = jax.lax.scan(pick, (post, x_fant, m_fant, 0, penalizers), jax.random.split(k_pick, num))
     return xs
 
 

@@ -4,8 +4,11 @@ Problems: scikit-learn models on scikit-learn's bundled data sets, each with
 a mixed space and the 3-fold cross-validated loss as objective (evaluations
 cached by configuration, so repeats cost nothing but a wasted budget slot),
 plus synthetic mixed functions with known optima. Methods, in the same run:
-jaxhpo ``bayes()`` (through ``Study``), Optuna's TPE (``constant_liar`` for
-batches) and GPSampler, and random search (jaxhpo ``random()``);
+jaxhpo ``bayes()`` (through ``Study``; its default batches here are hybrid:
+the acquisition's pick, then Thompson draws), ``bayes(batch="thompson")``
+("jaxhpo TS batch": every member of a batch a Thompson draw; at batch 1 it
+is ``bayes()``), Optuna's TPE (``constant_liar`` for batches) and
+GPSampler, and random search (jaxhpo ``random()``);
 scikit-optimize's ``Optimizer`` with ``--skopt`` (about 20 s per 40-trial
 run on 2 cores, so off by default). Budget: 40 evaluations, at batch 1 and
 batch 4 (ask 4, evaluate, tell 4), ``--seeds`` seeds.
@@ -24,7 +27,7 @@ Writes ``benchmarks/results/mixed.json`` (scores) and ``results/mixed_runs.json`
 against the peers' stored runs without running them again (they do not depend
 on jaxhpo; Optuna and scikit-learn are seeded):
 
-    python benchmarks/bench_mixed.py --methods "jaxhpo bayes,jaxhpo hybrid" --reuse
+    python benchmarks/bench_mixed.py --methods "jaxhpo bayes,jaxhpo TS batch" --reuse
 
 runs the named methods and takes every other method's runs from
 ``results/mixed_runs.json`` (the table says which were reused). Another seed
@@ -240,7 +243,7 @@ def main() -> None:
         "optuna TPE": lambda pr, s, b: run_optuna(pr, s, b, "tpe"),
         "optuna GP": lambda pr, s, b: run_optuna(pr, s, b, "gp"),
         "random": lambda pr, s, b: run_jaxhpo(pr, s, b, jaxhpo.strategies.random()),
-        "jaxhpo hybrid": lambda pr, s, b: run_jaxhpo(pr, s, b, jaxhpo.strategies.bayes(batch="hybrid")),
+        "jaxhpo TS batch": lambda pr, s, b: run_jaxhpo(pr, s, b, jaxhpo.strategies.bayes(batch="thompson")),
     }
     if args.skopt:
         methods["skopt GP"] = run_skopt
@@ -351,7 +354,7 @@ def score(runs: dict, seconds: dict, probs: list, batches: list[int], methods: l
     return rows, summary
 
 
-POOLED_METHODS = ("jaxhpo bayes", "optuna TPE", "optuna GP", "random", "jaxhpo hybrid")
+POOLED_METHODS = ("jaxhpo bayes", "optuna TPE", "optuna GP", "random", "jaxhpo TS batch")
 
 
 def pool(names: list[str], out: str, problem_names: str | None, batch_names: str, methods: list[str]) -> None:

@@ -20,6 +20,8 @@ import jax
 import jax.numpy as jnp
 from jax.scipy.special import log_ndtr, ndtr
 
+from jaxhpo.gp.kernels import sqdist
+
 Array = jax.Array
 
 _LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
@@ -114,10 +116,10 @@ def log_local_penalty(f: Array, f_picked: Array, mean_picked: Array, sd_picked: 
     Returns:
         ``[n]`` the sum over the masked picked points of ``log Phi(...)`` (0 where none).
     """
-    d2 = jnp.sum(f * f, -1)[:, None] + jnp.sum(f_picked * f_picked, -1)[None, :] - 2.0 * f @ f_picked.T
-    distance = jnp.sqrt(jnp.maximum(d2, 1e-30))
+    distance = jnp.sqrt(jnp.maximum(sqdist(f, f_picked), 1e-30))
     z = (best + lipschitz * distance - mean_picked[None, :]) / jnp.maximum(sd_picked[None, :], 1e-6)
     return jnp.sum(jnp.where(mask_picked[None, :], log_ndtr(z), 0.0), axis=-1)
+
 
 ACQUISITIONS: dict[str, Callable[..., Array]] = {
     "log_ei": log_ei,

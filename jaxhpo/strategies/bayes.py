@@ -28,7 +28,7 @@ serves every value, and a caller may ``vmap`` over them); the acquisitions
 (``jaxhpo.gp.acquisition.make``); the acquisition optimizer
 (``jaxhpo.strategies.acquisition_optimizer``, which takes a score function);
 the hyperparameter fit schedule (``fit_hyperparameters``); ``propose`` wires
-them for one ask (the module is about 460 lines, most of them the factory's
+them for one ask (the module is about 580 lines, most of them the factory's
 argument checks and documentation). Why the defaults are what they are, with the measurements:
 ``benchmarks/README.md`` ("bayes() settings").
 

@@ -75,8 +75,15 @@ def _environment() -> str:
                  source.hexdigest()))
 
 
+def tracing_settings() -> tuple:
+    """The JAX settings that change what a function traces to (x64, default matmul precision, PRNG
+    implementation, promotion rules), as a tuple of their current values: a compiled program is
+    reused only under the same values."""
+    return tuple(getattr(jax.config, name, None) for name in _TRACING_SETTINGS)
+
+
 def _settings() -> str:
-    return repr([(name, getattr(jax.config, name, None)) for name in _TRACING_SETTINGS])
+    return repr(list(zip(_TRACING_SETTINGS, tracing_settings())))
 
 
 def _path(key: str, signature: Any) -> Optional[str]:

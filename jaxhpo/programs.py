@@ -78,16 +78,18 @@ class Program:
         dynamic = [a for i, a in enumerate(args) if i not in self._static]
         static = tuple(a for i, a in enumerate(args) if i in self._static)
         leaves, tree = jax.tree.flatten(dynamic)
-        # the objects themselves (hashable, compared cheaply: this runs on every call), not their text
+        # the objects themselves (hashable, compared cheaply: this runs on every call), not their text;
+        # and the JAX settings that change tracing, as jax.jit keys its own cache on them
         return tree, static, tuple(
             (getattr(x, "shape", ()), getattr(x, "dtype", type(x)), getattr(x, "weak_type", False),
              getattr(x, "sharding", None))
             for x in leaves
-        )
+        ), executable_cache.tracing_settings()
 
     def _cache_signature(self, signature: Any) -> Any:
-        """``signature`` as ``executable_cache`` keys it: text that is the same in every process."""
-        tree, static, leaves = signature
+        """``signature`` as ``executable_cache`` keys it: text that is the same in every process
+        (the tracing settings are part of ``executable_cache``'s own key)."""
+        tree, static, leaves, _ = signature
         text = tuple((shape, str(dtype), weak, str(sharding)) for shape, dtype, weak, sharding in leaves)
         return str(tree), repr((static, text)), sorted(self._options.items())
 

@@ -127,3 +127,23 @@ def test_output_shapes_prepare_the_signature_a_later_call_on_the_outputs_has():
     use.prepare(shapes, lower_here=True)
     assert use(make(jnp.ones(3))).tolist() == [2.0, 3.0, 4.0]
     assert use.num_compiles == 1  # the real outputs matched the prepared signature (weak types, placement)
+
+
+def test_a_change_of_jax_settings_compiles_again_as_jit_does():
+    # jax.jit traces again under another default matmul precision (the product's precision attribute
+    # changes): so does a Program, which would otherwise keep running the program compiled before
+    fn = jax.jit(lambda a: a @ a)
+    program = Program(fn)
+    x = jnp.ones((3, 3))
+    program(x)
+    before = jax.config.jax_default_matmul_precision
+    try:
+        jax.config.update("jax_default_matmul_precision", "highest")
+        assert "HIGHEST" in fn.lower(x).as_text()  # what jit compiles now
+        assert not program.ready(x)
+        program(x)
+        assert program.num_compiles == 2
+        assert "highest" in program._future((x,), background=False).result().as_text().lower()
+    finally:
+        jax.config.update("jax_default_matmul_precision", before)
+    assert program.ready(x) and program.num_compiles == 2  # back: the first program again

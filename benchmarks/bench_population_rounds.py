@@ -4,14 +4,17 @@ On load_digits (8x8 images scaled to [0, 1], seeded 60/20/20 splits), a
 population of MLPs (one hidden layer of up to 128 units; tuned: learning
 rate, weight decay, SGD batch size, epochs, width, dropout, activation) is
 searched in rounds, each round one ``bayes()`` batch trained as one
-population, with: the kriging believer (``bayes()``'s default batches),
-Thompson batches (``bayes(acquisition="thompson")``) and random search. For
+population, with: the kriging believer (``bayes(batch="believer")``),
+Thompson batches (``bayes(acquisition="thompson")``, ``population.search``'s
+default), hybrid batches (``bayes(batch="hybrid")``: the acquisition's pick,
+then Thompson draws; ``bayes()``'s default on this mixed space) and random
+search. For
 each run: distinct configurations, the spread of each round's batch (mean
 pairwise distance in the unit cube), the best single member on the test
 split (chosen by validation loss), and the members fused by greedy selection
 on the validation predictions. Medians over seeds; peers in the same run.
 
-    OPENBLAS_NUM_THREADS=1 .venv/bin/python benchmarks/bench_population_rounds.py [--seeds 20]
+    OPENBLAS_NUM_THREADS=1 .venv/bin/python benchmarks/bench_population_rounds.py [--seeds 20] [--strategies ...]
 """
 
 from __future__ import annotations
@@ -47,8 +50,9 @@ SPACE = jaxhpo.Space({
     "activation": jaxhpo.Categorical(["relu", "gelu", "tanh"]),
 })
 STRATEGIES = {
-    "bayes (kriging believer)": lambda: jaxhpo.strategies.bayes(),
+    "bayes (kriging believer)": lambda: jaxhpo.strategies.bayes(batch="believer"),
     "bayes (Thompson batches)": lambda: jaxhpo.strategies.bayes(acquisition="thompson"),
+    "bayes (hybrid batches)": lambda: jaxhpo.strategies.bayes(batch="hybrid"),
     "random": lambda: jaxhpo.strategies.random(),
 }
 SETTINGS = [(3, 8), (2, 16), (2, 32)]  # (rounds, members per round)
@@ -92,12 +96,18 @@ def one_run(name: str, seed: int, rounds: int, batch: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seeds", type=int, default=20)
+    parser.add_argument("--strategies", default=",".join(STRATEGIES),
+                        help=f"comma-separated, of: {', '.join(STRATEGIES)} (default: all)")
     args = parser.parse_args()
+    names = args.strategies.split(",")
+    unknown = sorted(set(names) - set(STRATEGIES))
+    if unknown:
+        parser.error(f"--strategies: unknown {unknown}; known: {list(STRATEGIES)}")
     rows = []
     print(f"{'rounds x members':<17} {'strategy':<26} {'distinct':>9} {'spread':>7} {'best acc':>9} "
           f"{'fused acc':>10} {'fused nll':>10} {'s/run':>6}   (medians over {args.seeds} seeds)")
     for rounds, batch in SETTINGS:
-        for name in STRATEGIES:
+        for name in names:
             runs = [one_run(name, seed, rounds, batch) for seed in range(args.seeds)]
             med = {k: float(np.median([r[k] for r in runs])) for k in runs[0]}
             mean = {k: float(np.mean([r[k] for r in runs])) for k in runs[0]}

@@ -114,12 +114,12 @@ def test_search_compiles_training_once_over_rounds(pop):
         np.testing.assert_array_equal(r.state.epoch, r.hparams["epochs"])
 
 
-def test_search_defaults_to_thompson_batches_and_its_rounds_are_distinct(pop):
+def test_search_defaults_to_hybrid_batches_and_its_rounds_are_distinct(pop):
     # the measured choice for rounds that are fused (benchmarks/bench_population_rounds.py)
     space = jaxhpo.Space({"learning_rate": jaxhpo.Float(1e-4, 0.3, log=True), "epochs": jaxhpo.Int(1, 3)})
     x, y = pop.data["x_fit"], pop.data["y_fit"]
     res = population.search(space, None, lambda h: population.MLP(hidden=(8,), outputs=2, activations=(jax.nn.relu,)),
                             x, y, pop.data["x_eval"], pop.data["y_eval"], rounds=1, batch_size=4, mesh=None,
                             progress=False, seed=0)
-    assert "acquisition='thompson'" in repr(res.study.strategy)
+    assert "batch='hybrid'" in repr(res.study.strategy)
     assert len({tuple(sorted(t.params.items())) for t in res.study.trials}) == 4

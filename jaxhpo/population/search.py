@@ -96,10 +96,11 @@ def search(
         space: the hyperparameters; names the optimizer takes (``learning_rate``,
             ``weight_decay`` ...) go to it, ``epochs``/``batch_size`` are per
             member, the rest reach ``model_fn``.
-        strategy: any strategy (default ``bayes(acquisition="thompson")``: Thompson
-            batches spread a round as widely as random search does and gave the
-            fused members a lower log loss than the kriging believer's batches
-            on 12, 11 and 17 of 20 seeds at rounds of 8, 16 and 32;
+        strategy: any strategy (default ``bayes(batch="hybrid")``: each round the
+            acquisition's pick, then Thompson draws given it; such rounds spread as
+            widely as random search's, and their fused members had a lower test log
+            loss than those of Thompson-only rounds on 12, 11 and 15 of 20 seeds at
+            rounds of 8, 16 and 32, and than the kriging believer's on 10, 11 and 16;
             ``benchmarks/README.md``, bench_population_rounds).
         model_fn: ``hparams -> flax module`` (see ``population.train``).
         x_train, y_train, x_val, y_val: data.
@@ -124,7 +125,7 @@ def search(
     if "sgd_batch_size" in options:
         options["batch_size"] = options.pop("sgd_batch_size")
     if strategy is None:
-        strategy = bayes(acquisition="thompson")  # batches to be fused: diverse (see the docstring)
+        strategy = bayes(batch="hybrid")  # batches to be fused: diverse (see the docstring)
     study = Study(space, strategy, storage=storage, seed=seed)
     study.reserve(rounds * batch_size)  # one buffer size for the whole search: the strategy compiles once
     # pad every round's program to the space's range of batch sizes and epochs: one training compile per search

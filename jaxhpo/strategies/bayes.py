@@ -17,8 +17,8 @@ one looks elsewhere. On spaces with an integer or categorical coordinate a
 batch is by default (``batch="auto"``) the acquisition's pick, then Thompson
 draws given it: one joint posterior sample per further member on a shared
 candidate set, each member the best unseen candidate of its draw (measured
-better there; ``population.search`` asks for Thompson draws only, more
-diverse members to fuse). Points pending in a ``Study`` (asked, not told) are
+better there, and for populations to fuse: ``population.search`` asks for
+such batches on any space). Points pending in a ``Study`` (asked, not told) are
 fantasized as the believer does. The first ``num_initial`` points come from
 a scrambled Sobol sequence.
 

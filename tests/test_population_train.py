@@ -333,12 +333,28 @@ def test_a_population_builds_its_programs_and_no_eager_ops():
                                     max_epochs=2)
         state, (_, val_loss, _), preds = pop.fit(HP, key)
         again = population.predict(mlp, state, x[30:])
-    # (the task keys may be built already, by another population of the same shapes)
+    # (the task keys may be built already, by another population of the same shapes; "_empty" is
+    # compile_options' probe of which XLA options this jaxlib takes, once per process and option set)
     assert {"<lambda>", "run_all", "_predict_chunk_fn"} <= set(count.named)
-    assert set(count.named) <= {"_task_keys", "<lambda>", "run_all", "_predict_chunk_fn"}  # host labels: by NumPy
+    assert set(count.named) <= {"_task_keys", "<lambda>", "run_all", "_predict_chunk_fn", "_empty"}  # host labels: by NumPy
     assert len(count.named) == len(set(count.named))
     assert np.all(np.isfinite(np.asarray(val_loss))) and val_loss.shape == (3, 2)
     np.testing.assert_allclose(np.asarray(again), np.asarray(preds), rtol=1e-5, atol=1e-6)
     # predict still composes with your jit (where jaxhpo's compiler options must not be passed)
     inside = jax.jit(lambda s, xx: population.predict(mlp, s, xx))(state, x[30:])
     np.testing.assert_allclose(np.asarray(inside), np.asarray(again), rtol=1e-6, atol=1e-7)
+
+
+def test_device_data_is_checked_for_nan_in_one_program_per_shape():
+    from _compiles import counting
+    from jaxhpo.population.inputs import checked_data
+
+    rng = np.random.default_rng(4)
+    x_train, x_val = (jnp.asarray(rng.normal(size=(n, 9)).astype(np.float32)) for n in (33, 11))  # new shapes
+    y_train, y_val = (jnp.asarray(rng.integers(0, C, n).astype(np.int32)) for n in (33, 11))
+    bad = x_val.at[2, 3].set(jnp.nan).at[5, 0].set(jnp.inf)
+    with counting() as count:
+        checked_data(x_train, y_train, x_val, y_val)
+        with pytest.raises(ValueError, match="x_val holds 2 NaN or infinite values"):
+            checked_data(x_train, y_train, bad, y_val)
+    assert count.named == ["_nonfinite_count", "_nonfinite_count"]  # one per shape, not three eager ops each

@@ -61,6 +61,13 @@ class ReadTracker(dict):
 
 
 
+@jax.jit
+def _nonfinite_count(a: Array) -> Array:
+    """How many entries of device array ``a`` are NaN or infinite: one program per shape (eagerly,
+    ``isfinite``, ``count_nonzero`` and the subtraction were a program each)."""
+    return jnp.sum(~jnp.isfinite(a))
+
+
 def checked_data(x_train: Any, y_train: Any, x_val: Any, y_val: Any) -> tuple[Array, Array, Array, Array]:
     """The four arrays as JAX arrays, after checks that name the argument at fault."""
     out = {}
@@ -74,7 +81,7 @@ def checked_data(x_train: Any, y_train: Any, x_val: Any, y_val: Any) -> tuple[Ar
         if arr.ndim == 0 or arr.shape[0] == 0:
             raise ValueError(f"{name} is empty (shape {arr.shape})")
         if np.dtype(arr.dtype).kind == "f":
-            bad = int(arr.size - xp.count_nonzero(xp.isfinite(arr)))
+            bad = int(_nonfinite_count(arr)) if xp is jnp else int(arr.size - np.count_nonzero(np.isfinite(arr)))
             if bad:
                 raise ValueError(f"{name} holds {bad} NaN or infinite values; impute or drop them before training")
         out[name] = arr

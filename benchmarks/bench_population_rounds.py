@@ -5,11 +5,10 @@ population of MLPs (one hidden layer of up to 128 units; tuned: learning
 rate, weight decay, SGD batch size, epochs, width, dropout, activation) is
 searched in rounds, each round one ``bayes()`` batch trained as one
 population, with: the kriging believer (``bayes(batch="believer")``),
-Thompson batches (``bayes(acquisition="thompson")``, ``population.search``'s
-default), hybrid batches (``bayes(batch="hybrid")``: the acquisition's pick,
-then Thompson draws; ``bayes()``'s default on this mixed space) and random
-search. For
-each run: distinct configurations, the spread of each round's batch (mean
+Thompson batches (``bayes(acquisition="thompson")``), hybrid batches
+(``bayes(batch="hybrid")``: the acquisition's pick, then Thompson draws;
+``population.search``'s default, and ``bayes()``'s on this mixed space) and
+random search. For each run: distinct configurations, the spread of each round's batch (mean
 pairwise distance in the unit cube), the best single member on the test
 split (chosen by validation loss), and the members fused by greedy selection
 on the validation predictions. Medians over seeds; peers in the same run.

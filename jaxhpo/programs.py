@@ -79,7 +79,7 @@ class Program:
         static = tuple(a for i, a in enumerate(args) if i in self._static)
         leaves, tree = jax.tree.flatten(dynamic)
         # the objects themselves (hashable, compared cheaply: this runs on every call), not their text;
-        # and the JAX settings that change tracing, as jax.jit keys its own cache on them
+        # and the JAX settings that change tracing (executable_cache keys its entries on them too)
         return tree, static, tuple(
             (getattr(x, "shape", ()), getattr(x, "dtype", type(x)), getattr(x, "weak_type", False),
              getattr(x, "sharding", None))

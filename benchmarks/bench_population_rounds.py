@@ -54,11 +54,17 @@ STRATEGIES = {
     "bayes (hybrid batches)": lambda: jaxhpo.strategies.bayes(batch="hybrid"),
     "random": lambda: jaxhpo.strategies.random(),
 }
+# --continuous: floats only (width 64, relu, 12 epochs of SGD batches of 32 for every member)
+CONTINUOUS_SPACE = jaxhpo.Space({
+    "learning_rate": jaxhpo.Float(3e-4, 3e-2, log=True),
+    "weight_decay": jaxhpo.Float(1e-5, 1e-1, log=True),
+    "dropout": jaxhpo.Float(0.0, 0.5),
+})
 SETTINGS = [(3, 8), (2, 16), (2, 32)]  # (rounds, members per round)
 
 
 def model_fn(h):
-    return population.MLP(hidden=(128,), outputs=10, width=h["width"], activation=h["activation"],
+    return population.MLP(hidden=(128,), outputs=10, width=h.get("width", 64), activation=h.get("activation", 0),
                           activations=(jax.nn.relu, jax.nn.gelu, jax.nn.tanh), dropout=h["dropout"])
 
 
@@ -68,11 +74,13 @@ def spread(x: np.ndarray) -> float:
     return float(np.mean([np.linalg.norm(x[i] - x[j]) for i, j in pairs]))
 
 
-def one_run(name: str, seed: int, rounds: int, batch: int) -> dict:
+def one_run(name: str, seed: int, rounds: int, batch: int, continuous: bool = False) -> dict:
     x_train, y_train, x_val, y_val, x_test, y_test = split(seed)
     start = time.perf_counter()
-    result = population.search(SPACE, STRATEGIES[name](), model_fn, x_train, y_train, x_val, y_val,
-                               rounds=rounds, batch_size=batch, seed=seed, progress=False)
+    fixed = dict(epochs=12, sgd_batch_size=32) if continuous else {}
+    result = population.search(CONTINUOUS_SPACE if continuous else SPACE, STRATEGIES[name](), model_fn, x_train,
+                               y_train, x_val, y_val, rounds=rounds, batch_size=batch, seed=seed, progress=False,
+                               **fixed)
     seconds = time.perf_counter() - start
     trials = result.study.trials
     x = np.asarray([t.x for t in trials])
@@ -97,6 +105,9 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=20)
     parser.add_argument("--strategies", default=",".join(STRATEGIES),
                         help=f"comma-separated, of: {', '.join(STRATEGIES)} (default: all)")
+    parser.add_argument("--continuous", action="store_true",
+                        help="a space of floats only (learning rate, weight decay, dropout); writes "
+                             "results/population_rounds_continuous.json")
     args = parser.parse_args()
     names = args.strategies.split(",")
     unknown = sorted(set(names) - set(STRATEGIES))
@@ -107,7 +118,7 @@ def main() -> None:
           f"{'fused acc':>10} {'fused nll':>10} {'s/run':>6}   (medians over {args.seeds} seeds)")
     for rounds, batch in SETTINGS:
         for name in names:
-            runs = [one_run(name, seed, rounds, batch) for seed in range(args.seeds)]
+            runs = [one_run(name, seed, rounds, batch, args.continuous) for seed in range(args.seeds)]
             med = {k: float(np.median([r[k] for r in runs])) for k in runs[0]}
             mean = {k: float(np.mean([r[k] for r in runs])) for k in runs[0]}
             rows.append({"rounds": rounds, "batch": batch, "strategy": name, "median": med, "mean": mean,
@@ -116,7 +127,8 @@ def main() -> None:
                   f"{med['spread']:7.3f} {med['best_single_accuracy']:9.4f} {med['fused_accuracy']:10.4f} "
                   f"{med['fused_log_loss']:10.4f} {med['seconds']:6.1f}   (means: fused acc "
                   f"{mean['fused_accuracy']:.4f}, nll {mean['fused_log_loss']:.4f})", flush=True)
-    print("wrote", write_results("population_rounds", {"seeds": args.seeds, "rows": rows}))
+    out = "population_rounds_continuous" if args.continuous else "population_rounds"
+    print("wrote", write_results(out, {"seeds": args.seeds, "rows": rows}))
 
 
 if __name__ == "__main__":

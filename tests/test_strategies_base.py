@@ -75,3 +75,20 @@ def test_overflow_inside_a_users_jit_scan_and_vmap_warns_and_only_then(batched):
         history = run(key, 3)
         jax.effects_barrier()
     assert np.all(np.asarray(history.dropped) == 2)
+
+
+def test_a_state_made_by_another_strategy_is_a_clear_error():
+    space = jaxhpo.Space({"x": jaxhpo.Float(0.0, 1.0), "n": jaxhpo.Int(1, 4)})
+    key = jax.random.key(0)
+    sobol_state = jaxhpo.strategies.sobol().init(key, space, 8)
+    bayes = jaxhpo.strategies.bayes()
+    bayes.init(key, space, 8)
+    with pytest.raises(ValueError, match=r"strategy.ask: state is a \w+State, which another strategy's init made; "
+                                         r"this strategy's state is a BayesState"):
+        bayes.ask(key, sobol_state, 2)
+    genetic = jaxhpo.strategies.genetic(pool_size=4)
+    genetic_state = genetic.init(key, space, 8)
+    with pytest.raises(ValueError, match=r"strategy.tell: state is a \w+State.*init\(key, space, capacity\)"):
+        genetic.tell(sobol_state, jnp.full((1, 2), 0.5), jnp.ones(1))
+    x, genetic_state = genetic.ask(key, genetic_state, 2)  # its own state still works
+    assert int(genetic.tell(genetic_state, x, jnp.ones(2)).history.count) == 2

@@ -316,17 +316,40 @@ def jit_strategy(strategy: "Strategy") -> "Strategy":
     ``space``, ``capacity`` and ``num`` are static arguments.
     """
 
-    def maybe(f: Optional[Callable], **static: Any) -> Optional[Callable]:
-        return None if f is None else jax.jit(f, **static)
+    made: list = []  # the type of state init returns, once init has been traced
+
+    def init(key: Array, space: Space, capacity: int) -> Any:
+        state = strategy.init(key, space, capacity)
+        made[:] = [type(state)]
+        return state
+
+    def checked(f: Optional[Callable], where: str, position: int) -> Optional[Callable]:
+        """``f`` that first checks, while it is traced, that its state is one this strategy's init makes."""
+        if f is None:
+            return None
+
+        def g(*args: Any, **kwargs: Any) -> Any:
+            state = args[position]
+            if made and not isinstance(state, made[0]):
+                raise ValueError(
+                    f"strategy.{where}: state is a {type(state).__name__}, which another strategy's init made; "
+                    f"this strategy's state is a {made[0].__name__}: pass the state returned by this strategy's "
+                    f"init(key, space, capacity)")
+            return f(*args, **kwargs)
+
+        return functools.wraps(f)(g)
+
+    def maybe(f: Optional[Callable], where: str, position: int, **static: Any) -> Optional[Callable]:
+        return None if f is None else jax.jit(checked(f, where, position), **static)
 
     return strategy._replace(
-        init=jax.jit(strategy.init, static_argnums=(1, 2)),
-        ask=jax.jit(strategy.ask, static_argnums=2),
-        tell=jax.jit(strategy.tell),
-        design_ask=maybe(strategy.design_ask, static_argnums=2),
-        in_design=maybe(strategy.in_design, static_argnums=1),
+        init=jax.jit(init, static_argnums=(1, 2)),
+        ask=maybe(strategy.ask, "ask", 1, static_argnums=2),
+        tell=maybe(strategy.tell, "tell", 0),
+        design_ask=maybe(strategy.design_ask, "design_ask", 1, static_argnums=2),
+        in_design=maybe(strategy.in_design, "in_design", 0, static_argnums=1),
         ask_stages=None if strategy.ask_stages is None else tuple(
-            jax.jit(f, static_argnums=2) for f in strategy.ask_stages),
+            maybe(f, "ask_stages", 1, static_argnums=2) for f in strategy.ask_stages),
     )  # set_pending stays eager: its input's length varies, and it is a handful of operations
 
 

@@ -284,7 +284,7 @@ class Space:
         exact = 2 ** (info.nmant + 1)  # every integer up to this is a float of this precision
         for name, p in self._items:
             if isinstance(p, Float):
-                bad = [b for b in (p.low, p.high) if abs(b) > info.max or (p.log and b < info.tiny)]
+                bad = [b for b in (p.low, p.high) if abs(b) > float(info.max) or (p.log and b < float(info.tiny))]
                 if bad:
                     raise ValueError(
                         f"Space: parameter {name!r} ({p}) has a bound ({bad[0]!r}) outside what {dtype} holds "
@@ -311,7 +311,8 @@ class Space:
         lo, hi, is_log, discrete, clip_lo, clip_hi = self._bounds()
         u = xp.clip(u, 0.0, 1.0)
         t = (1.0 - u) * lo + u * hi  # not lo + u (hi - lo): hi - lo overflows for ranges such as +-1e308
-        values = xp.where(is_log.astype(bool), xp.exp(t), t)
+        log = is_log.astype(bool)
+        values = xp.where(log, xp.exp(xp.where(log, t, 0.0)), t)  # no exp of a linear coordinate: it may overflow
         out = {}
         for i, (name, _) in enumerate(self._items):
             v = xp.clip(values[..., i], clip_lo[i], clip_hi[i])

@@ -236,3 +236,16 @@ def test_an_eager_decode_is_one_program_and_equals_the_decode_inside_a_jit():
         np.testing.assert_array_equal(np.asarray(eager[name]), np.asarray(inside[name]))
     with pytest.raises(ValueError, match=r"shape \[\.\.\., 4\]"):
         space.decode(jnp.zeros((3, 5)))
+
+
+def test_a_linear_range_past_exps_limit_decodes_without_a_warning():
+    # a linear coordinate's value must not go through exp (exp(1000) overflows): no RuntimeWarning to the user
+    import warnings
+
+    space = jaxhpo.Space({"n": jaxhpo.Int(10, 1000), "lr": jaxhpo.Float(1e-3, 1.0, log=True),
+                          "big": jaxhpo.Float(0.0, 1e6)})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        values = space.decode_numpy(np.array([[0.9, 0.5, 1.0]]))
+    assert values["n"].tolist() == [901] and values["big"].tolist() == [1e6]
+    np.testing.assert_allclose(values["lr"], [10 ** -1.5], rtol=1e-12)

@@ -3,6 +3,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 import jaxhpo
 from jaxhpo.gp import acquisition as acq
@@ -11,6 +12,13 @@ from jaxhpo.strategies import acquisition_optimizer as optimizer
 
 MIXED = jaxhpo.Space({"x": jaxhpo.Float(0.0, 1.0), "n": jaxhpo.Int(1, 5), "c": jaxhpo.Categorical(["a", "b", "c"])})
 SMALL_DISCRETE = jaxhpo.Space({"n": jaxhpo.Int(1, 3), "c": jaxhpo.Categorical(["a", "b"])})  # 6 configurations
+
+
+@pytest.fixture(autouse=True)
+def _inside_the_precision_boundary():
+    """These functions run inside bayes()'s float64 boundary; the tests call them there too."""
+    with jax.enable_x64(True):
+        yield
 
 
 def _target(layout):

@@ -14,11 +14,12 @@ Example:
     >>> from jaxhpo.gp.kernels import Layout
     >>> layout = Layout.from_space(jaxhpo.Space({"x": jaxhpo.Float(0.0, 1.0), "y": jaxhpo.Float(0.0, 1.0)}))
     >>> score = lambda x: -jnp.sum((x - 0.3) ** 2, axis=-1)   # best at (0.3, 0.3)
-    >>> top, top_ok = jnp.full((1, 2), 0.5), jnp.array([True])
-    >>> seen_x, seen_m = jnp.zeros((1, 2)), jnp.array([False])
-    >>> x = maximize(jax.random.key(0), score, top, top_ok, layout, seen_x, seen_m,
-    ...              count=256, refine_starts=4, refine_steps=30, repeats=False)
-    >>> bool(jnp.all(jnp.abs(x - 0.3) < 0.02))
+    >>> with jax.enable_x64(True):   # float64 inside, as bayes() calls it
+    ...     top, top_ok = jnp.full((1, 2), 0.5), jnp.array([True])
+    ...     seen_x, seen_m = jnp.zeros((1, 2)), jnp.array([False])
+    ...     x = maximize(jax.random.key(0), score, top, top_ok, layout, seen_x, seen_m,
+    ...                  count=256, refine_starts=4, refine_steps=30, repeats=False)
+    ...     bool(jnp.all(jnp.abs(x - 0.3) < 0.02))
     True
 """
 

@@ -89,7 +89,9 @@ def _cv_loss(make_model, data, scoring="accuracy"):
 
 def problems() -> list[Problem]:
     from sklearn import datasets
+    from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
     from sklearn.linear_model import ElasticNet, LogisticRegression
+    from sklearn.neural_network import MLPClassifier
     from sklearn.neighbors import KNeighborsClassifier
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
@@ -120,6 +122,26 @@ def problems() -> list[Problem]:
             "alpha": F(1e-4, 10.0, log=True), "l1_ratio": F(0.0, 1.0), "fit_intercept": C([True, False]),
             "selection": C(["cyclic", "random"])}),
             _cv_loss(lambda p: ElasticNet(random_state=0, max_iter=2000, **p), diabetes, "neg_mean_squared_error")),
+        # added in session 23: the model families the issue names that the first seven left out (a random
+        # forest of 10 trees as bayesmark's, gradient boosting, an MLP); about 0.07-0.13 s per evaluation
+        Problem("rf-cancer", jaxhpo.Space({
+            "max_depth": I(1, 20), "max_features": F(0.05, 1.0), "min_samples_split": I(2, 40, log=True),
+            "min_samples_leaf": I(1, 20, log=True), "criterion": C(["gini", "entropy"]), "bootstrap": C([True, False])}),
+            _cv_loss(lambda p: RandomForestClassifier(n_estimators=10, random_state=0, **p), cancer)),
+        Problem("hgb-cancer", jaxhpo.Space({
+            "learning_rate": F(0.01, 1.0, log=True), "max_iter": I(5, 50, log=True), "max_leaf_nodes": I(2, 64, log=True),
+            "min_samples_leaf": I(1, 60, log=True), "l2_regularization": F(1e-6, 10.0, log=True),
+            "max_features": F(0.1, 1.0), "interaction_cst": C(["none", "no_interactions"])}),
+            _cv_loss(lambda p: HistGradientBoostingClassifier(
+                random_state=0, early_stopping=False,
+                **{**p, "interaction_cst": None if p["interaction_cst"] == "none" else p["interaction_cst"]}), cancer)),
+        Problem("mlp-digits", jaxhpo.Space({
+            "hidden": I(8, 128, log=True), "alpha": F(1e-6, 1.0, log=True), "learning_rate_init": F(1e-4, 0.3, log=True),
+            "activation": C(["relu", "tanh", "logistic"]), "batch_size": I(16, 128, log=True),
+            "max_iter": I(5, 60, log=True)}),
+            _cv_loss(lambda p: make_pipeline(StandardScaler(), MLPClassifier(
+                hidden_layer_sizes=(p["hidden"],), random_state=0, **{k: v for k, v in p.items() if k != "hidden"})),
+                (digits[0][:500], digits[1][:500]))),
     ]
 
     # synthetic: known optimum 0

@@ -323,10 +323,8 @@ def jit_strategy(strategy: "Strategy") -> "Strategy":
         made[:] = [type(state)]
         return state
 
-    def checked(f: Optional[Callable], where: str, position: int) -> Optional[Callable]:
+    def checked(f: Callable, where: str, position: int) -> Callable:
         """``f`` that first checks, while it is traced, that its state is one this strategy's init makes."""
-        if f is None:
-            return None
 
         def g(*args: Any, **kwargs: Any) -> Any:
             state = args[position]

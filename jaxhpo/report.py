@@ -1,9 +1,9 @@
 """One self-contained HTML page of tables and figures, to open in a browser or send as one file.
 
-Figures (matplotlib ``Figure`` objects, as ``jaxhpo.plots`` returns them) are
-embedded as base64 PNG images, so the page needs nothing next to it. Only
-the standard library is imported here; figures are rendered by their own
-``savefig``.
+Figures (matplotlib ``Figure`` objects, as ``jaxhpo.plots`` returns them, or
+PNG files already written) are embedded as base64 PNG images, so the page
+needs nothing next to it. Only the standard library is imported here;
+figures are rendered by their own ``savefig``.
 
 Example:
     >>> import os, tempfile
@@ -22,6 +22,7 @@ import base64
 import html
 import io
 import numbers
+import os
 from typing import Any, Mapping, NamedTuple, Optional, Sequence
 
 _STYLE = """
@@ -33,6 +34,7 @@ caption { text-align: left; font-weight: bold; padding: 4px 0; }
 figure { display: inline-block; margin: 1em; }
 figure img { max-width: 500px; }
 """
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 class Table(NamedTuple):
@@ -70,12 +72,25 @@ def _table_html(table: Table) -> str:
            f"<tbody>{body}</tbody></table>"
 
 
-def _figure_html(name: str, figure: Any) -> str:
+def _png_bytes(name: str, figure: Any) -> bytes:
+    """The PNG image of ``figure``: a PNG file's bytes as they are, or a Figure rendered."""
+    if isinstance(figure, (str, os.PathLike)):
+        with open(figure, "rb") as f:
+            data = f.read()
+        if not data.startswith(_PNG_SIGNATURE):
+            raise ValueError(f"figures[{name!r}]: {os.fspath(figure)!r} is not a PNG file; pass a PNG file's path "
+                             f"or a matplotlib Figure")
+        return data
     if not hasattr(figure, "savefig"):
-        raise ValueError(f"figures[{name!r}] must be a matplotlib Figure (it has no savefig), got {type(figure).__name__}")
+        raise ValueError(f"figures[{name!r}] must be a matplotlib Figure (it has no savefig) or a PNG file's path, "
+                         f"got {type(figure).__name__}")
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
-    data = base64.b64encode(buffer.getvalue()).decode("ascii")
+    return buffer.getvalue()
+
+
+def _figure_html(name: str, figure: Any) -> str:
+    data = base64.b64encode(_png_bytes(name, figure)).decode("ascii")
     alt = html.escape(name)
     return f'<figure><img alt="{alt}" src="data:image/png;base64,{data}"><figcaption>{alt}</figcaption></figure>'
 
@@ -94,7 +109,9 @@ def write_html(
         path: the file to write (overwritten).
         title: the page title and heading.
         tables: ``Table`` objects, in order.
-        figures: ``{caption: matplotlib Figure}``, embedded as PNG images.
+        figures: ``{caption: figure}``, embedded as PNG images; a figure is a
+            matplotlib ``Figure`` (rendered here) or the path of a PNG file
+            already written (embedded as it is, not drawn again).
         notes: paragraphs of plain text shown under the tables.
     """
     for i, t in enumerate(tables):

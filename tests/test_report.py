@@ -23,6 +23,23 @@ def test_bad_input_names_what_is_wrong(tmp_path):
     with pytest.raises(ValueError, match=r"row 1 has 1 cells for 2 columns"):
         write_html(str(tmp_path / "r.html"), "t", tables=[Table("x", ["a", "b"], [[1, 2], [3]])])
     with pytest.raises(ValueError, match=r"figures\['f'\] must be a matplotlib Figure"):
-        write_html(str(tmp_path / "r.html"), "t", figures={"f": "not a figure"})
+        write_html(str(tmp_path / "r.html"), "t", figures={"f": 3})
+    (tmp_path / "notes.txt").write_text("not an image")
+    with pytest.raises(ValueError, match=r"figures\['f'\]: '.*notes.txt' is not a PNG file"):
+        write_html(str(tmp_path / "r.html"), "t", figures={"f": str(tmp_path / "notes.txt")})
     with pytest.raises(ValueError, match=r"tables\[0\] must be a jaxhpo.report.Table"):
         write_html(str(tmp_path / "r.html"), "t", tables=[("caption", ["a"], [[1]])])
+
+
+def test_a_png_file_is_embedded_as_it_is_without_drawing_again(tmp_path):
+    pytest.importorskip("matplotlib")
+    import base64
+
+    from matplotlib.figure import Figure
+
+    fig = Figure()
+    fig.add_subplot().plot([0, 1], [1, 0])
+    fig.savefig(tmp_path / "curve.png", dpi=50)
+    page = open(write_html(str(tmp_path / "r.html"), "t", figures={"curve": tmp_path / "curve.png"})).read()
+    embedded = page.split("data:image/png;base64,")[1].split('"')[0]
+    assert base64.b64decode(embedded) == (tmp_path / "curve.png").read_bytes()

@@ -1,12 +1,15 @@
-"""Test-session setup: XLA compiles the tests' own programs as jaxhpo compiles its programs.
+"""Test-session setup: XLA compiles the tests' own programs as jaxhpo compiles its small programs.
 
 Most of the suite's time is XLA compiling strategies that the tests call eagerly or
-under their own ``jit``; jaxhpo's top-level programs already use
-``jaxhpo.compile_options.COMPILER_OPTIONS`` (classic CPU emitters, LLVM level 1: the same
-results, measured), and the process-wide ``XLA_FLAGS`` made from them give the tests'
-programs the same (about a quarter less time on the bayes, study and minimize tests, 2-core
-CPU). Only the options this jaxlib's XLA knows become flags (an unknown flag in ``XLA_FLAGS``
-aborts the process): a child process asks ``jaxhpo.compile_options.supported``, since
+under their own ``jit``, each program run a few times. jaxhpo's top-level programs pass
+their own options (``jaxhpo.compile_options``: classic CPU emitters, LLVM level 1, level 0
+for the programs that run once or twice), which ``XLA_FLAGS`` does not change; the
+process-wide ``XLA_FLAGS`` made from ``SMALL_PROGRAM_OPTIONS`` give the tests' own programs
+classic emitters and no backend optimization: about a quarter less time than XLA's defaults
+with level 1 on the bayes, study and minimize tests, and a fifth less again with level 0
+(``test_strategies_contract.py`` alone, one process: 79 s -> 60 s, 2-core CPU); the
+programs compute the same things, more slowly. Only the options this jaxlib's XLA knows
+become flags (an unknown flag in ``XLA_FLAGS`` aborts the process): a child process asks ``jaxhpo.compile_options.supported``, since
 this one must not start XLA before the flags are set. Set ``XLA_FLAGS`` yourself to test
 with other flags: then this does nothing. pytest-xdist's workers inherit the variable.
 """
@@ -16,8 +19,8 @@ import subprocess
 import sys
 
 if "XLA_FLAGS" not in os.environ:
-    _ASK = ("from jaxhpo.compile_options import COMPILER_OPTIONS, supported; "
-            "print(' '.join(f'--{k}={str(v).lower()}' for k, v in supported(COMPILER_OPTIONS).items()))")
+    _ASK = ("from jaxhpo.compile_options import SMALL_PROGRAM_OPTIONS, supported; "
+            "print(' '.join(f'--{k}={str(v).lower()}' for k, v in supported(SMALL_PROGRAM_OPTIONS).items()))")
     _flags = subprocess.run([sys.executable, "-c", _ASK], capture_output=True, text=True,
                             env=dict(os.environ, JAX_PLATFORMS="cpu"),
                             cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

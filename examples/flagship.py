@@ -232,8 +232,8 @@ def main(argv=None) -> dict:
     with open(os.path.join(out, "results.json"), "w") as f:
         json.dump(results, f, indent=1)
     print(f"plots, results.json and {os.path.basename(path)} in {out}")
-    print(f"wall time {time.perf_counter() - start:.0f} s ({wall:.0f} s the splits, the rest figures and report; "
-          f"imports before it)")
+    print(f"wall time {time.perf_counter() - start:.0f} s after imports (the splits {wall:.0f} s, then figures "
+          f"and report)")
     return results
 
 

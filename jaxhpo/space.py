@@ -73,7 +73,8 @@ class Float:
         low = _check_bound("Float", "low", self.low)
         high = _check_bound("Float", "high", self.high)
         if not low < high:
-            raise ValueError(f"Float: low must be less than high, got low={self.low!r}, high={self.high!r}")
+            raise ValueError(f"Float: low must be less than high, got low={self.low!r}, high={self.high!r} "
+                             f"(for a value held fixed, leave it out of the space or use Categorical([value]))")
         if self.log and low <= 0:
             raise ValueError(f"Float: log=True needs low > 0, got low={self.low!r}")
         object.__setattr__(self, "low", low)
@@ -85,8 +86,13 @@ class Float:
 class Int:
     """An integer parameter in ``[low, high]`` (both included), optionally on a log scale.
 
+    ``low == high`` holds the parameter at that value (as Optuna's
+    ``suggest_int(name, 3, 3)``): every point decodes to it.
+
     Example:
         >>> units = Int(16, 512, log=True)
+        >>> Space({"depth": Int(3, 3)}).decode_numpy([[0.9]])["depth"].tolist()
+        [3]
     """
 
     low: int
@@ -101,8 +107,8 @@ class Int:
             if number != int(number):
                 raise ValueError(f"Int: {name} must be an integer, got {name}={value!r}")
         low, high = int(self.low), int(self.high)
-        if not low < high:
-            raise ValueError(f"Int: low must be less than high, got low={self.low!r}, high={self.high!r}")
+        if not low <= high:  # low == high: a fixed value, as Optuna's suggest_int(name, 3, 3)
+            raise ValueError(f"Int: low must not exceed high, got low={self.low!r}, high={self.high!r}")
         if self.log and low <= 0:
             raise ValueError(f"Int: log=True needs low >= 1, got low={self.low!r}")
         object.__setattr__(self, "low", low)

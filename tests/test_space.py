@@ -128,7 +128,7 @@ def test_to_dict_round_trip():
         (lambda: Float(0.0, float("inf")), ["high", "inf"]),
         (lambda: Float(float("nan"), 1.0), ["low", "nan"]),
         (lambda: Float("a", 1.0), ["low", "'a'"]),
-        (lambda: Int(3, 2), ["low=3", "high=2"]),
+        (lambda: Int(3, 2), ["low must not exceed high", "low=3", "high=2"]),
         (lambda: Int(1.5, 3), ["low", "1.5"]),
         (lambda: Int(0, 10, log=True), ["log", "low=0"]),
         (lambda: Categorical([]), ["empty"]),
@@ -249,3 +249,17 @@ def test_a_linear_range_past_exps_limit_decodes_without_a_warning():
         values = space.decode_numpy(np.array([[0.9, 0.5, 1.0]]))
     assert values["n"].tolist() == [901] and values["big"].tolist() == [1e6]
     np.testing.assert_allclose(values["lr"], [10 ** -1.5], rtol=1e-12)
+
+
+def test_an_int_whose_low_equals_its_high_is_that_value_fixed():
+    # as Optuna's suggest_int(name, 3, 3) and Ray's randint(3, 4): a parameter held at one value
+    space = Space({"k": Int(3, 3), "l": Int(2, 2, log=True), "x": Float(0.0, 1.0)})
+    u = np.array([[0.0, 0.0, 0.2], [1.0, 1.0, 0.7], [0.5, 0.4, 1.0]])
+    decoded = space.decode_numpy(u)
+    assert decoded["k"].tolist() == [3, 3, 3] and decoded["l"].tolist() == [2, 2, 2]
+    np.testing.assert_array_equal(np.asarray(space.decode(jnp.asarray(u, jnp.float32))["k"]), [3, 3, 3])
+    back = space.encode_numpy({"k": np.array([3]), "l": np.array([2]), "x": np.array([0.25])})
+    assert np.all(np.isfinite(back)) and space.decode_numpy(back)["k"].tolist() == [3]
+    assert space.grid_size(3) == 3 and space.to_python(space.decode_numpy(u[0]))["k"] == 3
+    with pytest.raises(ValueError, match="'k'.*4"):
+        space.validate({"k": 4, "l": 2, "x": 0.5})

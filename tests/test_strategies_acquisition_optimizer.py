@@ -67,6 +67,16 @@ def test_maximize_enumerates_a_small_space_and_says_when_it_is_exhausted():
     assert np.all(np.isnan(np.asarray(exhausted)))
 
 
+def test_maximize_on_a_space_of_one_configuration_takes_it_then_says_it_is_exhausted():
+    # one configuration: the enumerated candidates are one row, which plays the global and the local one
+    layout = Layout.from_space(jaxhpo.Space({"k": jaxhpo.Int(3, 3), "c": jaxhpo.Categorical(["x"])}))
+    score = lambda x: -jnp.sum(x, axis=-1)  # noqa: E731
+    seen = jnp.asarray(layout.configurations())
+    first = _run(layout, score, seen, jnp.array([False]))
+    np.testing.assert_array_equal(np.asarray(first), np.asarray(seen[0]))
+    assert np.all(np.isnan(np.asarray(_run(layout, score, seen, jnp.array([True])))))
+
+
 def test_thompson_picks_are_distinct_configurations():
     layout = Layout.from_space(SMALL_DISCRETE)
     joint = lambda x: (jnp.zeros(x.shape[0]), jnp.eye(x.shape[0]))  # noqa: E731

@@ -7,7 +7,6 @@ import pytest
 
 import jaxhpo
 from jaxhpo.testing.functions import BRANIN
-from jaxhpo.strategies.base import history_add
 
 # a small configuration keeps compile and run time low in tests
 SMALL = dict(num_initial=5, num_candidates=256, num_restarts=2, fit_steps=10, refine_steps=8)
@@ -185,6 +184,18 @@ def test_a_small_finite_space_is_enumerated_without_a_repeat_then_reported_exhau
     # optimize stops there instead of failing
     study.optimize(_finite_objective, n_trials=5, progress=False)
     assert len(study.trials) == 36
+
+
+def test_a_space_of_one_configuration_gives_it_once_then_is_reported_exhausted():
+    # a fixed Int (Optuna's suggest_int(name, 3, 3)) and a one-choice categorical: the design may not ask
+    # for two valid points it cannot have (it handed out the one configuration again), nor the proposal
+    # split one enumerated candidate into global and local ones (it failed on an empty reduction)
+    space = jaxhpo.Space({"k": jaxhpo.Int(3, 3), "c": jaxhpo.Categorical(["x"])})
+    study = jaxhpo.Study(space, jaxhpo.strategies.bayes(refine_steps=3), seed=0)
+    study.optimize(lambda p: float(p["k"]), n_trials=4, progress=False)
+    assert [t.params for t in study.trials] == [{"k": 3, "c": "x"}]
+    with pytest.raises(jaxhpo.strategies.SpaceExhausted, match="exhausted after 1 trials"):
+        study.ask()
 
 
 @pytest.mark.parametrize("acquisition, batch", [("log_ei", "believer"), ("thompson", "auto"), ("log_ei", "hybrid")])

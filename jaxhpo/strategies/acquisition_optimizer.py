@@ -141,12 +141,15 @@ def maximize(key: Array, score: ScoreFn, top: Array, top_ok: Array, layout: Layo
     """
     k_cand, _ = jax.random.split(key)
     cands = candidates(k_cand, top, top_ok, layout, count)
-    globals_ = min(count, cands.shape[0] - 1)  # an enumerated space: its first rows play the global ones
+    # an enumerated space: its first rows play the global ones, the last the local ones (its one row both,
+    # in a space of one configuration)
+    globals_ = max(1, min(count, cands.shape[0] - 1))
+    locals_ = min(globals_, cands.shape[0] - 1)
     scores = admissible(score(cands), cands, seen_x, seen_m, repeats)
     n_global = max(1, (refine_starts - 1) // 2)
     n_local = max(1, refine_starts - 1 - n_global)
     global_idx = gp.top_indices(scores[:globals_], n_global)
-    local_idx = globals_ + gp.top_indices(scores[globals_:], n_local)
+    local_idx = locals_ + gp.top_indices(scores[locals_:], n_local)
     starts = jnp.concatenate([cands[global_idx], cands[local_idx], snap(top[:1], layout)])
     refined, refined_scores = refine(score, starts, layout, refine_steps)
     pool = jnp.concatenate([refined, cands[global_idx[:1]], cands[local_idx[:1]]])

@@ -344,12 +344,14 @@ def init_state(config: BayesConfig, settings: tuple[float, float, float], key: A
 def in_initial_design(config: BayesConfig, state: BayesState, num: int = 1) -> Array:
     """True while the next points come from the initial design (too few observations for the GP).
 
-    In a finite space the design takes at most half of its configurations.
+    In a finite space the design takes at most half of its configurations
+    (the one there is, in a space of one configuration).
     """
     del num  # the whole batch comes from the design when its first point does
     size = state.layout.value.num_configurations
-    initial = config.num_initial if size is None else min(config.num_initial, max(2, size // 2))
-    return ~((state.history.count >= initial) & (jnp.sum(state.history.valid) >= 2))
+    initial, needed = (config.num_initial, 2) if size is None else (
+        min(config.num_initial, max(2, size // 2), size), min(2, size))
+    return ~((state.history.count >= initial) & (jnp.sum(state.history.valid) >= needed))
 
 
 def initial_design_ask(config: BayesConfig, key: Array, state: BayesState, num: int = 1) -> tuple[Array, BayesState]:

@@ -2,16 +2,17 @@
 
 Most of the suite's time is XLA compiling strategies that the tests call eagerly or
 under their own ``jit``, each program run a few times. jaxhpo's top-level programs pass
-their own options (``jaxhpo.compile_options``: classic CPU emitters, LLVM level 1, level 0
-for the programs that run once or twice), which ``XLA_FLAGS`` does not change; the
-process-wide ``XLA_FLAGS`` made from ``SMALL_PROGRAM_OPTIONS`` give the tests' own programs
-classic emitters and no backend optimization: about a quarter less time than XLA's defaults
-with level 1 on the bayes, study and minimize tests, and a fifth less again with level 0
+their own options (``jaxhpo.compile_options``: LLVM level 1, level 0 for the programs that
+run once or twice), which take precedence over ``XLA_FLAGS``; the process-wide
+``XLA_FLAGS`` made from ``SMALL_PROGRAM_OPTIONS`` give the tests' own programs classic
+emitters and no backend optimization: about a quarter less time than XLA's defaults with
+level 1 on the bayes, study and minimize tests, and a fifth less again with level 0
 (``test_strategies_contract.py`` alone, one process: 79 s -> 60 s, 2-core CPU); the
 programs compute the same things, more slowly. Only the options this jaxlib's XLA knows
-become flags (an unknown flag in ``XLA_FLAGS`` aborts the process): a child process asks ``jaxhpo.compile_options.supported``, since
-this one must not start XLA before the flags are set. Set ``XLA_FLAGS`` yourself to test
-with other flags: then this does nothing. pytest-xdist's workers inherit the variable.
+become flags (an unknown flag in ``XLA_FLAGS`` aborts the process): a child process asks
+``jaxhpo.compile_options.supported``, since this one must not start XLA before the flags
+are set. Set ``XLA_FLAGS`` yourself to test with other flags: then this does nothing.
+pytest-xdist's workers inherit the variable.
 """
 
 import os

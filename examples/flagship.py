@@ -237,10 +237,10 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-    # Python's cyclic garbage collector walks every live object in each full collection (7 in a run)
-    # and once more at exit, the ~200,000 objects the imports made among them. They live to the end:
-    # frozen, no collection walks them, and the one at exit is skipped (results and report are
-    # closed by then). Warm run, 2-core CPU: GC 0.9 s during the run and 0.7 s at exit before.
+    # Python's cyclic garbage collector walks every live object in each full collection and once more
+    # at exit, the objects the imports made among them. Those live to the end: frozen, no collection
+    # walks them; frozen again at the end, the exit skips its collection (everything is written and
+    # closed by then). What it saves: benchmarks/README.md, the flagship section.
     gc.freeze()
     main()
     gc.freeze()

@@ -78,7 +78,6 @@ def model_fn(h):
 
 def split(seed: int):
     """load_digits scaled to [0, 1], split 60/20/20 (stratified) by ``seed``."""
-
     x, y = load_digits(return_X_y=True)
     x, y = (x / 16.0).astype(np.float32), y.astype(np.int32)
     x_rest, x_test, y_rest, y_test = train_test_split(x, y, test_size=0.2, random_state=seed, stratify=y)
@@ -89,7 +88,6 @@ def split(seed: int):
 
 def fusion_models(seed: int) -> dict:
     """The scikit-learn models joined to the CNNs in the pooled stacking."""
-
     return {"svc": SVC(C=10, probability=True, random_state=seed),
             "lr": LogisticRegression(C=1.0, max_iter=3000),
             "knn": KNeighborsClassifier(5, weights="distance")}
@@ -127,7 +125,6 @@ def scores(y, probs) -> tuple[float, float]:
 
 def one_split(seed: int, rounds: int, batch: int, quick: bool) -> tuple[dict, dict]:
     """Runs the whole workflow on one split; returns ``{row: (accuracy, log loss, seconds)}`` and artifacts."""
-
     x_train, y_train, x_val, y_val, x_test, y_test = split(seed)
     rows = {}
     space = SPACE if not quick else jaxhpo.Space({**SPACE.params, "epochs": jaxhpo.Int(1, 3)})

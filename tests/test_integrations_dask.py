@@ -1,6 +1,5 @@
 """Study.optimize on a real dask.distributed LocalCluster with process workers, one killed mid-trial."""
 
-
 import pytest
 
 import jaxhpo

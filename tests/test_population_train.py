@@ -358,3 +358,24 @@ def test_device_data_is_checked_for_nan_in_one_program_per_shape():
         with pytest.raises(ValueError, match="x_val holds 2 NaN or infinite values"):
             checked_data(x_train, y_train, bad, y_val)
     assert count.named == ["_nonfinite_count", "_nonfinite_count"]  # one per shape, not three eager ops each
+
+
+def test_map_mode_chunks_are_sized_to_the_models_work_per_row():
+    from jaxhpo.population.program import forward_flops
+
+    row = jax.ShapeDtypeStruct((1, 64), jnp.float32)
+    dense = 2 * (64 * 32 + 32 * 10)  # the two matrix products of one row
+    flops = forward_flops(population.MLP(hidden=(32,), outputs=10), row, True)
+    assert dense <= flops < 2 * dense
+    assert forward_flops(lambda x: x, row, False) is None  # not a module: no estimate, no error
+
+    x = np.random.default_rng(0).random((64, 64), dtype=np.float32)
+    y = np.arange(64, dtype=np.int32) % 10
+    hp = {"learning_rate": np.full(2, 1e-3, np.float32), "batch_size": np.array([16, 128], np.int32)}
+    lenet = population.Population(lambda h: population.LeNet(image_shape=(8, 8, 1), channels=(16, 32), hidden=128,
+                                                             outputs=10), x, y, x, y, mode="map", mesh=None)
+    mlp = population.Population(lambda h: population.MLP(hidden=(32,), outputs=10), x, y, x, y, mode="map", mesh=None)
+    assert lenet._config(hp).lane_sizes == (8,)  # ~220,000 flops a row: 8 rows already hold a chunk's work
+    assert mlp._config(hp).lane_sizes == (16,)  # ~5,000: the chunk holding the smallest batch, as without estimate
+    vmapped = population.Population(lenet.model_fn, x, y, x, y, mode="vmap", mesh=None)
+    assert vmapped._config(hp).lane_sizes == (128,)

@@ -29,7 +29,7 @@ from jaxhpo.population.devices import default_mesh, host_local, resolve_mode
 from jaxhpo.population.inputs import ReadTracker, checked_data, checked_hparams, checked_range, label_bounds
 from jaxhpo.population.losses import LOSSES, LossFn, cross_entropy
 from jaxhpo.population.program import (
-    RESERVED, ProgramConfig, chunk_rows, compiled_programs, lane_sizes, rows_at, takes_train,
+    RESERVED, ProgramConfig, chunk_rows, compiled_programs, forward_flops, lane_sizes, rows_at, takes_train,
 )
 
 Array = jax.Array
@@ -180,6 +180,7 @@ class Population:
             classification = loss_fn is cross_entropy and jnp.issubdtype(y_train.dtype, jnp.integer)
         self.classification = bool(classification)
         self._takes_train: Optional[bool] = None  # set by the first probe of model_fn (see _config)
+        self._row_flops: Optional[float] = None  # one row's forward work, on CPU in map mode (see _config)
         self.model_fn, self.loss_fn = model_fn, loss_fn
         self.optimizer = optimizer
         self.optimizer_args = optimizer_args
@@ -233,10 +234,18 @@ class Population:
             probe = self.model_fn(reads)
             self._check_model(probe, reads, hp, args)
             self._takes_train = takes_train(probe)
+            if self.mode == "map" and self._platform() == "cpu":  # chunk shapes sized to the model's work
+                x = jax.ShapeDtypeStruct((1,) + self.data["x_fit"].shape[1:], self.data["x_fit"].dtype)
+                self._row_flops = forward_flops(probe, x, self._takes_train)
         return ProgramConfig(
             self.model_fn, self.loss_fn, self.classification, self.optimizer, args, self.optimizer_kwargs,
-            self._takes_train, max_batch, max_steps, lane_sizes(self.mode, low, high), self.mode, self.chunk_size,
+            self._takes_train, max_batch, max_steps, lane_sizes(self.mode, low, high, self._row_flops), self.mode,
+            self.chunk_size,
         )
+
+    def _platform(self) -> str:
+        """The platform the members train on (the mesh's devices, else JAX's default backend)."""
+        return self.mesh.devices.flat[0].platform if self.mesh is not None else jax.default_backend()
 
     def _programs(self, cfg: ProgramConfig, num_epochs: int) -> tuple[Callable, Callable]:
         """The jitted ``(init, run)`` of ``cfg`` trained ``num_epochs`` at a time, kept by this population."""

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import functools
 import inspect
-from typing import Any, Callable, Mapping, NamedTuple
+from typing import Any, Callable, Mapping, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
@@ -45,7 +45,10 @@ class ProgramConfig(NamedTuple):
     chunk_size: int
 
 
-def lane_sizes(mode: str, low: int, high: int) -> tuple[int, ...]:
+CHUNK_FLOPS = 1.5e6  # forward work a minibatch chunk should hold on a CPU (see lane_sizes)
+
+
+def lane_sizes(mode: str, low: int, high: int, row_flops: Optional[float] = None) -> tuple[int, ...]:
     """Static minibatch chunk shapes for member batch sizes in ``[low, high]``.
 
     A step computes its gradient over the minibatch in chunks whose shapes are
@@ -58,17 +61,66 @@ def lane_sizes(mode: str, low: int, high: int) -> tuple[int, ...]:
     is one more copy of the model's gradient to compile, so few shapes keep
     the compile short, and a batch pads to the next multiple of a small chunk
     (65 rows run as 80, where one shape per power of two ran 128); the
-    measurements are in ``benchmarks/README.md`` (session 14).
+    measurements are in ``benchmarks/README.md`` (sessions 14 and 26).
+
+    Args:
+        mode: the population's execution mode.
+        low, high: the smallest and largest member batch size.
+        row_flops: floating-point operations of one row's forward pass
+            (``forward_flops``), or None. Given, the single chunk shape is halved
+            while a chunk still holds ``CHUNK_FLOPS`` of forward work: a model
+            that costly per row (a CNN) runs as fast per row in smaller chunks,
+            and smaller chunks pad a batch with fewer unused rows (batches of
+            16-128 rows in chunks of 8 instead of 16: 13 % fewer rows computed).
+            A cheap model keeps its chunk: there each chunk's fixed cost rules.
 
     Example:
         >>> lane_sizes("map", 16, 128), lane_sizes("map", 8, 512), lane_sizes("vmap", 16, 128)
         ((16,), (8, 64, 512), (128,))
+        >>> lane_sizes("map", 16, 128, row_flops=2.2e5), lane_sizes("map", 16, 128, row_flops=5e3)
+        ((8,), (16,))
     """
     if mode != "map":
         return (high,)
     first = max(low - 1, 0).bit_length()
     last = max(high - 1, 0).bit_length()
-    return tuple(1 << k for k in range(first, last + 1, 3)) if last - first > 3 else (1 << first,)
+    if last - first > 3:
+        return tuple(1 << k for k in range(first, last + 1, 3))
+    chunk = 1 << first
+    if row_flops is not None and row_flops > 0:
+        while chunk > 1 and (chunk // 2) * row_flops >= CHUNK_FLOPS:
+            chunk //= 2
+    return (chunk,)
+
+
+def forward_flops(module: Any, x: Any, takes_train_arg: bool) -> Optional[float]:
+    """XLA's count of the floating-point operations of ``module``'s forward pass on ``x`` (None: unknown).
+
+    Args:
+        module: a Flax module (the members' model, built for one member).
+        x: a ``jax.ShapeDtypeStruct`` of one input row, ``[1, ...]``.
+        takes_train_arg: whether the module takes ``train=`` (it is called with ``train=False``).
+
+    Traces and lowers the forward pass (no compile) and reads the lowered
+    program's cost analysis; any failure gives None.
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> from jaxhpo.population.models import MLP
+        >>> flops = forward_flops(MLP(hidden=(32,), outputs=10), jax.ShapeDtypeStruct((1, 64), jnp.float32), True)
+        >>> 64 * 32 * 2 <= flops < 10_000
+        True
+    """
+    kwargs = {"train": False} if takes_train_arg else {}
+    try:
+        variables = jax.eval_shape(lambda a: module.init(jax.random.key(0), a, **kwargs), x)
+        cost = jax.jit(lambda v, a: module.apply(v, a, **kwargs)).lower(variables, x).cost_analysis()
+        if isinstance(cost, (list, tuple)):  # older JAX: one dict per program
+            cost = cost[0] if cost else None
+        flops = float(cost["flops"]) if cost and "flops" in cost else None
+    except Exception:  # an estimate only: the model's own errors surface when it runs
+        return None
+    return flops if flops is not None and np.isfinite(flops) and flops > 0 else None
 
 
 def chunk_rows(b: "np.ndarray | int", sizes: tuple[int, ...]) -> list[list[int]]:

@@ -210,8 +210,8 @@ def neg_log_marginal_likelihood(raw: Array, data: GPData, layout: Layout, kernel
 
 
 # The fit's loop, its line search and the choice between starts call the loss four times in one program:
-# jitted, it is traced once per shape, not at every call (the fit stage: trace 0.67 -> 0.50 s, lowering
-# 0.32 -> 0.25 s, the same trials; benchmarks/README.md, session 26). XLA inlines it: the same program.
+# jitted, it is traced and differentiated once per shape, not at every call, and XLA inlines it into the
+# same program as before (what it saves: benchmarks/README.md, the bench_latency section).
 _nll = jax.jit(neg_log_marginal_likelihood, static_argnums=(2, 3))
 
 

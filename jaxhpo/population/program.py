@@ -70,8 +70,8 @@ def lane_sizes(mode: str, low: int, high: int, row_flops: Optional[float] = None
             (``forward_flops``), or None. Given, the single chunk shape is halved
             while a chunk still holds ``CHUNK_FLOPS`` of forward work: a model
             that costly per row (a CNN) runs as fast per row in smaller chunks,
-            and smaller chunks pad a batch with fewer unused rows (batches of
-            16-128 rows in chunks of 8 instead of 16: 13 % fewer rows computed).
+            and smaller chunks pad a batch with fewer unused rows (18 rows run as
+            24 in chunks of 8, as 32 in chunks of 16).
             A cheap model keeps its chunk: there each chunk's fixed cost rules.
 
     Example:

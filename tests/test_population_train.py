@@ -361,13 +361,22 @@ def test_device_data_is_checked_for_nan_in_one_program_per_shape():
 
 
 def test_map_mode_chunks_are_sized_to_the_models_work_per_row():
-    from jaxhpo.population.program import forward_flops
+    from jaxhpo.population.program import product_flops
 
-    row = jax.ShapeDtypeStruct((1, 64), jnp.float32)
-    dense = 2 * (64 * 32 + 32 * 10)  # the two matrix products of one row
-    flops = forward_flops(population.MLP(hidden=(32,), outputs=10), row, True)
-    assert dense <= flops < 2 * dense
-    assert forward_flops(lambda x: x, row, False) is None  # not a module: no estimate, no error
+    a, b = jnp.ones((5, 3)), jnp.ones((3, 4))
+    assert product_flops(jax.make_jaxpr(lambda a, b: a @ b)(a, b)) == 2 * 5 * 3 * 4
+    branches = jax.make_jaxpr(lambda i, a, b: jax.lax.switch(i, [lambda: a @ b, lambda: (a @ b) @ (b.T @ b)]))(0, a, b)
+    assert product_flops(branches) == 2 * 5 * 3 * 4 + 2 * 4 * 3 * 4 + 2 * 5 * 4 * 4  # the costlier branch
+    scanned = jax.make_jaxpr(lambda a, b: jax.lax.scan(lambda c, _: (c @ b @ b.T, None), a, length=7)[0])(a, b)
+    assert product_flops(scanned) == 7 * 2 * (2 * 5 * 3 * 4)
+
+    def init_flops(model):  # as Population counts them: the initialization's jaxpr on one row
+        row = jnp.ones((1, 64))
+        return product_flops(jax.make_jaxpr(lambda x: model.init(jax.random.key(0), x))(row))
+
+    assert init_flops(population.MLP(hidden=(32,), outputs=10)) == 2 * (64 * 32 + 32 * 10)
+    conv = dict(image_shape=(8, 8, 1), channels=(16, 32), hidden=128, outputs=10)
+    assert init_flops(population.LeNet(**conv, conv="patches")) == init_flops(population.LeNet(**conv, conv="lax"))
 
     x = np.random.default_rng(0).random((64, 64), dtype=np.float32)
     y = np.arange(64, dtype=np.int32) % 10

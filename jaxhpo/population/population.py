@@ -29,7 +29,7 @@ from jaxhpo.population.devices import default_mesh, host_local, resolve_mode
 from jaxhpo.population.inputs import ReadTracker, checked_data, checked_hparams, checked_range, label_bounds
 from jaxhpo.population.losses import LOSSES, LossFn, cross_entropy
 from jaxhpo.population.program import (
-    RESERVED, ProgramConfig, chunk_rows, compiled_programs, forward_flops, lane_sizes, rows_at, takes_train,
+    RESERVED, ProgramConfig, chunk_rows, compiled_programs, lane_sizes, product_flops, rows_at, takes_train,
 )
 
 Array = jax.Array
@@ -180,7 +180,7 @@ class Population:
             classification = loss_fn is cross_entropy and jnp.issubdtype(y_train.dtype, jnp.integer)
         self.classification = bool(classification)
         self._takes_train: Optional[bool] = None  # set by the first probe of model_fn (see _config)
-        self._row_flops: Optional[float] = None  # one row's forward work, on CPU in map mode (see _config)
+        self._row_flops: Optional[float] = None  # one row's forward work, on CPU in map mode (see _check_model)
         self.model_fn, self.loss_fn = model_fn, loss_fn
         self.optimizer = optimizer
         self.optimizer_args = optimizer_args
@@ -234,9 +234,6 @@ class Population:
             probe = self.model_fn(reads)
             self._check_model(probe, reads, hp, args)
             self._takes_train = takes_train(probe)
-            if self.mode == "map" and self._platform() == "cpu":  # chunk shapes sized to the model's work
-                x = jax.ShapeDtypeStruct((1,) + self.data["x_fit"].shape[1:], self.data["x_fit"].dtype)
-                self._row_flops = forward_flops(probe, x, self._takes_train)
         return ProgramConfig(
             self.model_fn, self.loss_fn, self.classification, self.optimizer, args, self.optimizer_kwargs,
             self._takes_train, max_batch, max_steps, lane_sizes(self.mode, low, high, self._row_flops), self.mode,
@@ -259,9 +256,11 @@ class Population:
         x = jax.ShapeDtypeStruct((1,) + self.data["x_fit"].shape[1:], self.data["x_fit"].dtype)  # shapes only
         try:
             takes = takes_train(probe)
-            out = jax.eval_shape(lambda x: probe.init_with_output(
+            forward, out = jax.make_jaxpr(lambda x: probe.init_with_output(
                 {"params": jax.random.key(0), "dropout": jax.random.key(1)}, x, **({"train": False} if takes else {}))[0],
-                x)
+                return_shape=True)(x)
+            if self.mode == "map" and self._platform() == "cpu":  # one row's work sizes the minibatch chunks
+                self._row_flops = product_flops(forward) or None
             y = jax.ShapeDtypeStruct((1,) + self.data["y_fit"].shape[1:], self.data["y_fit"].dtype)
             jax.eval_shape(lambda y: self.loss_fn(jnp.zeros(out.shape, out.dtype), y, reads), y)
         except Exception:  # the model's own errors surface, with their traceback, when it is run

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import math
 from typing import Any, Callable, Mapping, NamedTuple, Optional
 
 import jax
@@ -67,7 +68,7 @@ def lane_sizes(mode: str, low: int, high: int, row_flops: Optional[float] = None
         mode: the population's execution mode.
         low, high: the smallest and largest member batch size.
         row_flops: floating-point operations of one row's forward pass
-            (``forward_flops``), or None. Given, the single chunk shape is halved
+            (``product_flops``), or None. Given, the single chunk shape is halved
             while a chunk still holds ``CHUNK_FLOPS`` of forward work: a model
             that costly per row (a CNN) runs as fast per row in smaller chunks,
             and smaller chunks pad a batch with fewer unused rows (18 rows run as
@@ -93,34 +94,51 @@ def lane_sizes(mode: str, low: int, high: int, row_flops: Optional[float] = None
     return (chunk,)
 
 
-def forward_flops(module: Any, x: Any, takes_train_arg: bool) -> Optional[float]:
-    """XLA's count of the floating-point operations of ``module``'s forward pass on ``x`` (None: unknown).
+def product_flops(jaxpr: Any) -> float:
+    """Floating-point operations of the matrix products and convolutions in ``jaxpr`` (a forward pass's work).
+
+    Counted from the shapes of ``dot_general`` and ``conv_general_dilated``
+    (two per multiply-add), nested programs included: a ``cond``'s costliest
+    branch, a ``scan``'s body times its length, a ``while``'s body once.
+    Elementwise work is not counted; for a network's forward pass these are
+    nearly all of its flops. ``Population`` counts them in the jaxpr of the
+    model's initialization on one row, which it traces anyway to check the
+    model (the forward pass is in it; the parameters' random draws have no
+    products), so the estimate costs no trace of its own.
 
     Args:
-        module: a Flax module (the members' model, built for one member).
-        x: a ``jax.ShapeDtypeStruct`` of one input row, ``[1, ...]``.
-        takes_train_arg: whether the module takes ``train=`` (it is called with ``train=False``).
-
-    Traces and lowers the forward pass (no compile) and reads the lowered
-    program's cost analysis; any failure gives None.
+        jaxpr: a ``jax.extend.core.Jaxpr`` or ``ClosedJaxpr`` (``jax.make_jaxpr``'s result).
 
     Example:
         >>> import jax, jax.numpy as jnp
-        >>> from jaxhpo.population.models import MLP
-        >>> flops = forward_flops(MLP(hidden=(32,), outputs=10), jax.ShapeDtypeStruct((1, 64), jnp.float32), True)
-        >>> 64 * 32 * 2 <= flops < 10_000
-        True
+        >>> product_flops(jax.make_jaxpr(lambda a, b: jnp.tanh(a @ b))(jnp.ones((2, 3)), jnp.ones((3, 4))))
+        48.0
     """
-    kwargs = {"train": False} if takes_train_arg else {}
-    try:
-        variables = jax.eval_shape(lambda a: module.init(jax.random.key(0), a, **kwargs), x)
-        cost = jax.jit(lambda v, a: module.apply(v, a, **kwargs)).lower(variables, x).cost_analysis()
-        if isinstance(cost, (list, tuple)):  # older JAX: one dict per program
-            cost = cost[0] if cost else None
-        flops = float(cost["flops"]) if cost and "flops" in cost else None
-    except Exception:  # an estimate only: the model's own errors surface when it runs
-        return None
-    return flops if flops is not None and np.isfinite(flops) and flops > 0 else None
+    jaxpr = getattr(jaxpr, "jaxpr", jaxpr)
+    total = 0.0
+    for eqn in jaxpr.eqns:
+        name = eqn.primitive.name
+        out = eqn.outvars[0].aval.shape if eqn.outvars else ()
+        if name == "dot_general":
+            (contracting, _), _ = eqn.params["dimension_numbers"]
+            lhs = eqn.invars[0].aval.shape
+            total += 2.0 * math.prod(out) * math.prod(lhs[i] for i in contracting)
+        elif name == "conv_general_dilated":
+            kernel = eqn.invars[1].aval.shape
+            per_output = math.prod(kernel) / kernel[eqn.params["dimension_numbers"].rhs_spec[0]]
+            total += 2.0 * math.prod(out) * per_output / eqn.params["feature_group_count"]
+        else:
+            inner = [product_flops(j) for j in _nested_jaxprs(eqn.params)]
+            if inner:
+                total += (max(inner) if name == "cond" else sum(inner)) * (eqn.params["length"] if name == "scan" else 1)
+    return total
+
+
+def _nested_jaxprs(params: Mapping[str, Any]):
+    for value in params.values():
+        for item in value if isinstance(value, (tuple, list)) else (value,):
+            if hasattr(item, "eqns") or hasattr(getattr(item, "jaxpr", None), "eqns"):
+                yield item
 
 
 def chunk_rows(b: "np.ndarray | int", sizes: tuple[int, ...]) -> list[list[int]]:

@@ -37,7 +37,7 @@ def _run(cache_home, devices=None):
     env = {k: v for k, v in os.environ.items() if k not in ("JAXHPO_CACHE_DIR", "XDG_CACHE_HOME")}
     env.update(XDG_CACHE_HOME=str(cache_home), OPENBLAS_NUM_THREADS="1")
     if devices is not None:  # as population.use_cpu_cores() or a machine with several GPUs
-        env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
+        env["XLA_FLAGS"] = f"{env.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={devices}".strip()
     out = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
     return json.loads(out.stdout.strip().splitlines()[-1])

@@ -55,7 +55,9 @@ def _free_port() -> int:
 def test_two_processes_train_cross_validate_halve_and_search_like_one(tmp_path):
     script = tmp_path / "worker.py"
     script.write_text(WORKER)
-    env = dict(os.environ, XLA_FLAGS="", JAX_PLATFORMS="cpu", OPENBLAS_NUM_THREADS="1")
+    # one CPU device per process: the suite's compile flags (tests/conftest.py), without a device count
+    flags = " ".join(f for f in os.environ.get("XLA_FLAGS", "").split() if "device_count" not in f)
+    env = dict(os.environ, XLA_FLAGS=flags, JAX_PLATFORMS="cpu", OPENBLAS_NUM_THREADS="1")
     out = str(tmp_path / "res")
     one = subprocess.run([sys.executable, str(script), "0", "1", "0", out + "_one"], cwd=ROOT, env=env,
                          capture_output=True, text=True, timeout=600)

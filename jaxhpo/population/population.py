@@ -252,7 +252,11 @@ class Population:
         return self.programs[key]
 
     def _check_model(self, probe: Any, reads: "ReadTracker", hp: Mapping[str, np.ndarray], args: tuple) -> None:
-        """Every hyperparameter is taken by someone, and classification labels fit the model's outputs."""
+        """Every hyperparameter is taken by someone, and classification labels fit the model's outputs.
+
+        On CPU in "map" mode it also counts one row's forward flops in the same trace (``_row_flops``,
+        which sizes the minibatch chunks: ``program.lane_sizes``).
+        """
         x = jax.ShapeDtypeStruct((1,) + self.data["x_fit"].shape[1:], self.data["x_fit"].dtype)  # shapes only
         try:
             takes = takes_train(probe)

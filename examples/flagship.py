@@ -6,7 +6,8 @@ validation, 20 % test):
 1. ``population.search``: 3 rounds, each asking ``bayes()`` for 8 settings of
    a LeNet-style CNN (learning rate, batch size, epochs, weight decay, dropout,
    one-pixel shift augmentation, width, activation) and training the batch as
-   one population in one compiled call; the validation loss is the objective.
+   one population in one compiled call; the validation loss is the objective
+   (scored every 5th epoch and after each member's last).
 2. Fusion on the validation predictions: greedy selection over the CNNs
    (the headline row), and a pooled stacking of the CNNs with three
    scikit-learn models (SVC, logistic regression, k-nearest neighbours; fit on
@@ -129,8 +130,10 @@ def one_split(seed: int, rounds: int, batch: int, quick: bool) -> tuple[dict, di
     rows = {}
     space = SPACE if not quick else jaxhpo.Space({**SPACE.params, "epochs": jaxhpo.Int(1, 3)})
     t0 = time.perf_counter()
+    # validation_freq=5: the members are scored every 5th epoch and at their last (the objective and the
+    # predictions fused), not after every epoch: the same members and scores, 8-9 % less training work
     result = population.search(space, jaxhpo.strategies.bayes(), model_fn, x_train, y_train, x_val, y_val,
-                               rounds=rounds, batch_size=batch, seed=seed, progress=False)
+                               rounds=rounds, batch_size=batch, seed=seed, progress=False, validation_freq=5)
     test_cnn = np.concatenate([np.asarray(population.predict(model_fn, r.state, x_test)) for r in result.rounds])
     val_cnn = result.val_predictions
     t_search = time.perf_counter() - t0

@@ -173,10 +173,11 @@ def learning_curves(result: Any, path: Optional[str] = None, highlight: Optional
         raise ValueError(f"learning_curves needs [members, epochs] curves, got shape {curves.shape}")
     fig, ax = _figure((6, 4))
     epochs = np.arange(1, curves.shape[1] + 1)
-    for c in curves:
-        ax.plot(epochs, c, color="0.6", alpha=0.35, lw=0.8)
+    scored = np.isfinite(curves)  # epochs not scored (validation_freq) or diverged: no point, the line joins the rest
+    for c, ok in zip(curves, scored):
+        ax.plot(epochs[ok], c[ok], color="0.6", alpha=0.35, lw=0.8)
     for i in highlight if highlight is not None else [int(np.nanargmin(curves[:, -1]))]:
-        ax.plot(epochs, curves[i], color="C3", lw=2, label=f"member {i}")
+        ax.plot(epochs[scored[i]], curves[i][scored[i]], color="C3", lw=2, label=f"member {i}")
     ax.set_xlabel("epoch")
     ax.set_ylabel("validation loss")
     ax.set_yscale("log")

@@ -45,6 +45,18 @@ def test_importance_finds_the_parameter_that_matters(study):
     assert imp["x"] > 2 * max(imp["noise"], imp["kind"])
 
 
+def test_learning_curves_join_the_scored_epochs_of_curves_with_gaps():
+    # a population trained with validation_freq=3 has NaN on the epochs it did not score: each line joins
+    # the scored ones (a line through NaN would break into single points and draw nothing)
+    curves = np.array([[np.nan, np.nan, 0.5, np.nan, np.nan, 0.3, 0.25],
+                       [np.nan, np.nan, 0.6, np.nan, 0.4, 0.4, 0.4]])
+    ax = plots.learning_curves(curves).axes[0]
+    lines = [line for line in ax.get_lines() if len(line.get_xdata())]
+    drawn = {tuple(line.get_xdata()): tuple(line.get_ydata()) for line in lines}
+    assert drawn[(3, 6, 7)] == (0.5, 0.3, 0.25) and drawn[(3, 5, 6, 7)] == (0.6, 0.4, 0.4, 0.4)
+    assert lines[-1].get_label() == "member 0"  # the lowest final loss, highlighted
+
+
 def test_plots_reject_bad_input(tmp_path):
     empty = jaxhpo.Study(jaxhpo.Space({"x": jaxhpo.Float(0.0, 1.0)}), jaxhpo.strategies.sobol())
     with pytest.raises(ValueError, match="no complete trial"):

@@ -86,6 +86,40 @@ def test_member_epochs_and_batch_size_are_respected(data):
     np.testing.assert_allclose(tl[0], res.train_loss[0, :2], rtol=1e-5)
 
 
+@pytest.mark.parametrize("mode", ["vmap", "map"])
+def test_validation_freq_scores_fewer_epochs_and_changes_nothing_else(data, mode):
+    # members of 7, 5 and 2 epochs scored every 3rd epoch: epochs 3 and 6, each member's last, and the
+    # run's last; the training, the final scores and predictions are those of scoring every epoch
+    hp = {"learning_rate": np.array([1e-2, 3e-2, 1e-2], np.float32), "epochs": np.array([7, 5, 2]),
+          "batch_size": np.array([8, 16, 12])}
+    every = population.train(mlp, hp, *data, key=jax.random.key(3), mode=mode, mesh=None)
+    some = population.train(mlp, hp, *data, key=jax.random.key(3), mode=mode, mesh=None, validation_freq=3)
+    for a, b in zip(jax.tree.leaves((every.state.params, every.state.opt_state, every.state.epoch)),
+                    jax.tree.leaves((some.state.params, some.state.opt_state, some.state.epoch))):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    np.testing.assert_array_equal(np.asarray(some.train_loss), np.asarray(every.train_loss))
+    np.testing.assert_array_equal(np.asarray(some.val_predictions), np.asarray(every.val_predictions))
+    scored = np.array([[0, 0, 1, 0, 0, 1, 1],    # 7 epochs: 3, 6 and 7
+                       [0, 0, 1, 0, 1, 1, 1],    # 5 epochs: 3 and 5, then its final score repeated
+                       [0, 1, 1, 1, 1, 1, 1]],   # 2 epochs: 2, repeated
+                      bool)
+    for name in ("val_loss", "val_accuracy"):
+        got, want = np.asarray(getattr(some, name)), np.asarray(getattr(every, name))
+        np.testing.assert_array_equal(got[scored], want[scored])
+        assert np.all(np.isnan(got[~scored])), name
+    np.testing.assert_array_equal(np.asarray(some.final_val_loss), np.asarray(every.final_val_loss))
+    # in rungs (successive halving's run(state, k)): each run's last epoch is scored whatever the frequency
+    pop = population.Population(mlp, *data, mode=mode, mesh=None, validation_freq=5)
+    state = pop.init(HP, jax.random.key(4))
+    state, (_, vl, _), preds = pop.run(state, 2)
+    assert np.all(np.isnan(np.asarray(vl)[:, 0])) and np.all(np.isfinite(np.asarray(vl)[:, 1]))
+    again = population.predict(mlp, state, data[2])
+    np.testing.assert_allclose(np.asarray(preds), np.asarray(again), rtol=1e-5, atol=1e-6)
+    for bad in (0, 1.5, "2"):
+        with pytest.raises(ValueError, match="validation_freq"):
+            population.Population(mlp, *data, validation_freq=bad)
+
+
 def test_mlp_width_mask_activation_switch_and_dropout():
     x = jax.random.normal(jax.random.key(0), (4, 3))
     masked = population.MLP(hidden=(8,), outputs=2, width=jnp.array(3))

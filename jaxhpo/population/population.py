@@ -60,8 +60,10 @@ class PopulationResult(NamedTuple):
         state: the final ``PopulationState`` (parameters for every member).
         train_loss: ``[members, epochs]`` mean training loss per epoch (NaN
             for epochs past a member's own ``epochs``).
-        val_loss: ``[members, epochs]`` validation loss after each epoch.
-        val_accuracy: ``[members, epochs]`` validation accuracy (NaN for regression).
+        val_loss: ``[members, epochs]`` validation loss after each epoch (NaN for
+            epochs not scored: see ``Population``'s ``validation_freq``).
+        val_accuracy: ``[members, epochs]`` validation accuracy (NaN for regression,
+            and for epochs not scored).
         val_predictions: ``[members, n_val, classes]`` probabilities
             (classification) or ``[members, n_val, ...]`` outputs, from the final parameters.
         hparams: the hyperparameters trained, each ``[members]``.
@@ -123,6 +125,13 @@ class Population:
         epochs_range: ``(fewest, most)`` member epochs any call will see;
             ``fit`` trains for ``most`` epochs (members stop at their own), so
             every call shares one program. Default: each call's own largest.
+        validation_freq: score the validation data after every
+            ``validation_freq``-th epoch (Keras' ``validation_freq``), and always
+            after a member's last epoch and the last epoch of each ``run``, so
+            final scores, predictions and rung scores are unchanged; the history's
+            other epochs hold NaN. Default 1: every epoch. Scoring costs a forward
+            pass over the validation rows per member and epoch (a LeNet on digits
+            with a 1:3 validation split: about 9 % of the training time).
     """
 
     def __init__(
@@ -147,6 +156,7 @@ class Population:
         views: Optional[tuple] = None,
         batch_size_range: Optional[tuple[int, int]] = None,
         epochs_range: Optional[tuple[int, int]] = None,
+        validation_freq: int = 1,
     ) -> None:
         if not callable(model_fn):
             raise ValueError(f"model_fn must be a callable hparams -> flax module, got {model_fn!r}")
@@ -158,7 +168,8 @@ class Population:
             loss_fn = loss
         else:
             raise ValueError(f"loss must be a string or a callable, got {loss!r}")
-        for name, v in (("batch_size", batch_size), ("max_epochs", max_epochs), ("chunk_size", chunk_size)):
+        for name, v in (("batch_size", batch_size), ("max_epochs", max_epochs), ("chunk_size", chunk_size),
+                        ("validation_freq", validation_freq)):
             if not isinstance(v, (int, np.integer)) or v < 1:
                 raise ValueError(f"{name} must be a positive int, got {v!r}")
         self.mode = resolve_mode(mode)
@@ -186,6 +197,7 @@ class Population:
         self.optimizer_args = optimizer_args
         self.optimizer_kwargs = tuple(sorted((optimizer_kwargs or {}).items()))
         self.batch_size, self.max_epochs, self.chunk_size = int(batch_size), int(max_epochs), int(chunk_size)
+        self.validation_freq = int(validation_freq)
         self.batch_size_range = checked_range("batch_size_range", batch_size_range)
         self.epochs_range = checked_range("epochs_range", epochs_range)
         if isinstance(mesh, str):
@@ -358,7 +370,8 @@ class Population:
             size = self.mesh.shape[self.mesh_axis]
             index_in = order[np.minimum(np.arange(-(-t // size) * size), t - 1)].astype(np.int32)
             index_out = np.argsort(order).astype(np.int32)
-        outputs = host_local(run(args, self.data, index_in, index_out))
+        data = {**self.data, "validation_freq": np.int32(self.validation_freq)}  # a value: one program for any
+        outputs = host_local(run(args, data, index_in, index_out))
         params, opt_state, epoch, history, preds = outputs
         return state._replace(params=params, opt_state=opt_state, epoch=epoch), history, preds
 

@@ -298,16 +298,22 @@ def _task_epochs(cfg: ProgramConfig, num_epochs: int, params, opt_state, key, hp
         (params, opt_state), (losses, act) = jax.lax.scan(step, (params, opt_state), jnp.arange(cfg.max_steps))
         act_f = act.astype(jnp.float32)
         train_loss = jnp.where(act.any(), jnp.sum(losses * act_f) / jnp.maximum(act_f.sum(), 1.0), jnp.nan)
-        # after an epoch past the member's own the parameters are those already scored: no new evaluation
-        val = jax.lax.cond(active_epoch | (j == 0), lambda: _evaluate(cfg, module, params, hp, data, eval_idx, n_eval),
+        # scored: every validation_freq-th epoch, the member's last and this call's last epoch it trains, and
+        # the first epoch of a call in which it trains no more (its outputs for the carry); after an epoch past
+        # the member's own the parameters are those already scored: no new evaluation
+        due = ((e + 1) % data["validation_freq"] == 0) | (e == member_epochs - 1) | (j == num_epochs - 1)
+        scored = (active_epoch & due) | (~active_epoch & (j == 0))
+        val = jax.lax.cond(scored, lambda: _evaluate(cfg, module, params, hp, data, eval_idx, n_eval),
                            lambda: last_val)
-        return (params, opt_state, val), (train_loss, *val[1:])
+        # an epoch trained but not scored has no validation figures (NaN); one past the member's own repeats them
+        skipped = active_epoch & ~scored
+        return (params, opt_state, val), (train_loss, *(jnp.where(skipped, jnp.nan, v) for v in val[1:]))
 
     # the outputs, loss and accuracy of the last evaluation ride in the carry: the first epoch always
     # evaluates and an epoch that trains evaluates again, so after the scan the carry holds the final
     # parameters' outputs (one evaluation in the program, not a second one after the loop to compile)
-    scored = jax.eval_shape(lambda: _evaluate(cfg, module, params, hp, data, eval_idx, n_eval))
-    unscored = tuple(jnp.full(v.shape, jnp.nan, v.dtype) for v in scored)
+    shapes = jax.eval_shape(lambda: _evaluate(cfg, module, params, hp, data, eval_idx, n_eval))
+    unscored = tuple(jnp.full(v.shape, jnp.nan, v.dtype) for v in shapes)
     (params, opt_state, (outputs, _, _)), history = jax.lax.scan(epoch_body, (params, opt_state, unscored),
                                                                  jnp.arange(num_epochs))
     if cfg.classification:

@@ -74,7 +74,8 @@ def train(
         epochs: epochs when ``hparams`` has no ``"epochs"`` (default 10).
         **options: ``Population`` options: ``loss``, ``optimizer``,
             ``optimizer_args``, ``optimizer_kwargs``, ``batch_size``, ``mode``,
-            ``chunk_size``, ``mesh``, ``mesh_axis``, ``classification``.
+            ``chunk_size``, ``mesh``, ``mesh_axis``, ``classification``,
+            ``validation_freq``.
 
     Returns:
         A ``PopulationResult``.

@@ -109,7 +109,8 @@ def search(
             pass ``sgd_batch_size=`` or a ``batch_size`` hyperparameter for that).
         epochs: epochs when the space has no ``epochs``.
         objective: ``"final"`` (validation loss after the last epoch) or
-            ``"best"`` (lowest over epochs).
+            ``"best"`` (lowest over the epochs scored: every epoch unless a
+            ``validation_freq`` option says otherwise).
         seed: the study's seed (also seeds training).
         storage: optional journal path for the study.
         progress: tqdm progress bar over rounds (default: when interactive).

@@ -23,7 +23,6 @@ Usage::
 from __future__ import annotations
 
 import concurrent.futures as cf
-import json
 import math
 import os
 import random

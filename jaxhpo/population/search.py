@@ -115,8 +115,8 @@ def search(
         storage: optional journal path for the study.
         progress: tqdm progress bar over rounds (default: when interactive).
         callback: ``callback(round, result)`` after each round.
-        **options: ``Population`` options (``loss``, ``optimizer``, ``mode``, ``mesh``...);
-            ``sgd_batch_size`` sets the minibatch size.
+        **options: ``Population`` options (``loss``, ``optimizer``, ``mode``, ``mesh``,
+            ``validation_freq``...); ``sgd_batch_size`` sets the minibatch size.
     """
     if objective not in OBJECTIVES:
         raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")

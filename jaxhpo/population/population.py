@@ -370,7 +370,8 @@ class Population:
             size = self.mesh.shape[self.mesh_axis]
             index_in = order[np.minimum(np.arange(-(-t // size) * size), t - 1)].astype(np.int32)
             index_out = np.argsort(order).astype(np.int32)
-        data = {**self.data, "validation_freq": np.int32(self.validation_freq)}  # a value: one program for any
+        # the frequency is an argument, not a static setting: one compiled program serves every frequency
+        data = {**self.data, "validation_freq": np.int32(self.validation_freq)}
         outputs = host_local(run(args, data, index_in, index_out))
         params, opt_state, epoch, history, preds = outputs
         return state._replace(params=params, opt_state=opt_state, epoch=epoch), history, preds

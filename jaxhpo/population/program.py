@@ -309,9 +309,10 @@ def _task_epochs(cfg: ProgramConfig, num_epochs: int, params, opt_state, key, hp
         skipped = active_epoch & ~scored
         return (params, opt_state, val), (train_loss, *(jnp.where(skipped, jnp.nan, v) for v in val[1:]))
 
-    # the outputs, loss and accuracy of the last evaluation ride in the carry: the first epoch always
-    # evaluates and an epoch that trains evaluates again, so after the scan the carry holds the final
-    # parameters' outputs (one evaluation in the program, not a second one after the loop to compile)
+    # the outputs, loss and accuracy of the last evaluation ride in the carry: the last epoch a task trains
+    # in this call is always scored, and a task that trains no more is scored at the call's first epoch, so
+    # after the scan the carry holds the final parameters' outputs (one evaluation in the program, not a
+    # second one after the loop to compile)
     shapes = jax.eval_shape(lambda: _evaluate(cfg, module, params, hp, data, eval_idx, n_eval))
     unscored = tuple(jnp.full(v.shape, jnp.nan, v.dtype) for v in shapes)
     (params, opt_state, (outputs, _, _)), history = jax.lax.scan(epoch_body, (params, opt_state, unscored),

@@ -131,7 +131,7 @@ def one_split(seed: int, rounds: int, batch: int, quick: bool) -> tuple[dict, di
     space = SPACE if not quick else jaxhpo.Space({**SPACE.params, "epochs": jaxhpo.Int(1, 3)})
     t0 = time.perf_counter()
     # validation_freq=5: the members are scored every 5th epoch and at their last (the objective and the
-    # predictions fused), not after every epoch: the same members and scores, 8-9 % less training work
+    # predictions fused), not after every epoch: the same members and scores for less work (benchmarks/README.md)
     result = population.search(space, jaxhpo.strategies.bayes(), model_fn, x_train, y_train, x_val, y_val,
                                rounds=rounds, batch_size=batch, seed=seed, progress=False, validation_freq=5)
     test_cnn = np.concatenate([np.asarray(population.predict(model_fn, r.state, x_test)) for r in result.rounds])

@@ -130,8 +130,8 @@ class Population:
             after a member's last epoch and the last epoch of each ``run``, so
             final scores, predictions and rung scores are unchanged; the history's
             other epochs hold NaN. Default 1: every epoch. Scoring costs a forward
-            pass over the validation rows per member and epoch (a LeNet on digits
-            with a 1:3 validation split: about 9 % of the training time).
+            pass over the validation rows per member and epoch (what it saves the
+            flagship: benchmarks/README.md).
     """
 
     def __init__(

@@ -36,6 +36,7 @@ import optax
 
 from jaxhpo.gp.kernels import KERNELS, Layout, features, sqdist
 from jaxhpo.gp.linalg import cholesky_and_inverse, gaussian_nll_terms
+from jaxhpo.gp.linesearch import zoom_linesearch
 
 Array = jax.Array
 
@@ -258,7 +259,7 @@ def fit(
     steps = jnp.broadcast_to(jnp.asarray(max_steps, jnp.int32), (r,))
     rows = jnp.full((r,), data.mask.shape[0], jnp.int32) if rows is None else jnp.asarray(rows, jnp.int32)
     full_loss = lambda raw: _nll(raw, data, layout, kernel)  # noqa: E731
-    opt = optax.lbfgs(memory_size=10, linesearch=optax.scale_by_zoom_linesearch(max_linesearch_steps=12))
+    opt = optax.lbfgs(memory_size=10, linesearch=zoom_linesearch(max_steps=12))
 
     def run(raw: Array, limit: Array, num_rows: Array) -> Array:
         subset = data._replace(mask=data.mask & (jnp.arange(data.mask.shape[0]) < num_rows))

@@ -228,7 +228,9 @@ def fit(
 ) -> Array:
     """Fits hyperparameters with L-BFGS from the starts ``raw_init[r, p]``; returns the best fit.
 
-    Each start runs ``optax.lbfgs`` until the largest gradient entry of the
+    Each start runs ``optax.lbfgs`` (with ``jaxhpo.gp.linesearch``'s zoom line
+    search: optax's steps, one evaluation of the likelihood per line-search
+    iteration in the program) until the largest gradient entry of the
     per-observation loss falls below ``tol``, the loss stops decreasing, or
     its step limit. Starts run one after another in one ``lax.while_loop``
     (one compiled L-BFGS serves them all), so a warm start from the previous

@@ -53,16 +53,24 @@ def test_takes_the_steps_of_optax_zoom_linesearch_and_traces_the_objective_less(
     assert traced_ours == 2 and traced_theirs > traced_ours, (traced_theirs, traced_ours)
 
 
-def test_a_search_that_cannot_decrease_stays_put_and_unexpected_arguments_are_an_error():
+def test_a_step_into_non_finite_values_comes_back_to_a_lower_finite_point_as_optax_does():
+    # NaN past sum(w) = 0, the minimum at (1, 1) beyond it: the first trial step lands in the NaN region
+    nan_beyond = lambda w: jnp.where(jnp.sum(w) > 0.0, jnp.nan, jnp.sum((w - 1.0) ** 2))  # noqa: E731
     with jax.enable_x64(True):
-        flat_then_nan = lambda w: jnp.where(jnp.sum(w) > 0.0, jnp.nan, jnp.sum(w ** 2))  # noqa: E731
-        opt = optax.lbfgs(linesearch=zoom_linesearch(max_steps=5))
-        w = jnp.asarray([-0.1, -0.2])
-        state = opt.init(w)
-        value, grad = jax.value_and_grad(flat_then_nan)(w)
-        updates, state = opt.update(-grad * 0 + jnp.asarray([10.0, 10.0]), state, w, value=value,
-                                    grad=-jnp.asarray([10.0, 10.0]), value_fn=flat_then_nan)
-        assert np.all(np.isfinite(np.asarray(w + updates)))
-        with pytest.raises(TypeError, match="unexpected arguments"):
-            zoom_linesearch(3).update(w, zoom_linesearch(3).init(w), w, value=value, grad=grad,
-                                      value_fn=flat_then_nan, data=1)
+        w = jnp.asarray([-0.5, -0.2])
+        value, grad = jax.value_and_grad(nan_beyond)(w)
+        moved = []
+        for linesearch in (zoom_linesearch(max_steps=12), optax.scale_by_zoom_linesearch(max_linesearch_steps=12)):
+            opt = optax.lbfgs(linesearch=linesearch)
+            updates, _ = opt.update(grad, opt.init(w), w, value=value, grad=grad, value_fn=nan_beyond)
+            moved.append(np.asarray(w + updates))
+        reached = float(nan_beyond(jnp.asarray(moved[0])))
+        assert np.isfinite(reached) and reached < float(value)
+    np.testing.assert_allclose(moved[0], moved[1], rtol=1e-12)
+
+
+def test_an_argument_value_fn_does_not_take_is_an_error_naming_it():
+    w = jnp.zeros(2)
+    search = zoom_linesearch(3)
+    with pytest.raises(TypeError, match=r"unexpected arguments \['data'\]"):
+        search.update(w, search.init(w), w, value=jnp.float32(0.0), grad=w, value_fn=lambda p: jnp.sum(p), data=1)

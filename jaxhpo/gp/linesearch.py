@@ -93,6 +93,11 @@ def _quadratic_minimizer(a: Array, fa: Array, fpa: Array, b: Array, fb: Array) -
     return a - fpa / (2.0 * square)
 
 
+def _value_dtype(params: Array) -> Any:
+    """The real dtype of the objective's values for ``params`` (float64 for float64 or complex128)."""
+    return jnp.real(jnp.empty((), jax.tree.leaves(params)[0].dtype)).dtype
+
+
 def zoom_linesearch(
     max_steps: int,
     *,
@@ -146,7 +151,7 @@ def zoom_linesearch(
         return jnp.where(~use_cubic & ~use_quadratic, (s.low + s.high) / 2.0, middle)
 
     def init_fn(params: Array) -> ZoomState:
-        dtype = jnp.real(jnp.empty((), jax.tree.leaves(params)[0].dtype)).dtype
+        dtype = _value_dtype(params)
         return ZoomState(learning_rate=jnp.asarray(1.0, dtype), value=jnp.asarray(jnp.inf, dtype),
                          grad=optax.tree.zeros_like(params))
 
@@ -157,7 +162,7 @@ def zoom_linesearch(
                             "parameters only")
         value_and_grad = jax.value_and_grad(value_fn)
         guess = state.learning_rate
-        dtype = jnp.real(jnp.empty((), jax.tree.leaves(params)[0].dtype)).dtype
+        dtype = _value_dtype(params)
         slope_init = optax.tree.real(optax.tree.vdot(updates, grad))
         value_init = value
         zero = jnp.asarray(0.0)

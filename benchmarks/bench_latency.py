@@ -25,6 +25,9 @@ Rows (issue 14):
    alone, built as a ``Study`` builds it (its two stages, the fit and the
    proposal, each on a thread): the wall time until it is ready, then trace,
    lower and XLA seconds summed over the stages, XLA per stage, one ask.
+   On a study's first buffer (64 rows) its XLA options favour compile speed
+   (``compile_options.study_ask_options``); ``gp_program_128``: the same on
+   128 rows, the program a study grows into, compiled for run speed.
 
 ``--only`` replaces those rows in ``results/latency.json`` and keeps the others; ``--suffix _gpu``
 writes ``results/latency_gpu.json`` instead (``benchmarks/gpu_run.sh``).
@@ -262,6 +265,14 @@ def job_minimize_twice() -> dict:
 
 
 def job_gp_program() -> dict:
+    return _gp_program(64)
+
+
+def job_gp_program_128() -> dict:
+    return _gp_program(128)
+
+
+def _gp_program(capacity: int) -> dict:
     import threading
 
     import jax
@@ -287,7 +298,7 @@ def job_gp_program() -> dict:
     strategy = jaxhpo.strategies.bayes()
     program = study_programs(strategy).ask
     space = _space6()
-    state = strategy.init(jax.random.key(0), space, 64)
+    state = strategy.init(jax.random.key(0), space, capacity)
     x = jax.random.uniform(jax.random.key(1), (20, 6), state.history.x.dtype)
     state = strategy.tell(state, x, jnp.sum((x - 0.3) ** 2, axis=1))
     args = (seed_array(2), jnp.int32(0), state, 1)
@@ -316,6 +327,7 @@ ROWS = {
     "population3": ("population3", [], None),
     "minimize_twice": ("minimize_twice", [], None),
     "gp_program": ("gp_program", [], None),
+    "gp_program_128": ("gp_program_128", [], None),
 }
 
 

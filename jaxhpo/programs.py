@@ -27,7 +27,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import contextlib
 import threading
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Mapping, Optional, Sequence, Union
 
 import jax
 
@@ -39,6 +39,9 @@ from jaxhpo.compile_options import COMPILER_OPTIONS, supported
 # turns there, so that the first reaches XLA, which runs without the GIL, as early as possible.
 _TRACING = threading.Lock()
 
+# XLA options: one set for every call, or a function of a call's arguments (arrays or stand-ins)
+Options = Union[Mapping[str, Any], Callable[[tuple], Mapping[str, Any]]]
+
 
 class Program:
     """A jitted function with ahead-of-time compiles per argument signature.
@@ -49,16 +52,21 @@ class Program:
         cache_key: the program's identity for ``jaxhpo.executable_cache``
             (from ``executable_cache.program_key``): a later process loads the
             executable without tracing. None: JAX's own caches only.
-        compiler_options: XLA options of the compile (``jaxhpo.compile_options``).
+        compiler_options: XLA options of the compiles (``jaxhpo.compile_options``), or a function
+            of a call's arguments (arrays or ``jax.ShapeDtypeStruct`` stand-ins, static ones as they
+            are) that returns them: the options may depend on the shapes (a study's ask program
+            compiles for compile speed on its first, small buffer). Default:
+            ``compile_options.COMPILER_OPTIONS``.
     """
 
     def __init__(self, fn: Callable, static_argnums: Sequence[int] = (), cache_key: Optional[str] = None,
-                 compiler_options: Optional[dict] = None) -> None:
+                 compiler_options: Optional[Options] = None) -> None:
         if not hasattr(fn, "lower"):
             fn = jax.jit(fn, static_argnums=tuple(static_argnums))
         self._fn = fn
         self._cache_key = cache_key
-        self._options = dict(COMPILER_OPTIONS if compiler_options is None else compiler_options)
+        options = COMPILER_OPTIONS if compiler_options is None else compiler_options
+        self._options: Options = options if callable(options) else dict(options)
         self._static = frozenset(static_argnums)
         self._compiled: dict[Any, cf.Future] = {}
         self.num_runs = 0  # calls that ran the program
@@ -86,19 +94,25 @@ class Program:
             for x in leaves
         ), executable_cache.tracing_settings()
 
-    def _cache_signature(self, signature: Any) -> Any:
+    def options(self, *args: Any) -> dict:
+        """The XLA options of the compile for ``args`` (arrays or stand-ins)."""
+        return dict(self._options(args)) if callable(self._options) else dict(self._options)
+
+    @staticmethod
+    def _cache_signature(signature: Any, options: dict) -> Any:
         """``signature`` as ``executable_cache`` keys it: text that is the same in every process
-        (the tracing settings are part of ``executable_cache``'s own key)."""
+        (the tracing settings are part of ``executable_cache``'s own key), and the XLA options."""
         tree, static, leaves, _ = signature
         text = tuple((shape, str(dtype), weak, str(sharding)) for shape, dtype, weak, sharding in leaves)
-        return str(tree), repr((static, text)), sorted(self._options.items())
+        return str(tree), repr((static, text)), sorted(options.items())
 
     def _future(self, args: tuple, background: bool, lower_here: bool = False) -> Optional[cf.Future]:
         signature = self._signature(args)
         future = self._compiled.get(signature)
         if future is not None:  # the common case, kept cheap: a program called again
             return future
-        cache_signature = self._cache_signature(signature)
+        options = self.options(*args)
+        cache_signature = self._cache_signature(signature, options)
         if lower_here and executable_cache.stored(self._cache_key, cache_signature):
             return None  # loads in a few milliseconds when called: nothing to overlap
         with self._lock:
@@ -119,10 +133,10 @@ class Program:
             # background: Python work one thread at a time (two interleaved both finish late);
             # a foreground compile never waits for a background one
             if lowered is not None:
-                return lowered.compile(supported(self._options))
+                return lowered.compile(supported(options))
             with _TRACING if background else contextlib.nullcontext():
                 lowering = self._fn.lower(*shapes)
-            return lowering.compile(supported(self._options))  # XLA: in parallel with other compiles
+            return lowering.compile(supported(options))  # XLA: in parallel with other compiles
 
         def compile_now() -> None:
             try:

@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxhpo import compile_options, executable_cache
-from jaxhpo.programs import Program, StagedProgram
+from jaxhpo.programs import Options, Program, StagedProgram
 from jaxhpo.space import Space
 from jaxhpo.strategies.base import Strategy, drivers_own_capacity
 
@@ -65,7 +65,7 @@ def study_programs(strategy: Strategy) -> StudyPrograms:
     """Programs for ``strategy``; those of a jaxhpo factory's strategy load from ``executable_cache``."""
 
     def program(name: str, fn: Callable, static_argnums: tuple = (),
-                options: dict = compile_options.COMPILER_OPTIONS) -> Program:
+                options: Options = compile_options.COMPILER_OPTIONS) -> Program:
         key = executable_cache.program_key(f"study-{name}", strategy)
 
         @functools.wraps(fn)
@@ -73,7 +73,8 @@ def study_programs(strategy: Strategy) -> StudyPrograms:
             return fn(*args)
 
         named.__name__ = named.__qualname__ = executable_cache.program_name(f"study_{name}", key).replace("-", "_")
-        return Program(compile_options.jit(named, options, static_argnums=static_argnums), static_argnums,
+        called_directly = compile_options.COMPILER_OPTIONS if callable(options) else options
+        return Program(compile_options.jit(named, called_directly, static_argnums=static_argnums), static_argnums,
                        cache_key=key, compiler_options=options)
 
     def init(space: Space, capacity: int, seed: jax.Array) -> Any:
@@ -83,15 +84,22 @@ def study_programs(strategy: Strategy) -> StudyPrograms:
 
     design = strategy.design_ask is not None and strategy.in_design is not None
     small = compile_options.SMALL_PROGRAM_OPTIONS  # compiled before the first trial, run a few times
+    # the ask: for compile speed on a study's first buffer, for run speed on larger ones
     return StudyPrograms(
         init=program("init", init, (0, 1), small),
-        ask=program("ask", keyed_ask(strategy.ask), (3,)) if strategy.ask_stages is None else StagedProgram(
-            program("ask-fit", keyed_ask(strategy.ask_stages[0]), (3,)),
-            program("ask-propose", keyed_ask(strategy.ask_stages[1]), (3,))),
+        ask=program("ask", keyed_ask(strategy.ask), (3,), _ask_options) if strategy.ask_stages is None else
+        StagedProgram(program("ask-fit", keyed_ask(strategy.ask_stages[0]), (3,), _ask_options),
+                      program("ask-propose", keyed_ask(strategy.ask_stages[1]), (3,), _ask_options)),
         design=program("design", keyed_ask(strategy.design_ask), (3,), small) if design else None,
         in_design=program("in-design", strategy.in_design, (1,), small) if design else None,
         tell=program("tell", strategy.tell),
     )
+
+
+def _ask_options(args: tuple) -> dict:
+    """The ask's XLA options for its arguments ``(seed, call number, state, num)``: by the state's buffer
+    (``compile_options.study_ask_options``)."""
+    return compile_options.study_ask_options(args[2].history.capacity)
 
 
 def keyed_ask(ask: Callable) -> Callable:

@@ -5,8 +5,11 @@ import time
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import pytest
 
+import jaxhpo
+from jaxhpo import programs as programs_module
 from jaxhpo.programs import Program, StagedProgram
 
 
@@ -147,3 +150,16 @@ def test_a_change_of_jax_settings_compiles_again_as_jit_does():
     finally:
         jax.config.update("jax_default_matmul_precision", before)
     assert program.ready(x) and program.num_compiles == 2  # back: the first program again
+
+
+def test_options_may_be_a_function_of_the_arguments_and_reach_the_compile(monkeypatch):
+    # a program whose XLA options follow the shapes (as a study's ask follows its buffer)
+    passed = []
+    monkeypatch.setattr(programs_module, "supported", lambda options: passed.append(dict(options)) or dict(options))
+    options = lambda args: {"xla_backend_optimization_level": 0 if args[0].shape[0] <= 4 else 1}  # noqa: E731
+    program = Program(jax.jit(lambda x: jnp.cumsum(x) * 2), compiler_options=options)
+    for n in (3, 8, 3):
+        np.testing.assert_array_equal(program(jnp.arange(float(n))), jnp.cumsum(jnp.arange(float(n))) * 2)
+    assert [p["xla_backend_optimization_level"] for p in passed] == [0, 1]  # one compile per signature
+    assert program.options(jnp.ones(2)) == {"xla_backend_optimization_level": 0}
+    assert Program(jax.jit(lambda x: x)).options(jnp.ones(2)) == jaxhpo.compile_options.COMPILER_OPTIONS

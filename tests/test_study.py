@@ -15,6 +15,7 @@ import pytest
 import jaxhpo
 from jaxhpo import journal
 from jaxhpo.study import TrialState
+from jaxhpo.study_programs import study_programs
 
 import _objectives
 
@@ -281,6 +282,39 @@ def test_growing_buffer_is_compiled_ahead():
     for _ in range(31):  # 65 trials: the 65th tell grew the buffer to the prepared size
         step()
     assert study.state.history.capacity == 128 and study._ask_fn.num_compiles == base + 2
+
+
+def test_the_ask_compiles_for_compile_speed_on_the_first_buffer_and_for_run_speed_after(monkeypatch):
+    # what reaches XLA: the optimization level of each compile of the study's ask program
+    levels = []
+    compile_ = jax.stages.Lowered.compile
+
+    def spy(self, compiler_options=None, **kwargs):
+        if "@jit_study_ask_" in self.as_text()[:300]:
+            levels.append((compiler_options or {}).get("xla_backend_optimization_level"))
+        return compile_(self, compiler_options, **kwargs)
+
+    monkeypatch.setattr(jax.stages.Lowered, "compile", spy)
+    space = jaxhpo.Space({"x": jaxhpo.Float(-5.0, 5.0), "levels": jaxhpo.Int(0, 9)})  # compiled nowhere else
+    before = jaxhpo.compile_cache.cache_dir()
+    try:
+        jaxhpo.compile_cache.set_cache_dir(None)  # compile, do not load
+        study = jaxhpo.Study(space, jaxhpo.strategies.random(), seed=0)
+        objective = lambda p: (p["x"] - 1.0) ** 2 + p["levels"]  # noqa: E731
+        study.optimize(objective, n_trials=10, progress=False)
+        assert study.state.history.capacity == 64 and levels == [0]  # the first buffer: LLVM level 0
+        study.optimize(objective, n_trials=60, progress=False)
+        assert study.state.history.capacity == 128 and levels == [0, 1]  # grown: level 1
+        assert all(t.state is TrialState.COMPLETE for t in study.trials)
+    finally:
+        jaxhpo.compile_cache.set_cache_dir(before)
+    # a staged ask (bayes()) chooses the same way for both of its programs
+    strategy = jaxhpo.strategies.bayes()
+    ask = study_programs(strategy).ask
+    for capacity, level in ((64, 0), (128, 1), (1024, 1)):
+        state = jax.eval_shape(lambda: strategy.init(jax.random.key(0), space, capacity))
+        for stage in (ask.first, ask.second):
+            assert stage.options(0, 0, state, 1)["xla_backend_optimization_level"] == level
 
 
 def test_load_replays_a_journal_that_grew_from_a_smaller_first_buffer(tmp_path):

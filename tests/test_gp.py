@@ -269,3 +269,21 @@ def test_mean_gradient_bound_is_the_largest_gradient_norm_of_the_mean_in_feature
                     for e in np.eye(feats.shape[1])]
             norms.append(np.linalg.norm(grad))
     assert bound == pytest.approx(max(norms), rel=1e-5)
+
+
+@pytest.mark.parametrize("seen_rows", [0, 1, 7])
+def test_same_points_and_unseen_equal_a_numpy_reference_at_the_tolerance(seen_rows):
+    # coordinates exactly at, just inside and just outside the tolerance; masked rows never count
+    rng = np.random.default_rng(seen_rows)
+    seen = rng.uniform(size=(seen_rows, 3))
+    x = np.concatenate([rng.uniform(size=(5, 3)), seen + 5e-7, seen + np.array([0.0, 2e-6, 0.0]), seen[:1]])
+    mask = np.arange(seen_rows) % 3 != 2
+    same_ref = np.all(np.abs(x[:, None, :] - seen[None, :, :]) <= 1e-6, axis=-1)
+    unseen_ref = ~np.any(same_ref & mask[None, :], axis=1)
+    same = kernels.same_points(jnp.asarray(x), jnp.asarray(seen))
+    assert same.shape == (len(x), seen_rows) and same.dtype == jnp.bool_
+    np.testing.assert_array_equal(np.asarray(same), same_ref)
+    np.testing.assert_array_equal(np.asarray(kernels.unseen(jnp.asarray(x), jnp.asarray(seen), jnp.asarray(mask))),
+                                  unseen_ref)
+    if seen_rows:  # the reference itself tells apart the cases it should
+        assert unseen_ref[:5].all() and not unseen_ref[5] and unseen_ref[5 + seen_rows]

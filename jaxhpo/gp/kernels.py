@@ -124,14 +124,22 @@ def same_points(a: Array, b: Array, tol: float = 1e-6) -> Array:
     """``[n, m]`` True where snapped points ``a[n, d]`` and ``b[m, d]`` are the same configuration.
 
     Coordinates closer than ``tol`` count as equal (discrete ones are equal
-    exactly when snapped to the same value).
+    exactly when snapped to the same value). One ``[n, m]`` comparison per
+    coordinate, and-ed (XLA fuses them into one loop), rather than a reduction
+    over a ``[n, m, d]`` array: at LLVM level 0 (a study's first buffer,
+    ``compile_options.study_ask_options``) that reduction took 1.9 ms of a
+    6-d ask's 1,920 candidates against 80 rows.
     """
-    return jnp.all(jnp.abs(a[:, None, :] - b[None, :, :]) <= tol, axis=-1)
+    same = jnp.ones((a.shape[0], b.shape[0]), bool)
+    for j in range(a.shape[-1]):
+        same = same & (jnp.abs(a[:, j, None] - b[None, :, j]) <= tol)
+    return same
 
 
 def unseen(x: Array, seen: Array, mask: Array, tol: float = 1e-6) -> Array:
     """``[n]`` True where a snapped point ``x[n, d]`` differs from every masked row of snapped ``seen[m, d]``."""
-    return ~jnp.any(same_points(x, seen, tol) & mask[None, :], axis=1)
+    # a max over int8, not an any over bool: the same answer, a third of the time at LLVM level 0
+    return jnp.max((same_points(x, seen, tol) & mask[None, :]).astype(jnp.int8), axis=1, initial=0) == 0
 
 
 def features(x: Array, lengthscales: Array, layout: Layout) -> Array:

@@ -50,8 +50,8 @@ COMPILER_OPTIONS: dict[str, Any] = {"xla_cpu_use_fusion_emitters": False, "xla_b
 SMALL_PROGRAM_OPTIONS: dict[str, Any] = {**COMPILER_OPTIONS, "xla_backend_optimization_level": 0}
 
 
-# For a Study's ask on a buffer of at most SMALL_STUDY_CAPACITY trials (its first buffer): level 0,
-# see ``study_ask_options``.
+# For a Study's ask on a buffer of at most SMALL_STUDY_CAPACITY trials (its first buffer), on a
+# CPU: level 0, see ``study_ask_options``.
 SMALL_STUDY_CAPACITY = 64
 # For population training: LLVM level 1 only. The classic emitters saved 1 s of compile there but
 # ran the training loop 1.5x slower (0.29 s -> 0.44 s for 8 MLPs x 20-30 epochs); level 1 compiled
@@ -69,10 +69,10 @@ TRAINING_OPTIONS: dict[str, Any] = {"xla_backend_optimization_level": 1}
 INIT_OPTIONS: dict[str, Any] = SMALL_PROGRAM_OPTIONS
 
 
-def study_ask_options(capacity: int) -> dict[str, Any]:
+def study_ask_options(capacity: int, platform: str = "cpu") -> dict[str, Any]:
     """The XLA options of a ``Study``'s ask program for a buffer of ``capacity`` trials.
 
-    A buffer of at most ``SMALL_STUDY_CAPACITY`` (64) trials, a study's first,
+    On a CPU, a buffer of at most ``SMALL_STUDY_CAPACITY`` (64) trials, a study's first,
     gets ``SMALL_PROGRAM_OPTIONS`` (LLVM level 0): its program runs at most 64
     times, and where the objective is fast its compile is what the user waits
     for. Larger buffers get ``COMPILER_OPTIONS`` (level 1), whose programs run
@@ -81,16 +81,22 @@ def study_ask_options(capacity: int) -> dict[str, Any]:
     1.9 instead of 3.4 CPU-s, and run in 4-5 ms instead of 1.5-1.9 ms (the
     proposal) and 13 instead of 5.6 ms (a full hyperparameter fit). The choice
     follows the buffer, never the timing: a study's trials are the same in
-    every process, with or without the compilation caches.
+    every process, with or without the compilation caches. On other platforms
+    (not measured there: a GPU's kernels are compiled by its own LLVM backend
+    and ptxas) every buffer gets ``COMPILER_OPTIONS``.
 
     Args:
         capacity: rows of the study's trial buffer (``state.history.capacity``).
+        platform: the backend the program is compiled for (``jax.default_backend()``).
 
     Example:
-        >>> study_ask_options(64)["xla_backend_optimization_level"], study_ask_options(128)["xla_backend_optimization_level"]
-        (0, 1)
+        >>> [study_ask_options(n)["xla_backend_optimization_level"] for n in (64, 128)]
+        [0, 1]
+        >>> study_ask_options(64, "gpu")["xla_backend_optimization_level"]
+        1
     """
-    return dict(SMALL_PROGRAM_OPTIONS if capacity <= SMALL_STUDY_CAPACITY else COMPILER_OPTIONS)
+    small = platform == "cpu" and capacity <= SMALL_STUDY_CAPACITY
+    return dict(SMALL_PROGRAM_OPTIONS if small else COMPILER_OPTIONS)
 
 
 def supported(options: Mapping[str, Any]) -> dict[str, Any]:

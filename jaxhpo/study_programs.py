@@ -98,8 +98,8 @@ def study_programs(strategy: Strategy) -> StudyPrograms:
 
 def _ask_options(args: tuple) -> dict:
     """The ask's XLA options for its arguments ``(seed, call number, state, num)``: by the state's buffer
-    (``compile_options.study_ask_options``)."""
-    return compile_options.study_ask_options(args[2].history.capacity)
+    and the backend (``compile_options.study_ask_options``)."""
+    return compile_options.study_ask_options(args[2].history.capacity, jax.default_backend())
 
 
 def keyed_ask(ask: Callable) -> Callable:

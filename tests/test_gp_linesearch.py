@@ -74,3 +74,53 @@ def test_an_argument_value_fn_does_not_take_is_an_error_naming_it():
     search = zoom_linesearch(3)
     with pytest.raises(TypeError, match=r"unexpected arguments \['data'\]"):
         search.update(w, search.init(w), w, value=jnp.float32(0.0), grad=w, value_fn=lambda p: jnp.sum(p), data=1)
+
+
+def test_a_unit_first_step_is_optax_lbfgs_default_search_on_a_float32_tree():
+    # what the ensemble fits run (jaxhpo.ensemble._optim): a softmax regression, float32, dict parameters
+    rng = np.random.default_rng(0)
+    x = jnp.asarray(rng.normal(size=(120, 6)), jnp.float32)
+    y = jnp.asarray(rng.integers(0, 3, 120))
+
+    def loss(p):
+        logits = x @ p["w"] + p["b"]
+        return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, y)) + 1e-3 * jnp.sum(p["w"] ** 2)
+
+    start = {"w": jnp.zeros((6, 3)), "b": jnp.zeros(3)}
+    paths = []
+    for linesearch in (zoom_linesearch(20, initial_guess="one"), None):  # None: optax.lbfgs() as it is
+        opt = optax.lbfgs() if linesearch is None else optax.lbfgs(linesearch=linesearch)
+        value_and_grad = optax.value_and_grad_from_state(loss)
+
+        @jax.jit
+        def step(p, state, opt=opt, value_and_grad=value_and_grad):
+            value, grad = value_and_grad(p, state=state)
+            updates, state = opt.update(grad, state, p, value=value, grad=grad, value_fn=loss)
+            return optax.apply_updates(p, updates), state, value
+
+        p, state, values = start, opt.init(start), []
+        for _ in range(15):
+            p, state, value = step(p, state)
+            values.append(float(value))
+        paths.append((np.concatenate([np.asarray(p["w"]).ravel(), np.asarray(p["b"])]), values))
+    (ours, our_values), (theirs, their_values) = paths
+    assert their_values[-1] < 0.95 * their_values[0]  # the case takes real steps
+    np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(our_values, their_values, rtol=1e-6)
+
+
+def test_a_unit_first_step_takes_optax_lbfgs_default_steps_and_differs_from_keeping_the_last():
+    with jax.enable_x64(True):
+        start = jnp.asarray([-1.2, 1.0, 0.5, -0.3], jnp.float64)
+        # optax.lbfgs()'s default search, spelled out (_lbfgs_path builds the L-BFGS around it)
+        theirs, _ = _lbfgs_path(optax.scale_by_zoom_linesearch(max_linesearch_steps=20, initial_guess_strategy="one"),
+                                _rosenbrock, start, 40)
+        ours, _ = _lbfgs_path(zoom_linesearch(20, initial_guess="one"), _rosenbrock, start, 40)
+        kept, _ = _lbfgs_path(zoom_linesearch(20), _rosenbrock, start, 40)
+    np.testing.assert_allclose(ours, theirs, rtol=1e-6, atol=1e-7)
+    assert np.max(np.abs(kept - theirs)) > 1e-3  # the first guess matters on this path
+
+
+def test_an_unknown_initial_guess_is_an_error_naming_it():
+    with pytest.raises(ValueError, match="initial_guess='two'"):
+        zoom_linesearch(5, initial_guess="two")

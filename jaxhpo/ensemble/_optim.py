@@ -15,6 +15,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from jaxhpo.gp.linesearch import zoom_linesearch
+
 Steps = Union[int, jax.Array]
 
 # The precision of the fits' matrix products: full float32. A GPU's default (TF32, 10 bits of mantissa)
@@ -54,14 +56,18 @@ def _minimize(loss: Callable, params: Any, steps: Steps, update: Callable, state
 
 
 def minimize_lbfgs(loss: Callable[[Any], jax.Array], params: Any, steps: Steps) -> tuple[Any, Optional[jax.Array]]:
-    """``steps`` iterations of ``optax.lbfgs`` (zoom line search) from ``params``; returns ``(params, losses)``.
+    """``steps`` iterations of ``optax.lbfgs`` from ``params``; returns ``(params, losses)``.
+
+    The line search is ``optax.lbfgs()``'s own (a zoom search, a unit first step, at most 20
+    evaluations) as ``jaxhpo.gp.linesearch`` writes it: the same steps, with the loss and its
+    gradient compiled once per search instead of in both of its phases.
 
     ``params`` returned are the last iterate, or, where its loss is not finite, the best finite one.
 
     ``steps`` is an int, or an int array (may be traced: one compiled loop for every count), for which
     the losses are not kept (``None``).
     """
-    opt = optax.lbfgs()
+    opt = optax.lbfgs(linesearch=zoom_linesearch(20, initial_guess="one"))
     value_and_grad = optax.value_and_grad_from_state(loss)
 
     def update(p, s):

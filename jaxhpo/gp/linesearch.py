@@ -106,11 +106,13 @@ def zoom_linesearch(
     curv_rtol: float = 0.9,
     approx_dec_rtol: float = 1e-6,
     stepsize_precision: float = 1e-5,
+    initial_guess: str = "keep",
 ) -> optax.GradientTransformationExtraArgs:
     """The zoom line search as an optax transform (``optax.lbfgs(linesearch=...)``), for array parameters.
 
-    The settings and their defaults are ``optax.scale_by_zoom_linesearch``'s (with no largest step, a
-    zero tolerance and the previous step size as the first guess), and so are the steps taken.
+    The settings and their defaults are ``optax.scale_by_zoom_linesearch``'s (with no largest step and a
+    zero tolerance), and so are the steps taken. ``zoom_linesearch(20, initial_guess="one")`` is the
+    search ``optax.lbfgs()`` runs by default.
 
     Args:
         max_steps: most objective evaluations per line search.
@@ -119,11 +121,16 @@ def zoom_linesearch(
         curv_rtol: the curvature (Wolfe) constant.
         approx_dec_rtol: relative tolerance of Hager and Zhang's approximate decrease test.
         stepsize_precision: an interval shorter than this ends the search with the best safe step.
+        initial_guess: the first step tried: ``"keep"`` (the previous search's step) or ``"one"``
+            (a unit step, as quasi-Newton directions are scaled to be).
 
     Returns:
         A transform whose ``update(updates, state, params, value=, grad=, value_fn=)`` scales the
         direction ``updates`` by the step found.
     """
+
+    if initial_guess not in ("keep", "one"):
+        raise ValueError(f"zoom_linesearch: initial_guess must be 'keep' or 'one', got initial_guess={initial_guess!r}")
 
     def decrease_error(stepsize: Array, value: Array, slope: Array, value_init: Array, slope_init: Array) -> Array:
         armijo = value - value_init - slope_rtol * stepsize * slope_init
@@ -161,7 +168,7 @@ def zoom_linesearch(
             raise TypeError(f"zoom_linesearch: unexpected arguments {sorted(extra_args)}: value_fn takes the "
                             "parameters only")
         value_and_grad = jax.value_and_grad(value_fn)
-        guess = state.learning_rate
+        guess = state.learning_rate if initial_guess == "keep" else jnp.ones_like(state.learning_rate)
         dtype = _value_dtype(params)
         slope_init = optax.tree.real(optax.tree.vdot(updates, grad))
         value_init = value

@@ -66,16 +66,7 @@ def study_programs(strategy: Strategy) -> StudyPrograms:
 
     def program(name: str, fn: Callable, static_argnums: tuple = (),
                 options: Options = compile_options.COMPILER_OPTIONS) -> Program:
-        key = executable_cache.program_key(f"study-{name}", strategy)
-
-        @functools.wraps(fn)
-        def named(*args: Any) -> Any:
-            return fn(*args)
-
-        named.__name__ = named.__qualname__ = executable_cache.program_name(f"study_{name}", key).replace("-", "_")
-        called_directly = compile_options.COMPILER_OPTIONS if callable(options) else options
-        return Program(compile_options.jit(named, called_directly, static_argnums=static_argnums), static_argnums,
-                       cache_key=key, compiler_options=options)
+        return strategy_program(strategy, f"study-{name}", fn, static_argnums, options)
 
     def init(space: Space, capacity: int, seed: jax.Array) -> Any:
         # the first of the two keys a study's seed splits into; a study grows the buffer before it
@@ -87,16 +78,41 @@ def study_programs(strategy: Strategy) -> StudyPrograms:
     # the ask: for compile speed on a study's first buffer, for run speed on larger ones
     return StudyPrograms(
         init=program("init", init, (0, 1), small),
-        ask=program("ask", keyed_ask(strategy.ask), (3,), _ask_options) if strategy.ask_stages is None else
-        StagedProgram(program("ask-fit", keyed_ask(strategy.ask_stages[0]), (3,), _ask_options),
-                      program("ask-propose", keyed_ask(strategy.ask_stages[1]), (3,), _ask_options)),
+        ask=program("ask", keyed_ask(strategy.ask), (3,), ask_options) if strategy.ask_stages is None else
+        StagedProgram(program("ask-fit", keyed_ask(strategy.ask_stages[0]), (3,), ask_options),
+                      program("ask-propose", keyed_ask(strategy.ask_stages[1]), (3,), ask_options)),
         design=program("design", keyed_ask(strategy.design_ask), (3,), small) if design else None,
         in_design=program("in-design", strategy.in_design, (1,), small) if design else None,
         tell=program("tell", strategy.tell),
     )
 
 
-def _ask_options(args: tuple) -> dict:
+def strategy_program(strategy: Strategy, name: str, fn: Callable, static_argnums: tuple = (),
+                     options: Options = compile_options.COMPILER_OPTIONS) -> Program:
+    """``fn``, a function of ``strategy``'s, as a ``Program`` named ``name`` (``"study-ask"``, say) with
+    jaxhpo's XLA options, stored by ``executable_cache`` when ``strategy`` is a jaxhpo factory's.
+
+    Args:
+        strategy: the strategy ``fn`` belongs to (its identity keys the executable cache).
+        name: the program's name, unique among the programs of a strategy.
+        fn: the function to compile.
+        static_argnums: its static arguments.
+        options: XLA options, or a function of the call's arguments that returns them (``Program``).
+    """
+    key = executable_cache.program_key(name, strategy)
+
+    @functools.wraps(fn)
+    def named(*args: Any) -> Any:
+        return fn(*args)
+
+    # the name JAX's persistent cache hashes changes with the executable cache's identity
+    named.__name__ = named.__qualname__ = executable_cache.program_name(name.replace("-", "_"), key).replace("-", "_")
+    called_directly = compile_options.COMPILER_OPTIONS if callable(options) else options
+    return Program(compile_options.jit(named, called_directly, static_argnums=static_argnums), static_argnums,
+                   cache_key=key, compiler_options=options)
+
+
+def ask_options(args: tuple) -> dict:
     """The ask's XLA options for its arguments ``(seed, call number, state, num)``: by the state's buffer
     and the backend (``compile_options.study_ask_options``)."""
     return compile_options.study_ask_options(args[2].history.capacity, jax.default_backend())

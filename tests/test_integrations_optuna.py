@@ -74,6 +74,36 @@ def test_no_recompile_as_the_study_grows():
     assert built == []
 
 
+def test_the_model_program_compiles_behind_the_design_trials_with_jaxhpo_options(monkeypatch):
+    # as in a Study: the strategy's model (bayes()'s GP, two programs) is prepared on a thread during the
+    # initial design, compiled with jaxhpo's XLA options (LLVM level 0 for a first buffer on a CPU)
+    from jaxhpo.integrations.optuna import _sampler_programs
+
+    levels = []
+    compile_ = jax.stages.Lowered.compile
+
+    def spy(self, compiler_options=None, **kwargs):
+        if "@jit_optuna_ask_" in self.as_text()[:300]:
+            levels.append((compiler_options or {}).get("xla_backend_optimization_level"))
+        return compile_(self, compiler_options, **kwargs)
+
+    monkeypatch.setattr(jax.stages.Lowered, "compile", spy)
+    strategy = jaxhpo.strategies.bayes(num_initial=3, refine_steps=2)  # programs no other test compiled
+    before = jaxhpo.compile_cache.cache_dir()
+    try:
+        jaxhpo.compile_cache.set_cache_dir(None)  # compile, do not load
+        study = optuna.create_study(sampler=JaxhpoSampler(strategy, seed=0))
+        study.optimize(lambda t: (t.suggest_float("x", 0.0, 1.0) - 0.3) ** 2, n_trials=3)  # the design only
+        ask, _ = _sampler_programs(strategy)
+        assert ask.num_runs == 0 and ask.num_compiles == 1  # prepared before its first use
+        study.optimize(lambda t: (t.suggest_float("x", 0.0, 1.0) - 0.3) ** 2, n_trials=3)
+        assert ask.num_runs == 3 and ask.num_compiles == 1
+    finally:
+        jaxhpo.compile_cache.set_cache_dir(before)
+    assert levels == [0, 0] if jax.default_backend() == "cpu" else levels == [1, 1]  # the fit, the proposal
+    assert study.best_value < 0.01
+
+
 def test_multi_objective_studies_are_refused_clearly():
     study = optuna.create_study(sampler=JaxhpoSampler(jaxhpo.strategies.random(), seed=0),
                                 directions=["minimize", "minimize"])

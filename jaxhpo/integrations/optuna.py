@@ -163,12 +163,15 @@ class JaxhpoSampler(BaseSampler):
         if strategy.set_pending is not None and (running or model.pending_told):
             model.state = strategy.set_pending(model.state, np.asarray(running, np.float32).reshape(-1, model.space.dim))
             model.pending_told = bool(running)
-        key = _trial_key(self._seed, trial.number)
+        ask, design = _sampler_programs(strategy)
+        args = (np.uint32(self._seed), np.int32(trial.number))  # the trial's key is made in the programs
         with limit_blas_threads():
-            if strategy.design_ask is not None and bool(strategy.in_design(model.state, 1)):
-                x, model.state = strategy.design_ask(key, model.state, 1)
+            if design is not None and bool(strategy.in_design(model.state, 1)):
+                x, model.state = design(*args, model.state, 1)
+                # the model's program (the GP of bayes()) compiles on a thread behind the design trials
+                ask.prepare(*args, model.state, 1)
             else:
-                x, model.state = strategy.ask(key, model.state, 1)
+                x, model.state = ask(*args, model.state, 1)
         x = np.asarray(x, np.float64)[0]
         if not np.all(np.isfinite(x)):
             return {}  # the strategy has nothing new: the independent sampler takes over
@@ -235,16 +238,39 @@ class JaxhpoSampler(BaseSampler):
             model.state = self._strategy.tell(model.state, x, np.asarray([value], np.float32))
 
 
-@functools.lru_cache(maxsize=1)
-def _trial_key_program() -> Any:
+@functools.lru_cache(maxsize=16)
+def _sampler_programs(strategy: Strategy) -> tuple[Any, Any]:
+    """The strategy's ask and initial-design programs for the sampler (``jaxhpo.programs.Program``), as a
+    ``Study`` compiles them: with jaxhpo's XLA options (the ask's by its buffer,
+    ``compile_options.study_ask_options``; a staged ask as two programs), stored by ``executable_cache``,
+    the ask prepared on a thread.
+
+    Each takes ``(seed, trial number, state, num)`` and asks with the key of that trial of a sampler
+    seeded with ``seed``, made inside the program.
+    """
     import jax
 
-    return jax.jit(lambda seed, number: jax.random.fold_in(jax.random.key(seed), number))
+    from jaxhpo import compile_options
+    from jaxhpo.programs import StagedProgram
+    from jaxhpo.study_programs import ask_options, strategy_program
 
+    def keyed(fn: Any) -> Any:
+        def run(seed: Any, number: Any, state: Any, num: int) -> Any:
+            return fn(jax.random.fold_in(jax.random.key(seed), number), state, num)
 
-def _trial_key(seed: int, number: int) -> Any:
-    """The PRNG key of trial ``number`` of a sampler seeded with ``seed``: one small program, not four eager ops."""
-    return _trial_key_program()(np.uint32(seed), np.int32(number))
+        return run
+
+    if strategy.ask_stages is None:
+        ask = strategy_program(strategy, "optuna-ask", keyed(strategy.ask), (3,), ask_options)
+    else:  # two programs, compiled side by side (bayes(): the fit and the proposal)
+        ask = StagedProgram(strategy_program(strategy, "optuna-ask-fit", keyed(strategy.ask_stages[0]), (3,), ask_options),
+                            strategy_program(strategy, "optuna-ask-propose", keyed(strategy.ask_stages[1]), (3,),
+                                             ask_options))
+    design = None
+    if strategy.design_ask is not None and strategy.in_design is not None:
+        design = strategy_program(strategy, "optuna-design", keyed(strategy.design_ask), (3,),
+                                  compile_options.SMALL_PROGRAM_OPTIONS)
+    return ask, design
 
 
 _STATES = {"complete": TrialState.COMPLETE, "failed": TrialState.FAIL, "pruned": TrialState.PRUNED}

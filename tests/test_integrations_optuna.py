@@ -1,3 +1,5 @@
+import time
+
 import numpy as np
 import pytest
 
@@ -65,8 +67,14 @@ def test_running_trials_are_pending_and_failed_or_pruned_ones_are_told():
 
 
 def test_no_recompile_as_the_study_grows():
-    study = optuna.create_study(sampler=JaxhpoSampler(jaxhpo.strategies.bayes(**BAYES), seed=2))
+    from jaxhpo.integrations.optuna import _sampler_programs
+
+    strategy = jaxhpo.strategies.bayes(**BAYES)
+    study = optuna.create_study(sampler=JaxhpoSampler(strategy, seed=2))
     study.optimize(objective, n_trials=10)  # the design and the first model-based asks compile here
+    ask, _ = _sampler_programs(strategy)
+    while ask.compiling:  # a program prepared for a search space the study has left (define-by-run)
+        time.sleep(0.01)
     built = []
     jax.monitoring.register_event_duration_secs_listener(
         lambda event, duration, **_: built.append(event) if event == "/jax/core/compile/backend_compile_duration" else None)

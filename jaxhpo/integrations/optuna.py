@@ -168,8 +168,12 @@ class JaxhpoSampler(BaseSampler):
         with limit_blas_threads():
             if design is not None and bool(strategy.in_design(model.state, 1)):
                 x, model.state = design(*args, model.state, 1)
-                # the model's program (the GP of bayes()) compiles on a thread behind the design trials
-                ask.prepare(*args, model.state, 1)
+                if int(model.state.history.count) >= 2:
+                    # the model's program (bayes()'s GP) compiles on a thread behind the design trials;
+                    # from the third trial of a search space on, as Optuna's intersection of
+                    # define-by-run parameters most often shrinks in a study's first trials (a
+                    # program prepared for a space left behind would compile for nothing)
+                    ask.prepare(*args, model.state, 1)
             else:
                 x, model.state = ask(*args, model.state, 1)
         x = np.asarray(x, np.float64)[0]

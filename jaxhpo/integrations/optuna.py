@@ -245,9 +245,12 @@ class JaxhpoSampler(BaseSampler):
 @functools.lru_cache(maxsize=16)
 def _sampler_programs(strategy: Strategy) -> tuple[Any, Any]:
     """The strategy's ask and initial-design programs for the sampler (``jaxhpo.programs.Program``), as a
-    ``Study`` compiles them: with jaxhpo's XLA options (the ask's by its buffer,
-    ``compile_options.study_ask_options``; a staged ask as two programs), stored by ``executable_cache``,
-    the ask prepared on a thread.
+    ``Study`` compiles them: with jaxhpo's XLA options, a staged ask as two programs, stored by
+    ``executable_cache``, the ask prepared on a thread. Unlike a ``Study``'s first buffer, the ask is
+    compiled for run speed (``COMPILER_OPTIONS``, LLVM level 1) at every size: the sampler's overhead
+    per trial is what its benchmark holds against GPSampler's (``benchmarks/README.md``,
+    ``bench_optuna_sampler.py``: at level 0 it was 7-11 ms, a fourth of GPSampler's on three of the
+    five functions, against 4-6 ms).
 
     Each takes ``(seed, trial number, state, num)`` and asks with the key of that trial of a sampler
     seeded with ``seed``, made inside the program.
@@ -256,7 +259,7 @@ def _sampler_programs(strategy: Strategy) -> tuple[Any, Any]:
 
     from jaxhpo import compile_options
     from jaxhpo.programs import StagedProgram
-    from jaxhpo.study_programs import ask_options, strategy_program
+    from jaxhpo.study_programs import strategy_program
 
     def keyed(fn: Any) -> Any:
         def run(seed: Any, number: Any, state: Any, num: int) -> Any:
@@ -264,12 +267,13 @@ def _sampler_programs(strategy: Strategy) -> tuple[Any, Any]:
 
         return run
 
+    run_speed = compile_options.COMPILER_OPTIONS
     if strategy.ask_stages is None:
-        ask = strategy_program(strategy, "optuna-ask", keyed(strategy.ask), (3,), ask_options)
+        ask = strategy_program(strategy, "optuna-ask", keyed(strategy.ask), (3,), run_speed)
     else:  # two programs, compiled side by side (bayes(): the fit and the proposal)
-        ask = StagedProgram(strategy_program(strategy, "optuna-ask-fit", keyed(strategy.ask_stages[0]), (3,), ask_options),
+        ask = StagedProgram(strategy_program(strategy, "optuna-ask-fit", keyed(strategy.ask_stages[0]), (3,), run_speed),
                             strategy_program(strategy, "optuna-ask-propose", keyed(strategy.ask_stages[1]), (3,),
-                                             ask_options))
+                                             run_speed))
     design = None
     if strategy.design_ask is not None and strategy.in_design is not None:
         design = strategy_program(strategy, "optuna-design", keyed(strategy.design_ask), (3,),

@@ -61,3 +61,18 @@ def counting():
         count.names = _names[first:]
         count.programs = _counts["programs"] - start["programs"]
         count.cache_hits = _counts["cache_hits"] - start["cache_hits"]
+
+
+def optimization_levels(monkeypatch, module_prefix):
+    """A list that fills, as programs whose module name starts with ``module_prefix`` (``"jit_study_ask_"``)
+    are compiled, with the LLVM optimization level each compile was given (from any thread)."""
+    levels = []
+    compile_ = jax.stages.Lowered.compile
+
+    def spy(self, compiler_options=None, **kwargs):
+        if f"@{module_prefix}" in self.as_text()[:300]:
+            levels.append((compiler_options or {}).get("xla_backend_optimization_level"))
+        return compile_(self, compiler_options, **kwargs)
+
+    monkeypatch.setattr(jax.stages.Lowered, "compile", spy)
+    return levels

@@ -9,6 +9,7 @@ import jax  # noqa: E402
 
 import jaxhpo  # noqa: E402
 from jaxhpo.integrations.optuna import JaxhpoSampler  # noqa: E402
+from _compiles import optimization_levels  # noqa: E402
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 BAYES = dict(num_initial=5, refine_steps=3)
@@ -87,15 +88,7 @@ def test_the_model_program_compiles_behind_the_design_trials_with_jaxhpo_options
     # initial design, compiled with jaxhpo's XLA options (LLVM level 1: for the overhead per trial)
     from jaxhpo.integrations.optuna import _sampler_programs
 
-    levels = []
-    compile_ = jax.stages.Lowered.compile
-
-    def spy(self, compiler_options=None, **kwargs):
-        if "@jit_optuna_ask_" in self.as_text()[:300]:
-            levels.append((compiler_options or {}).get("xla_backend_optimization_level"))
-        return compile_(self, compiler_options, **kwargs)
-
-    monkeypatch.setattr(jax.stages.Lowered, "compile", spy)
+    levels = optimization_levels(monkeypatch, "jit_optuna_ask_")  # what reaches XLA, compile by compile
     strategy = jaxhpo.strategies.bayes(num_initial=3, refine_steps=2)  # programs no other test compiled
     before = jaxhpo.compile_cache.cache_dir()
     try:

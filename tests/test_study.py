@@ -18,6 +18,7 @@ from jaxhpo.study import TrialState
 from jaxhpo.study_programs import study_programs
 
 import _objectives
+from _compiles import optimization_levels
 
 SPACE = jaxhpo.Space(
     {"x": jaxhpo.Float(-5.0, 5.0), "kind": jaxhpo.Categorical(["a", "b"]), "n": jaxhpo.Int(0, 2)}
@@ -285,16 +286,7 @@ def test_growing_buffer_is_compiled_ahead():
 
 
 def test_the_ask_compiles_for_compile_speed_on_the_first_buffer_and_for_run_speed_after(monkeypatch):
-    # what reaches XLA: the optimization level of each compile of the study's ask program
-    levels = []
-    compile_ = jax.stages.Lowered.compile
-
-    def spy(self, compiler_options=None, **kwargs):
-        if "@jit_study_ask_" in self.as_text()[:300]:
-            levels.append((compiler_options or {}).get("xla_backend_optimization_level"))
-        return compile_(self, compiler_options, **kwargs)
-
-    monkeypatch.setattr(jax.stages.Lowered, "compile", spy)
+    levels = optimization_levels(monkeypatch, "jit_study_ask_")  # what reaches XLA, compile by compile
     space = jaxhpo.Space({"x": jaxhpo.Float(-5.0, 5.0), "levels": jaxhpo.Int(0, 9)})  # compiled nowhere else
     before = jaxhpo.compile_cache.cache_dir()
     try:

@@ -76,14 +76,12 @@ def study_ask_options(capacity: int, platform: str = "cpu") -> dict[str, Any]:
     gets ``SMALL_PROGRAM_OPTIONS`` (LLVM level 0): its program runs at most 64
     times, and where the objective is fast its compile is what the user waits
     for. Larger buffers get ``COMPILER_OPTIONS`` (level 1), whose programs run
-    faster for the hundreds of asks that fill them. Measured (2-core CPU, the
-    6-d default ``bayes()``, 64 rows): the GP ask's two programs compile in
-    1.9 instead of 3.4 CPU-s, and run in 4-5 ms instead of 1.5-1.9 ms (the
-    proposal) and 13 instead of 5.6 ms (a full hyperparameter fit). The choice
-    follows the buffer, never the timing: a study's trials are the same in
-    every process, with or without the compilation caches. On other platforms
-    (not measured there: a GPU's kernels are compiled by its own LLVM backend
-    and ptxas) every buffer gets ``COMPILER_OPTIONS``.
+    faster for the hundreds of asks that fill them (the 6-d GP: about half the
+    compile time at level 0, two to three times the run time; measured in
+    ``benchmarks/README.md``, the bench_latency section). The choice follows
+    the buffer, never the timing: a study's trials are the same in every
+    process, with or without the compilation caches. On other platforms (not
+    measured there) every buffer gets ``COMPILER_OPTIONS``.
 
     Args:
         capacity: rows of the study's trial buffer (``state.history.capacity``).

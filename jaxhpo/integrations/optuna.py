@@ -249,8 +249,7 @@ def _sampler_programs(strategy: Strategy) -> tuple[Any, Any]:
     ``executable_cache``, the ask prepared on a thread. Unlike a ``Study``'s first buffer, the ask is
     compiled for run speed (``COMPILER_OPTIONS``, LLVM level 1) at every size: the sampler's overhead
     per trial is what its benchmark holds against GPSampler's (``benchmarks/README.md``,
-    ``bench_optuna_sampler.py``: at level 0 it was 7-11 ms, a fourth of GPSampler's on three of the
-    five functions, against 4-6 ms).
+    ``bench_optuna_sampler.py``, where level 0 doubled it).
 
     Each takes ``(seed, trial number, state, num)`` and asks with the key of that trial of a sampler
     seeded with ``seed``, made inside the program.

@@ -75,12 +75,10 @@ def study_programs(strategy: Strategy) -> StudyPrograms:
 
     design = strategy.design_ask is not None and strategy.in_design is not None
     small = compile_options.SMALL_PROGRAM_OPTIONS  # compiled before the first trial, run a few times
-    # the ask: for compile speed on a study's first buffer, for run speed on larger ones
     return StudyPrograms(
         init=program("init", init, (0, 1), small),
-        ask=program("ask", keyed_ask(strategy.ask), (3,), ask_options) if strategy.ask_stages is None else
-        StagedProgram(program("ask-fit", keyed_ask(strategy.ask_stages[0]), (3,), ask_options),
-                      program("ask-propose", keyed_ask(strategy.ask_stages[1]), (3,), ask_options)),
+        # for compile speed on a study's first buffer, for run speed on larger ones
+        ask=strategy_ask(strategy, "study", keyed_ask, ask_options),
         design=program("design", keyed_ask(strategy.design_ask), (3,), small) if design else None,
         in_design=program("in-design", strategy.in_design, (1,), small) if design else None,
         tell=program("tell", strategy.tell),
@@ -110,6 +108,26 @@ def strategy_program(strategy: Strategy, name: str, fn: Callable, static_argnums
     called_directly = compile_options.COMPILER_OPTIONS if callable(options) else options
     return Program(compile_options.jit(named, called_directly, static_argnums=static_argnums), static_argnums,
                    cache_key=key, compiler_options=options)
+
+
+def strategy_ask(strategy: Strategy, prefix: str, keyed: Callable[[Callable], Callable],
+                 options: Options) -> Program | StagedProgram:
+    """``strategy``'s ask as programs of ``(seed, number, state, num)``: one ``Program`` named ``<prefix>-ask``,
+    or, for a strategy that splits its ask (``Strategy.ask_stages``), a ``StagedProgram`` of two,
+    ``<prefix>-ask-fit`` and ``<prefix>-ask-propose``, compiled side by side.
+
+    Args:
+        strategy: the strategy.
+        prefix: the driver's name for its programs (``"study"``, ``"optuna"``).
+        keyed: makes a function of ``(seed, number, state, num)`` from one of ``(key, state, num)``:
+            how the driver derives each ask's key.
+        options: XLA options, or a function of the call's arguments that returns them.
+    """
+    if strategy.ask_stages is None:
+        return strategy_program(strategy, f"{prefix}-ask", keyed(strategy.ask), (3,), options)
+    fit, propose = strategy.ask_stages
+    return StagedProgram(strategy_program(strategy, f"{prefix}-ask-fit", keyed(fit), (3,), options),
+                         strategy_program(strategy, f"{prefix}-ask-propose", keyed(propose), (3,), options))
 
 
 def ask_options(args: tuple) -> dict:

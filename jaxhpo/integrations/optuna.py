@@ -257,8 +257,7 @@ def _sampler_programs(strategy: Strategy) -> tuple[Any, Any]:
     import jax
 
     from jaxhpo import compile_options
-    from jaxhpo.programs import StagedProgram
-    from jaxhpo.study_programs import strategy_program
+    from jaxhpo.study_programs import strategy_ask, strategy_program
 
     def keyed(fn: Any) -> Any:
         def run(seed: Any, number: Any, state: Any, num: int) -> Any:
@@ -266,13 +265,7 @@ def _sampler_programs(strategy: Strategy) -> tuple[Any, Any]:
 
         return run
 
-    run_speed = compile_options.COMPILER_OPTIONS
-    if strategy.ask_stages is None:
-        ask = strategy_program(strategy, "optuna-ask", keyed(strategy.ask), (3,), run_speed)
-    else:  # two programs, compiled side by side (bayes(): the fit and the proposal)
-        ask = StagedProgram(strategy_program(strategy, "optuna-ask-fit", keyed(strategy.ask_stages[0]), (3,), run_speed),
-                            strategy_program(strategy, "optuna-ask-propose", keyed(strategy.ask_stages[1]), (3,),
-                                             run_speed))
+    ask = strategy_ask(strategy, "optuna", keyed, compile_options.COMPILER_OPTIONS)  # bayes(): two, side by side
     design = None
     if strategy.design_ask is not None and strategy.in_design is not None:
         design = strategy_program(strategy, "optuna-design", keyed(strategy.design_ask), (3,),

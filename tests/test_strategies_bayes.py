@@ -319,15 +319,16 @@ def test_numeric_settings_are_state_leaves_one_program_for_every_value_and_vmapp
 def test_ask_stages_compose_to_ask():
     """bayes() splits its ask into the hyperparameter fit and the proposal (``Strategy.ask_stages``),
     which a Study compiles as two programs side by side: together they give exactly what ``ask`` gives,
-    in the design and after it, one point and a batch, mixed and continuous spaces."""
+    in the design and after it, one point and a batch (the hybrid batch of a mixed space, the
+    believer's of a continuous one)."""
     continuous = jaxhpo.Space({"a": jaxhpo.Float(0.0, 1.0), "b": jaxhpo.Float(1e-3, 1.0, log=True)})
     rng = np.random.default_rng(5)
     fit, propose = SMALL_BO.ask_stages
-    for space, told in ((SPACE, 3), (SPACE, 12), (continuous, 12)):
+    for space, told, nums in ((SPACE, 3, (1, 3)), (SPACE, 12, (1, 3)), (continuous, 12, (3,))):
         x = rng.uniform(size=(told, space.dim))
         state = SMALL_BO.tell(SMALL_BO.init(jax.random.key(0), space, 32), jnp.asarray(x, jnp.float32),
                               jnp.asarray((x[:, 0] - 0.3) ** 2, jnp.float32))
-        for num in (1, 3):
+        for num in nums:
             key = jax.random.key(told + num)
             x_ask, s_ask = SMALL_BO.ask(key, state, num)
             fitted = fit(key, state, num)

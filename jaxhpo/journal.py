@@ -45,7 +45,7 @@ import signal
 import threading
 import weakref
 import zlib
-from typing import Any, Iterator, NamedTuple
+from typing import Any, Iterator, NamedTuple, Optional
 
 try:
     import fcntl
@@ -160,6 +160,21 @@ def scan(path: str) -> Contents:
                 last = seq
             records.append((number, record))
     return Contents(records, damaged, end, repeated, gaps, last)
+
+
+def head(path: str) -> Optional[dict]:
+    """The first record of the journal at ``path`` (a study's ``create`` record), read without the rest.
+
+    Returns None when the first line is not a whole, intact record.
+    """
+    with open(path, "rb") as f:
+        line = f.readline()
+    record, intact = _unseal(line.rstrip(b"\r\n")) if line.endswith(b"\n") else (None, False)
+    if record is None or not intact:
+        return None
+    record.pop("seq", None)
+    record.pop("crc", None)
+    return record
 
 
 def read(path: str) -> list[dict]:

@@ -112,6 +112,8 @@ class Study:
             check_strategy("Study", strategy)
         if pruner is not None and not callable(getattr(pruner, "prune", None)):
             raise ValueError(f"Study: pruner must have a prune(study, trial) method, got pruner={pruner!r}")
+        if storage is not None:  # before anything compiles: a refused storage starts no program
+            _check_new_storage(space, storage)
         self.pruner = pruner
         self.space = space
         self.strategy = strategy or _default_strategy()
@@ -147,15 +149,6 @@ class Study:
         self._state = programs.init(space, capacity, self._seed)
         self._journal: Optional[journal.Journal] = None
         if storage is not None:
-            import os
-
-            _check_journal_safe(space)
-
-            if os.path.exists(storage) and os.path.getsize(storage) > 0:
-                first = journal.read(storage)[:1]
-                what = "holds a study" if first and first[0].get("op") == "create" else "is not empty"
-                raise ValueError(f"Study: storage={storage!r} already exists and {what}; resume a study with "
-                                 f"Study.load, or pass a new path (nothing was written to the file)")
             self._journal = journal.Journal(storage)
             self._log(
                 {
@@ -669,6 +662,18 @@ def _same_params(a: dict, b: dict) -> bool:
     return True
 
 
+def _check_new_storage(space: Space, storage: str) -> None:
+    """Raises the ``ValueError`` of a ``Study`` that may not journal to ``storage`` (an unsafe space, a file in use)."""
+    import os
+
+    _check_journal_safe(space)
+    if os.path.exists(storage) and os.path.getsize(storage) > 0:
+        first = journal.head(storage)
+        what = "holds a study" if first is not None and first.get("op") == "create" else "is not empty"
+        raise ValueError(f"Study: storage={storage!r} already exists and {what}; resume a study with "
+                         f"Study.load, or pass a new path (nothing was written to the file)")
+
+
 def _check_journal_safe(space: Space) -> None:
     """Categorical choices must come back from the journal (JSON) as they went in, as Optuna requires too."""
     for name, param in space.params.items():
@@ -715,13 +720,29 @@ def create_study(
     if not isinstance(load_if_exists, bool):
         raise ValueError(f"create_study: load_if_exists must be True or False, got load_if_exists={load_if_exists!r}")
     if load_if_exists and storage is not None and os.path.exists(storage) and os.path.getsize(storage) > 0:
-        study = Study.load(storage, strategy, pruner)
-        if study.space != space or study.direction != direction:
+        # the study record first: a study of another space is refused before anything is replayed or compiled
+        head = journal.head(storage)
+        if _journaled_elsewhere(head, space, direction):
+            raise ValueError(f"create_study: {storage!r} holds a study of another space or direction "
+                             f"({head['space']}, {head.get('direction')!r}); pass those, or a new path")
+        study = Study.load(storage, strategy, pruner)  # a damaged first line: Study.load's own error
+        if study.space != space or study.direction != direction:  # a journal from an older jaxhpo, say
             study.close()
             raise ValueError(f"create_study: {storage!r} holds a study of another space or direction "
                              f"({study.space.to_dict()}, {study.direction!r}); pass those, or a new path")
         return study
     return Study(space, strategy, direction, storage, seed, pruner)
+
+
+def _journaled_elsewhere(head: Optional[dict], space: Space, direction: str) -> bool:
+    """Whether the study record ``head`` (``journal.head``) is of another space or direction than these."""
+    if head is None or head.get("op") != "create":
+        return False
+    try:
+        theirs = Space.from_dict(head["space"])
+    except Exception:  # noqa: BLE001 - a record this cannot read: Study.load says what is wrong
+        return False
+    return theirs != space or head.get("direction") != direction
 
 
 def _outcome(value: float, pruned: bool) -> TrialState:

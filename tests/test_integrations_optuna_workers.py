@@ -77,11 +77,14 @@ def postgres_url():
 
 @pytest.fixture(scope="module")
 def xla_cache(tmp_path_factory):
-    """One compilation cache for the module's workers: the first test's workers compile, later ones load."""
-    return str(tmp_path_factory.mktemp("xla"))
+    """One compilation cache for the module's workers, filled by one worker alone first: the tests'
+    four workers load the sampler's programs instead of compiling the same ones four times at once."""
+    cache, folder = str(tmp_path_factory.mktemp("xla")), tmp_path_factory.mktemp("warm")
+    _run_workers(str(folder / "study.log"), folder, cache, workers=1)
+    return cache
 
 
-def _run_workers(url: str, tmp_path, xla_cache: str) -> "optuna.Study":
+def _run_workers(url: str, tmp_path, xla_cache: str, workers: int = WORKERS) -> "optuna.Study":
     if url.endswith(".log"):
         from optuna.storages.journal import JournalFileBackend
 
@@ -93,7 +96,7 @@ def _run_workers(url: str, tmp_path, xla_cache: str) -> "optuna.Study":
     script.write_text(WORKER)
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1", JAXHPO_CACHE_DIR=xla_cache)
     procs = [subprocess.Popen([sys.executable, str(script), url, str(i), str(TRIALS_EACH)], cwd=ROOT, env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(WORKERS)]
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(workers)]
     try:
         outs = [p.communicate(timeout=600) for p in procs]
     finally:

@@ -734,6 +734,28 @@ def test_create_study_resumes_with_load_if_exists_and_checks_the_space(tmp_path)
         jaxhpo.create_study(SPACE, storage=path)  # without load_if_exists: as Study
 
 
+def test_a_refused_storage_or_space_is_an_error_before_any_program_is_made(tmp_path, monkeypatch):
+    """A storage that holds a study, or a study of another space or direction, is refused at once:
+    no strategy program is made, traced or compiled (nothing left compiling behind the error)."""
+    import sys
+
+    path = str(tmp_path / "study.jsonl")
+    with jaxhpo.Study(SPACE, jaxhpo.strategies.sobol(), storage=path, seed=0) as study:
+        study.optimize(_objectives.quadratic, n_trials=2, progress=False)
+
+    def no_programs(*args, **kwargs):
+        raise AssertionError("a strategy's programs were made for a study that is refused")
+
+    monkeypatch.setattr(sys.modules["jaxhpo.study"], "study_programs", no_programs)
+    with pytest.raises(ValueError, match="already exists and holds a study"):
+        jaxhpo.Study(SPACE, storage=path)
+    with pytest.raises(ValueError, match="holds a study of another space or direction"):
+        jaxhpo.create_study(jaxhpo.Space({"y": jaxhpo.Float(0.0, 1.0)}), storage=path, load_if_exists=True)
+    with pytest.raises(ValueError, match="holds a study of another space or direction"):
+        jaxhpo.create_study(SPACE, storage=path, load_if_exists=True, direction="maximize")
+    assert len(jaxhpo.journal.read(path)) == 1 + 2 * 2  # the file is as the study left it
+
+
 def test_load_can_leave_running_trials_to_whoever_runs_them(tmp_path):
     path = str(tmp_path / "study.jsonl")
     with jaxhpo.Study(SPACE, jaxhpo.strategies.sobol(), seed=0, storage=path) as study:

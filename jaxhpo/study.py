@@ -725,12 +725,7 @@ def create_study(
         if _journaled_elsewhere(head, space, direction):
             raise ValueError(f"create_study: {storage!r} holds a study of another space or direction "
                              f"({head['space']}, {head.get('direction')!r}); pass those, or a new path")
-        study = Study.load(storage, strategy, pruner)  # a damaged first line: Study.load's own error
-        if study.space != space or study.direction != direction:  # a journal from an older jaxhpo, say
-            study.close()
-            raise ValueError(f"create_study: {storage!r} holds a study of another space or direction "
-                             f"({study.space.to_dict()}, {study.direction!r}); pass those, or a new path")
-        return study
+        return Study.load(storage, strategy, pruner)  # an unreadable study record: Study.load's own error
     return Study(space, strategy, direction, storage, seed, pruner)
 
 

@@ -20,9 +20,9 @@ import subprocess
 import sys
 
 # One BLAS and OpenMP thread per test process: pytest-xdist already runs one process per core, and
-# OpenBLAS's (or torch's) own threads on top of that oversubscribe the cores and spin. The whole
-# suite, 2-core CPU: 6 min 25-29 s -> 6 min 4 s (user time 11:10 -> 10:23). Set them yourself to
-# test with more threads; pytest-xdist's workers inherit them (they start after this file is read).
+# OpenBLAS's (or torch's) own threads on top of that oversubscribe the cores and spin (measured in
+# benchmarks/README.md, bench_latency section, session 30). Set them yourself to test with more
+# threads; pytest-xdist's workers inherit them (they start after this file is read).
 for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_variable, "1")
 
@@ -39,11 +39,12 @@ if "XLA_FLAGS" not in os.environ:
 import jax  # noqa: E402 - after XLA_FLAGS; importing JAX starts no backend
 import pytest  # noqa: E402
 
-# The test files that take longest (seconds measured on the 2-core CI machine, longest first). With
-# ``--dist loadfile`` pytest-xdist hands out whole files as its workers free up, by default those with
-# the most tests first, which left the long files with few tests (examples, two-process training,
-# PostgreSQL workers) to the end while the other worker idled. Longest first, the workers finish
-# within a few seconds of each other. A file missing here only runs later: nothing is skipped.
+# The test files that take longest, longest first (the seconds each took in session 30's runs on
+# the 2-core machine). With ``--dist loadfile`` pytest-xdist hands out whole files as its workers
+# free up, by default those with the most tests first, which left the long files with few tests
+# (examples, two-process training, PostgreSQL workers) to the end while the other worker idled.
+# Longest first, the workers finish within a few seconds of each other. A file missing here only
+# runs later: nothing is skipped.
 LONGEST_FILES = (
     "tests/test_strategies_bayes.py",  # 83-86 s
     "tests/test_strategies_contract.py",  # 63-69 s
@@ -100,8 +101,8 @@ def full_float32_products():
 @pytest.hookimpl(trylast=True)
 def pytest_unconfigure(config):
     """An xdist worker ends here, once it has reported its last result, without JAX's exit-time
-    clean-up: freeing the thousands of programs a worker compiled took 5-9 s of the suite's wall
-    time, which pytest-xdist's controller waits for. Runs without pytest-xdist end normally."""
+    clean-up: freeing the thousands of programs a worker compiled takes seconds, which
+    pytest-xdist's controller waits for. Runs without pytest-xdist end normally."""
     if os.environ.get("PYTEST_XDIST_WORKER") and hasattr(config, "workeroutput"):
         sys.stdout.flush()
         sys.stderr.flush()

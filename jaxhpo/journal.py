@@ -101,6 +101,16 @@ def _unseal(line: bytes) -> tuple[Any, bool]:
     return record, _checksum(line[: match.start()] + b"}") == match.group(1).decode()
 
 
+def _parse(line: bytes) -> tuple[Optional[dict], Any]:
+    """``(record without its seq and crc, seq)`` of one complete line; ``(None, None)`` when it is damaged."""
+    record, intact = _unseal(line.rstrip(b"\r\n"))
+    if record is None or not intact:
+        return None, None
+    seq = record.pop("seq", None)
+    record.pop("crc", None)
+    return record, seq
+
+
 class Contents(NamedTuple):
     """What ``scan`` found: the records with their line numbers, and the lines it could not use.
 
@@ -145,12 +155,10 @@ def scan(path: str) -> Contents:
             if not line.endswith(b"\n"):
                 break  # a partial last line: the write a crash cut short
             end += len(line)
-            record, intact = _unseal(line.rstrip(b"\r\n"))
-            if record is None or not intact:
+            record, seq = _parse(line)
+            if record is None:
                 damaged.append(number)
                 continue
-            seq = record.pop("seq", None)
-            record.pop("crc", None)
             if isinstance(seq, int):
                 if seq <= last:
                     repeated.append(number)
@@ -169,12 +177,7 @@ def head(path: str) -> Optional[dict]:
     """
     with open(path, "rb") as f:
         line = f.readline()
-    record, intact = _unseal(line.rstrip(b"\r\n")) if line.endswith(b"\n") else (None, False)
-    if record is None or not intact:
-        return None
-    record.pop("seq", None)
-    record.pop("crc", None)
-    return record
+    return _parse(line)[0] if line.endswith(b"\n") else None
 
 
 def read(path: str) -> list[dict]:

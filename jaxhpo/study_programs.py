@@ -60,23 +60,48 @@ class StudyPrograms(NamedTuple):
     tell: Program  # (state, x, y) -> state
 
 
-@functools.lru_cache(maxsize=16)
 def study_programs(strategy: Strategy) -> StudyPrograms:
-    """Programs for ``strategy``; those of a jaxhpo factory's strategy load from ``executable_cache``."""
+    """Programs for ``strategy``; those of a jaxhpo factory's strategy load from ``executable_cache``.
 
-    def program(name: str, fn: Callable, static_argnums: tuple = (),
-                options: Options = compile_options.COMPILER_OPTIONS) -> Program:
-        return strategy_program(strategy, f"study-{name}", fn, static_argnums, options)
+    A strategy that shares its functions with another (``Strategy.shared``:
+    ``bayes(beta=8.0)`` with ``bayes()``) runs that one's programs, all but
+    its own ``init``: one compile serves every value of the numeric settings.
+    """
+    return _shared_programs(strategy.programs())._replace(init=_init_program(strategy))
+
+
+def _forget_programs() -> None:
+    _shared_programs.cache_clear()
+    _init_program.cache_clear()
+
+
+study_programs.cache_clear = _forget_programs  # as for an lru_cache: programs are made anew after it
+
+
+@functools.lru_cache(maxsize=16)
+def _init_program(strategy: Strategy) -> Program:
+    """``(space, capacity, seed) -> state``, compiled for first-trial speed."""
 
     def init(space: Space, capacity: int, seed: jax.Array) -> Any:
         # the first of the two keys a study's seed splits into; a study grows the buffer before it
         # fills, so no overflow check (a host callback would keep tell out of the compilation caches)
         return drivers_own_capacity(strategy.init(_seed_keys(seed)[0], space, capacity))
 
+    return strategy_program(strategy, "study-init", init, (0, 1), compile_options.SMALL_PROGRAM_OPTIONS)
+
+
+@functools.lru_cache(maxsize=16)
+def _shared_programs(strategy: Strategy) -> StudyPrograms:
+    """The programs of ``strategy`` but its ``init`` (``None`` there)."""
+
+    def program(name: str, fn: Callable, static_argnums: tuple = (),
+                options: Options = compile_options.COMPILER_OPTIONS) -> Program:
+        return strategy_program(strategy, f"study-{name}", fn, static_argnums, options)
+
     design = strategy.design_ask is not None and strategy.in_design is not None
     small = compile_options.SMALL_PROGRAM_OPTIONS  # compiled before the first trial, run a few times
     return StudyPrograms(
-        init=program("init", init, (0, 1), small),
+        init=None,
         # for compile speed on a study's first buffer, for run speed on larger ones
         ask=strategy_ask(strategy, "study", keyed_ask, ask_options),
         design=program("design", keyed_ask(strategy.design_ask), (3,), small) if design else None,

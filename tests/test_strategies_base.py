@@ -92,3 +92,24 @@ def test_a_state_made_by_another_strategy_is_a_clear_error():
         genetic.tell(sobol_state, jnp.full((1, 2), 0.5), jnp.ones(1))
     x, genetic_state = genetic.ask(key, genetic_state, 2)  # its own state still works
     assert int(genetic.tell(genetic_state, x, jnp.ones(2)).history.count) == 2
+
+
+def test_strategies_that_differ_only_in_numeric_settings_share_every_function_but_init():
+    import pickle
+
+    bayes = jaxhpo.strategies.bayes
+    ucb = bayes(acquisition="ucb", beta=8.0, fit_tol=1e-3)
+    common = bayes(acquisition="ucb")
+    assert ucb.shared is common and common.shared is None and ucb.programs() is common
+    assert ucb.init is not common.init
+    assert (ucb.ask, ucb.tell, ucb.design_ask, ucb.in_design, ucb.ask_stages) == (
+        common.ask, common.tell, common.design_ask, common.in_design, common.ask_stages)
+    assert bayes("ucb").shared is common  # positional arguments name the same strategy
+    # init puts its own numbers in the state; the strategy pickles and shows as its own call
+    state = ucb.init(jax.random.key(0), jaxhpo.Space({"x": jaxhpo.Float(0.0, 1.0)}), 8)
+    assert float(state.settings.beta) == 8.0 and abs(float(state.settings.fit_tol) - 1e-3) < 1e-9
+    assert pickle.loads(pickle.dumps(ucb)) is ucb and repr(ucb) == "bayes(acquisition='ucb', beta=8.0, fit_tol=0.001)"
+    # None is not a number: without a prior-mean quantile the programs differ, and nothing is shared
+    assert bayes(prior_mean_quantile=None).shared is None
+    assert bayes(prior_mean_quantile=None, beta=2.0).shared is bayes(prior_mean_quantile=None)
+    assert jaxhpo.strategies.sobol().shared is None  # a factory without numeric settings

@@ -808,3 +808,25 @@ def test_the_seed_key_made_inside_the_programs_is_jax_random_key_of_the_seed(see
         with counting() as built:
             seed_array(seed)
         assert built.programs == 0  # no program runs to make it
+
+
+def test_studies_of_strategies_that_differ_only_in_numeric_settings_compile_the_gp_once():
+    # bayes(beta=0) and bayes(beta=400) share every program but init (Strategy.shared): the second
+    # study builds its init alone, and its asks read its own beta (a state leaf)
+    from _compiles import counting
+
+    space = jaxhpo.Space({"x": jaxhpo.Float(-2.0, 2.0), "y": jaxhpo.Float(-2.0, 2.0)})
+    make = lambda beta: jaxhpo.strategies.bayes(acquisition="ucb", beta=beta, num_initial=3,  # noqa: E731
+                                                refine_steps=3)
+    fn = lambda p: (p["x"] - 0.5) ** 2 + (p["y"] + 0.3) ** 2  # noqa: E731
+    greedy = jaxhpo.Study(space, make(0.0), seed=5)
+    greedy.optimize(fn, n_trials=8, progress=False)
+    with counting() as c:
+        exploring = jaxhpo.Study(space, make(400.0), seed=5)
+        exploring.optimize(fn, n_trials=8, progress=False)
+    assert len(c.named) == 1 and c.named[0].startswith("study_init"), c.named
+    assert study_programs(exploring.strategy).ask is study_programs(greedy.strategy).ask
+    assert float(exploring.state.settings.beta) == 400.0 and float(greedy.state.settings.beta) == 0.0
+    design = [t.params for t in greedy.trials[:3]]
+    assert [t.params for t in exploring.trials[:3]] == design  # the same seed's design
+    assert [t.params for t in exploring.trials[3:]] != [t.params for t in greedy.trials[3:]]

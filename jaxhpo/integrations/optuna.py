@@ -163,7 +163,7 @@ class JaxhpoSampler(BaseSampler):
         if strategy.set_pending is not None and (running or model.pending_told):
             model.state = strategy.set_pending(model.state, np.asarray(running, np.float32).reshape(-1, model.space.dim))
             model.pending_told = bool(running)
-        ask, design = _sampler_programs(strategy)
+        ask, design = _sampler_programs(strategy.programs())  # bayes(beta=...) shares bayes()'s
         args = (np.uint32(self._seed), np.int32(trial.number))  # the trial's key is made in the programs
         with limit_blas_threads():
             if design is not None and bool(strategy.in_design(model.state, 1)):

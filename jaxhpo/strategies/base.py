@@ -29,6 +29,7 @@ Example:
 from __future__ import annotations
 
 import functools
+import inspect
 from typing import Any, Callable, NamedTuple, Optional, Protocol
 
 import jax
@@ -237,6 +238,12 @@ class Strategy(NamedTuple):
             ``ask(key, state, num)`` computes. Drivers that compile programs
             ahead (``Study``) build the two side by side, on two threads, which
             shortens the wait for a large ``ask`` on a multi-core CPU.
+        shared: optional strategy whose functions this one has, all but
+            ``init``: a factory-made strategy that differs from it only in
+            numeric settings, which ``init`` puts in the state as leaves
+            (``bayes(beta=8.0)`` and ``bayes()``). Drivers compile those
+            functions once for both (``shared``'s programs) and ``init`` for
+            each. ``None`` when the strategy is its own.
     """
 
     init: Callable[[Array, Space, int], Any]
@@ -248,6 +255,12 @@ class Strategy(NamedTuple):
     set_pending: Optional[Callable[[Any, Array], Any]] = None
     num_points: Optional[Callable[[Space], int]] = None
     ask_stages: Optional[tuple[Callable[[Array, Any, int], Any], Callable[[Array, Any, int], tuple[Array, Any]]]] = None
+    shared: Optional["Strategy"] = None
+
+    def programs(self) -> "Strategy":
+        """The strategy whose compiled programs this one runs for everything but ``init``
+        (``shared``, or itself)."""
+        return self if self.shared is None else self.shared
 
     def __reduce__(self):
         """Factory-made strategies pickle as their recipe (closures cannot be pickled)."""
@@ -283,7 +296,8 @@ def _rebuild(module: str, name: str, args: tuple, kwargs: tuple) -> "Strategy":
     return getattr(importlib.import_module(module), name)(*args, **dict(kwargs))
 
 
-def factory(fn: Callable[..., "Strategy"]) -> Callable[..., "Strategy"]:
+def factory(fn: Optional[Callable[..., "Strategy"]] = None, *,
+            settings: tuple[str, ...] = ()) -> Callable[..., "Strategy"]:
     """Decorates a strategy factory: results are jitted, picklable (by recipe) and shared for equal arguments.
 
     Each function of the strategy is wrapped in ``jax.jit`` where it is
@@ -291,10 +305,42 @@ def factory(fn: Callable[..., "Strategy"]) -> Callable[..., "Strategy"]:
     compiled programs, and inside a caller's ``jit`` the inner ``jit`` is
     inlined. Sharing means ``bayes()`` called twice returns the same
     functions, so a second ``Study`` reuses the first one's compiled programs.
-    """
-    import functools
 
+    Args:
+        fn: the factory (``@factory``), or omitted (``@factory(settings=...)``).
+        settings: names of the factory's numeric settings that only its
+            strategy's ``init`` reads (it puts them in the state as leaves):
+            strategies that differ only in their numbers share every other
+            function (``Strategy.shared``, the strategy made with those
+            arguments left out), so they compile once. ``None`` is not a
+            number: a setting passed as ``None`` may change the programs and
+            is kept in the shared strategy's call.
+
+    Example:
+        >>> import jaxhpo
+        >>> ucb = jaxhpo.strategies.bayes(acquisition="ucb", beta=8.0)
+        >>> ucb.shared is jaxhpo.strategies.bayes(acquisition="ucb")
+        True
+        >>> ucb.ask is ucb.shared.ask and ucb.init is not ucb.shared.init
+        True
+    """
+    if fn is None:
+        return lambda f: factory(f, settings=settings)
     cache: dict = {}
+    signature = inspect.signature(fn)
+
+    def numeric(value: Any) -> bool:
+        return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+
+    def shared_call(args: tuple, kwargs: dict) -> Optional[tuple]:
+        """The call that makes the strategy whose functions this call's strategy shares, or None when it
+        is this call (or the arguments do not bind: the factory's own error then says why)."""
+        try:
+            bound = signature.bind(*args, **kwargs).arguments
+        except TypeError:
+            return None
+        common = tuple(sorted((k, v) for k, v in bound.items() if not (k in settings and numeric(v))))
+        return None if ((), common) == (args, tuple(sorted(kwargs.items()))) else common
 
     @functools.wraps(fn)
     def make(*args: Any, **kwargs: Any) -> "Strategy":
@@ -304,7 +350,12 @@ def factory(fn: Callable[..., "Strategy"]) -> Callable[..., "Strategy"]:
         except TypeError:  # unhashable arguments (an optimizer object...): a fresh, unpicklable strategy
             return jit_strategy(fn(*args, **kwargs))
         if key not in cache:
-            cache[key] = jit_strategy(fn(*args, **kwargs))._replace(recipe=(fn.__module__, fn.__name__, args, key[1]))
+            own = jit_strategy(fn(*args, **kwargs))._replace(recipe=(fn.__module__, fn.__name__, args, key[1]))
+            common = shared_call(args, kwargs) if settings else None
+            if common is not None:
+                shared = make(**dict(common))
+                own = shared._replace(init=own.init, recipe=own.recipe, shared=shared)
+            cache[key] = own
         return cache[key]
 
     return make

@@ -155,7 +155,7 @@ class BayesState(NamedTuple):
     layout: Static
 
 
-@factory
+@factory(settings=("beta", "fit_tol", "prior_mean_quantile"))
 def bayes(
     acquisition: str = "log_ei",
     kernel: str = "matern52",

@@ -21,7 +21,10 @@ Rows (issue 14):
 5. ``population3``: ``population.search``, 3 rounds of 8, compiles counted;
 6. ``minimize_twice``: ``minimize(bayes())``, 40 rounds, called twice with
    fresh identical lambdas (the second call's time);
-7. ``gp_program``: the default ``Study``'s GP ask program (6-d, 64 rows)
+7. ``settings_sweep``: three 20-trial ``Study`` runs of ``bayes(acquisition="ucb", beta=b)``,
+   b = 0.5, 2, 8, on Hartmann6 in one process (a sweep of a numeric setting), against three
+   20-trial Optuna GPSampler studies; the GP compiles for the first only;
+8. ``gp_program``: the default ``Study``'s GP ask program (6-d, 64 rows)
    alone, built as a ``Study`` builds it (its two stages, the fit and the
    proposal, each on a thread): the wall time until it is ready, then trace,
    lower and XLA seconds summed over the stages, XLA per stage, one ask.
@@ -264,6 +267,36 @@ def job_minimize_twice() -> dict:
             "cache_hits": counts["cache_hits"] - first["cache_hits"], "build_s": counts["build_s"]}
 
 
+def job_settings_sweep() -> dict:
+    import jaxhpo
+
+    counts = _count_compiles()
+    fn = _hartmann6_numpy()
+    t0 = time.perf_counter()
+    per_study = []
+    for beta in (0.5, 2.0, 8.0):
+        start = time.perf_counter()
+        study = jaxhpo.Study(_space6(), jaxhpo.strategies.bayes(acquisition="ucb", beta=beta), seed=0)
+        study.optimize(fn, n_trials=20, progress=False)
+        per_study.append(round(time.perf_counter() - start, 3))
+    return {"seconds": time.perf_counter() - t0, "per_study_s": per_study, **counts}
+
+
+def job_optuna_gp_sweep() -> dict:
+    import numpy as np
+    import optuna
+
+    from jaxhpo.testing.functions import HARTMANN6_NUMPY
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    t0 = time.perf_counter()
+    for seed in range(3):
+        study = optuna.create_study(sampler=optuna.samplers.GPSampler(seed=seed, n_startup_trials=10))
+        study.optimize(lambda t: float(HARTMANN6_NUMPY(np.array([t.suggest_float(f"x{i}", 0.0, 1.0)
+                                                                 for i in range(6)]))), n_trials=20)
+    return {"seconds": time.perf_counter() - t0}
+
+
 def job_gp_program() -> dict:
     return _gp_program(64)
 
@@ -326,6 +359,7 @@ ROWS = {
     "load100": ("load100", [], "write_journal"),
     "population3": ("population3", [], None),
     "minimize_twice": ("minimize_twice", [], None),
+    "settings_sweep": ("settings_sweep", ["optuna_gp_sweep"], None),
     "gp_program": ("gp_program", [], None),
     "gp_program_128": ("gp_program_128", [], None),
 }
@@ -389,6 +423,8 @@ def _fmt(result: dict) -> str:
         compiled = result["programs"] - result["cache_hits"]
         text += f"  ({result['programs']} programs: {compiled} compiled, {result['cache_hits']} from the cache"
         text += f"; {result.get('executables_loaded', 0)} executables loaded untraced)"
+    if "per_study_s" in result:
+        text += f"  [per study {', '.join(f'{t:.2f}' for t in result['per_study_s'])} s]"
     if "first_s" in result:
         text += f"  [first call {result['first_s']:.2f} s]"
     if "compile_s" in result:

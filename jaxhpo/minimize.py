@@ -123,7 +123,11 @@ def minimize(
     # limited (jaxhpo.gp.blas)
     compile_cache.ensure()
     with limit_blas_threads():
-        return jax.block_until_ready(_run_top(objective, space, strategy, num_rounds, batch_size, dtype, key))
+        # the search compiles for the strategy's shared functions (Strategy.shared: bayes(beta=8.0)
+        # runs bayes()'s), from a state its own init makes in a small program of its own
+        k_run, state = _start_top(space, strategy, num_rounds * batch_size, key)
+        return jax.block_until_ready(_search_top(objective, space, strategy.programs(), num_rounds, batch_size,
+                                                 dtype, k_run, state))
 
 
 def _is_key(key: Any) -> bool:
@@ -139,9 +143,20 @@ def _is_key(key: Any) -> bool:
 def _run(
     objective: Objective, space: Space, strategy: Strategy, num_rounds: int, batch_size: int, dtype: Any, key: Array
 ) -> MinimizeResult:
+    k_run, state = _start(space, strategy, num_rounds * batch_size, key)
+    return _search(objective, space, strategy, num_rounds, batch_size, dtype, k_run, state)
+
+
+def _start(space: Space, strategy: Strategy, capacity: int, key: Array) -> tuple[Array, Any]:
+    """The key of the rounds and the strategy's first state, from the search's key."""
     k_init, k_run = jax.random.split(key)
     # sized for the whole budget: no overflow check (its host callback would keep the program out of the cache)
-    state = drivers_own_capacity(strategy.init(k_init, space, num_rounds * batch_size))
+    return k_run, drivers_own_capacity(strategy.init(k_init, space, capacity))
+
+
+def _search(objective: Objective, space: Space, strategy: Strategy, num_rounds: int, batch_size: int, dtype: Any,
+            k_run: Array, state: Any) -> MinimizeResult:
+    """The rounds of ask, evaluate and tell from ``state``, and their result."""
 
     def one_round(state: Any, k: Array) -> tuple[Any, tuple[Array, Array]]:
         x, state = strategy.ask(k, state, batch_size)
@@ -187,5 +202,7 @@ def _run(
     )
 
 
-_run_top = compile_options.jit(_run, static_argnums=(0, 1, 2, 3, 4, 5))  # minimize called directly
+# minimize called directly: two top-level programs (jaxhpo's XLA options)
+_start_top = compile_options.jit(_start, compile_options.SMALL_PROGRAM_OPTIONS, static_argnums=(0, 1, 2))
+_search_top = compile_options.jit(_search, static_argnums=(0, 1, 2, 3, 4, 5))
 _run = jax.jit(_run, static_argnums=(0, 1, 2, 3, 4, 5))  # under the caller's jit or vmap

@@ -7,7 +7,7 @@ Example:
     ...                          num_rounds=16, key=jax.random.key(0))
 """
 
-from jaxhpo import compile_cache, ensemble, hypergrad, metrics, population, pruners, strategies
+from jaxhpo import compile_cache, pruners, strategies
 from jaxhpo.minimize import MinimizeResult, minimize
 from jaxhpo.space import Categorical, Float, Int, Space
 from jaxhpo.strategies import Strategy
@@ -16,12 +16,16 @@ from jaxhpo.study import Study, Trial, TrialPruned, TrialState, create_study
 
 __version__ = "0.1.0"
 
-_OPTIONAL = ("plots", "sklearn")  # modules whose dependencies are extras: imported on first use
+# imported on first use: modules whose dependencies are extras (matplotlib, scikit-learn), and the
+# parts a study does not need (Flax loads with population training and fusion), so that `import jaxhpo`
+# costs a study only what it runs
+_LAZY = ("ensemble", "hypergrad", "metrics", "plots", "population", "sklearn")
 
 
 def __getattr__(name: str):
-    """``jaxhpo.plots`` and ``jaxhpo.sklearn`` without an explicit import (matplotlib and scikit-learn load then)."""
-    if name in _OPTIONAL:
+    """``jaxhpo.population``, ``jaxhpo.ensemble``, ``jaxhpo.plots``, ... without an explicit import: each
+    module (and what it needs) loads the first time it is used."""
+    if name in _LAZY:
         import importlib
 
         return importlib.import_module(f"jaxhpo.{name}")

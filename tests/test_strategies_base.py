@@ -33,6 +33,23 @@ def test_history_drops_past_capacity_and_grows():
     assert int(h.dropped) == 1
     g = history_grow(history_init(2, 1), 8)
     assert g.capacity == 8
+
+
+def test_growing_a_history_keeps_its_rows_and_compiles_nothing_unless_traced():
+    from _compiles import counting
+
+    h = history_add(history_init(4, 2), jnp.full((3, 2), 0.25), jnp.array([1.0, jnp.nan, 3.0]))
+    with counting() as c:
+        g = history_grow(h, 16)
+    assert [n for n in c.named] == [], c.named  # padded on the host (a later process grows without a compile)
+    assert g.capacity == 16 and g.x.dtype == h.x.dtype and g.y.dtype == h.y.dtype
+    np.testing.assert_array_equal(np.asarray(g.x[:4]), np.asarray(h.x))
+    np.testing.assert_array_equal(np.asarray(g.y[:4]), np.asarray(h.y))
+    assert np.all(np.asarray(g.x[4:]) == 0.0) and np.all(np.isnan(np.asarray(g.y[4:])))
+    assert int(g.count) == 3 and np.asarray(g.valid).tolist() == [True, False, True] + [False] * 13
+    traced = jax.jit(lambda h: history_grow(h, 16))(h)  # inside a program it pads there
+    for a, b in zip(jax.tree.leaves(traced), jax.tree.leaves(g)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     with pytest.raises(ValueError, match="shrink"):
         history_grow(g, 4)
     with pytest.raises(ValueError, match="capacity"):

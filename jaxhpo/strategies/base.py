@@ -186,10 +186,16 @@ def history_grow(history: History, capacity: int) -> History:
     extra = int(capacity) - history.capacity
     if extra < 0:
         raise ValueError(f"cannot shrink a history of capacity {history.capacity} to {capacity}")
-    return history._replace(
-        x=jnp.pad(history.x, ((0, extra), (0, 0))),
-        y=jnp.pad(history.y, (0, extra), constant_values=jnp.nan),
-    )
+    return history._replace(x=_pad_rows(history.x, extra, 0.0), y=_pad_rows(history.y, extra, np.nan))
+
+
+def _pad_rows(a: Array, extra: int, value: float) -> Array:
+    """``a`` with ``extra`` rows of ``value`` appended: on the host when ``a`` is concrete (no program
+    to compile, for a study that grows its buffer in a later process too), else ``jnp.pad``."""
+    widths = ((0, extra),) + ((0, 0),) * (a.ndim - 1)
+    if isinstance(a, jax.core.Tracer):
+        return jnp.pad(a, widths, constant_values=value)
+    return jnp.asarray(np.pad(np.asarray(a), widths, constant_values=value))
 
 
 def history_best(history: History) -> tuple[Array, Array, Array]:

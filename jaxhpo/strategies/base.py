@@ -195,7 +195,7 @@ def _pad_rows(a: Array, extra: int, value: float) -> Array:
     widths = ((0, extra),) + ((0, 0),) * (a.ndim - 1)
     if isinstance(a, jax.core.Tracer):
         return jnp.pad(a, widths, constant_values=value)
-    return jnp.asarray(np.pad(np.asarray(a), widths, constant_values=value))
+    return jax.device_put(np.pad(np.asarray(a), widths, constant_values=value))  # jnp.asarray would compile
 
 
 def history_best(history: History) -> tuple[Array, Array, Array]:

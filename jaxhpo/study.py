@@ -470,7 +470,7 @@ class Study:
             value = np.asarray(spec["value"], dtype=spec["dtype"]).reshape(spec["shape"])
             if not 0 <= i < len(leaves) or value.shape != leaves[i].shape or value.dtype != leaves[i].dtype:
                 return False
-            new[i] = jnp.asarray(value)
+            new[i] = jax.device_put(value)  # jnp.asarray would build a stage program per shape
         self._state = jax.tree.unflatten(tree, new)
         return True
 

@@ -830,3 +830,20 @@ def test_studies_of_strategies_that_differ_only_in_numeric_settings_compile_the_
     design = [t.params for t in greedy.trials[:3]]
     assert [t.params for t in exploring.trials[:3]] == design  # the same seed's design
     assert [t.params for t in exploring.trials[3:]] != [t.params for t in greedy.trials[3:]]
+
+
+def test_a_replay_builds_no_program_once_the_studys_programs_exist(tmp_path):
+    # the journaled state changes go back on the device without a program per leaf shape (a warm
+    # Study.load compiles nothing)
+    from _compiles import counting
+
+    path = str(tmp_path / "study.jsonl")
+    study = jaxhpo.Study(SPACE, jaxhpo.strategies.sobol(), seed=6, storage=path)
+    study.optimize(_objectives.quadratic, n_trials=5, progress=False)
+    study.close()
+    jax.clear_caches()  # JAX's own small programs (a host array's conversion, say) built anew if used
+    with counting() as c:
+        loaded = jaxhpo.Study.load(path, jaxhpo.strategies.sobol())
+    assert c.programs == 0, c.names
+    assert [t.params for t in loaded.trials] == [t.params for t in study.trials]
+    loaded.close()

@@ -53,6 +53,29 @@ def test_cma_es_bad_arguments():
     for kwargs in ({"sigma0": 0.0}, {"popsize": 1}, {"restarts": -1}):
         with pytest.raises(ValueError, match="cma_es"):
             cma_es(**kwargs)
+    for name, value in (("tol_x", -1.0), ("tol_fun", float("nan")), ("tol_x", None), ("tol_fun", True)):
+        with pytest.raises(ValueError, match=f"cma_es: {name} must be a finite number >= 0, got {name}="):
+            cma_es(**{name: value})
+
+
+def test_cma_es_step_size_and_tolerances_are_state_leaves_one_program_for_every_value():
+    # cma_es(sigma0=...) for another value shares every program but init, and reads its own step size
+    from _compiles import counting
+
+    space = jaxhpo.Space({"a": jaxhpo.Float(0.0, 1.0), "b": jaxhpo.Float(0.0, 1.0)})
+    objective = lambda p: 0.0 * p["a"]  # noqa: E731 - a plateau: flat generations restart (tol_fun)
+    wide = jaxhpo.minimize(objective, space, cma_es(sigma0=0.5, popsize=4, restarts=1), num_rounds=1, batch_size=4,
+                           key=jax.random.key(0))
+    with counting() as c:
+        narrow = jaxhpo.minimize(objective, space, cma_es(sigma0=0.01, popsize=4, restarts=1), num_rounds=1,
+                                 batch_size=4, key=jax.random.key(0))
+    assert [n for n in c.named if not n.startswith("_start")] == [], c.named
+    assert cma_es(sigma0=0.01, popsize=4, restarts=1).shared is cma_es(popsize=4, restarts=1)
+    assert float(narrow.state.settings.sigma0) == pytest.approx(0.01)
+    spread = lambda r: float(np.std(np.asarray(r.x[:4]), axis=0).max())  # noqa: E731 - the first generation
+    assert spread(narrow) < 0.05 < spread(wide)
+    assert int(wide.state.restarts) == 1  # the flat generation restarted, its step size from the state (sigma0)
+    assert float(wide.state.sigma) == pytest.approx(0.5) and float(narrow.state.sigma) == pytest.approx(0.01)
 
 
 MIXED = jaxhpo.Space({

@@ -62,6 +62,7 @@ class CMAState(NamedTuple):
         restarts: restarts so far.
         best_recent: ``[window]`` best value of recent generations (stagnation test).
         key: PRNG key for restart means.
+        settings: the numeric settings (``CMASettings``), leaves: one program serves every value.
         static: the initial population size and whether restarts are on.
     """
 
@@ -87,7 +88,23 @@ class CMAState(NamedTuple):
     restarts: Array
     best_recent: Array
     key: Array
+    settings: "CMASettings"
     static: Static
+
+
+class CMASettings(NamedTuple):
+    """The numeric settings of ``cma_es()``, leaves of its state (``cma_es(sigma0=0.1)`` and
+    ``cma_es()`` share their programs but ``init``).
+
+    Attributes:
+        sigma0: the step size of a new search (the first and each restart's).
+        tol_x: restart when ``sigma * sqrt(max eigenvalue)`` falls below this.
+        tol_fun: restart when recent generations' best values span less than this.
+    """
+
+    sigma0: Array
+    tol_x: Array
+    tol_fun: Array
 
 
 def mirror(x: Array) -> Array:
@@ -123,7 +140,7 @@ def _weights(lam: Array, size: int, n: Array) -> tuple[Array, Array, Array, Arra
     return w, mu_eff, c_1, c_mu
 
 
-@factory
+@factory(settings=("sigma0", "tol_x", "tol_fun"))
 def cma_es(
     sigma0: float = 0.3,
     popsize: Optional[int] = None,
@@ -163,6 +180,10 @@ def cma_es(
         raise ValueError(f"cma_es: x0 must be 'center' or 'random', got x0={x0!r}")
     if not isinstance(restarts, int) or restarts < 0:
         raise ValueError(f"cma_es: restarts must be an int >= 0, got restarts={restarts!r}")
+    for name, value in (("tol_x", tol_x), ("tol_fun", tol_fun)):
+        if not (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+                and value >= 0):
+            raise ValueError(f"cma_es: {name} must be a finite number >= 0, got {name}={value!r}")
 
     def init(key: Array, space: Space, capacity: int) -> CMAState:
         d = space.dim
@@ -170,8 +191,9 @@ def cma_es(
         size = lam0 * 2**restarts
         window = 10 + int(math.ceil(30 * d / lam0))
         mean = None if x0 == "center" else jax.random.uniform(jax.random.fold_in(key, 1), (d,), jnp.float32)
+        settings = CMASettings(jnp.float32(sigma0), jnp.float32(tol_x), jnp.float32(tol_fun))
         fresh = _fresh(key, d, size, window, jnp.float32(lam0), jnp.zeros((), jnp.int32), Static((lam0, restarts)),
-                       history_init(capacity, d), mean=mean)
+                       history_init(capacity, d), settings, mean=mean)
         ring = POOL_FACTOR * size
         return fresh._replace(
             pool=jnp.zeros((ring, d), jnp.float32),
@@ -181,7 +203,7 @@ def cma_es(
             updates=jnp.zeros((), jnp.int32),
         )
 
-    def _fresh(key, d, size, window, lam, n_restarts, static, history, mean=None, carried=None):
+    def _fresh(key, d, size, window, lam, n_restarts, static, history, settings, mean=None, carried=None):
         """A new search distribution; ``carried`` keeps the asked-point ring and the update count."""
         if mean is None:
             mean = jnp.full((d,), 0.5, jnp.float32)
@@ -191,7 +213,7 @@ def cma_es(
         return CMAState(
             history=history,
             mean=mean,
-            sigma=jnp.float32(sigma0),
+            sigma=settings.sigma0,
             cov=jnp.eye(d, dtype=jnp.float32),
             p_sigma=jnp.zeros((d,), jnp.float32),
             p_c=jnp.zeros((d,), jnp.float32),
@@ -206,6 +228,7 @@ def cma_es(
             restarts=n_restarts,
             best_recent=jnp.full((window,), jnp.inf, jnp.float32),
             key=key,
+            settings=settings,
             static=static,
             **ring,
         )
@@ -334,6 +357,7 @@ def cma_es(
             return new
         window = state.best_recent.shape[0]
         span = jnp.max(jnp.where(jnp.isfinite(best_recent), best_recent, -jnp.inf)) - jnp.min(best_recent)
+        tol_x, tol_fun = state.settings.tol_x, state.settings.tol_fun
         stagnant = (gen >= window) & (span < tol_fun)
         tiny = state.sigma * jnp.sqrt(jnp.max(eigvals)) < tol_x
         ill = jnp.max(eigvals) > 1e7 * jnp.min(eigvals)
@@ -343,7 +367,8 @@ def cma_es(
         def do_restart(s):
             mean0 = jax.random.uniform(jax.random.fold_in(s.key, s.restarts), (d,), jnp.float32)
             lam_new = jnp.minimum(s.popsize * 2.0, jnp.float32(size))
-            return _fresh(s.key, d, size, window, lam_new, s.restarts + 1, s.static, s.history, mean=mean0, carried=s)
+            return _fresh(s.key, d, size, window, lam_new, s.restarts + 1, s.static, s.history, s.settings, mean=mean0,
+                          carried=s)
 
         return jax.lax.cond(restart, do_restart, lambda s: s, new)
 

@@ -78,6 +78,29 @@ def test_cma_es_step_size_and_tolerances_are_state_leaves_one_program_for_every_
     assert float(wide.state.sigma) == pytest.approx(0.5) and float(narrow.state.sigma) == pytest.approx(0.01)
 
 
+@pytest.mark.parametrize("make, small, large, read", [
+    (genetic, {"sigma": 0.01, "crossover": 0.1}, {"sigma": 0.5, "crossover": 0.9},
+     lambda s: (float(s.settings.sigma), float(s.settings.crossover))),
+    (policy_gradient, {"learning_rate": 0.01, "entropy": 0.0}, {"learning_rate": 0.5, "entropy": 0.1},
+     lambda s: (float(s.opt_state.hyperparams["learning_rate"]), float(s.settings.entropy))),
+])
+def test_genetic_and_policy_numeric_settings_are_state_leaves_one_program_for_every_value(make, small, large, read):
+    from _compiles import counting
+
+    def run(kwargs):
+        return jaxhpo.minimize(mixed_objective, MIXED, make(**kwargs), num_rounds=6, batch_size=8,
+                               key=jax.random.key(2))
+
+    first = run(small)
+    with counting() as c:
+        second = run(large)
+    assert [n for n in c.named if not n.startswith("_start")] == [], c.named
+    assert make(**large).shared is make() and make(**small).shared is make()
+    assert read(first.state) == pytest.approx(tuple(small.values()))
+    assert read(second.state) == pytest.approx(tuple(large.values()))
+    assert not np.array_equal(np.asarray(first.x[8:]), np.asarray(second.x[8:]))  # the values are used
+
+
 MIXED = jaxhpo.Space({
     "x": jaxhpo.Float(-2.0, 2.0),
     "n": jaxhpo.Int(1, 6),
@@ -154,6 +177,9 @@ def test_policy_discretizes_floats_and_survives_failures():
     assert int(np.argmax(np.asarray(state.logits)[0])) == 4
     with pytest.raises(ValueError, match="bins"):
         policy_gradient(bins=1)
+    for value in (float("inf"), None, "0.1"):
+        with pytest.raises(ValueError, match="policy_gradient: entropy must be a finite number, got entropy="):
+            policy_gradient(entropy=value)
 
 
 def _cma_generation(order):

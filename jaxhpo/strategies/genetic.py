@@ -32,10 +32,25 @@ from jaxhpo.strategies.base import History, Static, Strategy, history_init, tell
 Array = jax.Array
 
 
+class GeneticSettings(NamedTuple):
+    """The numeric settings of ``genetic()``, leaves of its state (one program serves every value).
+
+    Attributes:
+        crossover: probability that a child mixes two parents.
+        mutation: per-gene mutation probability (``1 / d`` when ``genetic(mutation=None)``).
+        sigma: Gaussian mutation scale for continuous genes.
+    """
+
+    crossover: Array
+    mutation: Array
+    sigma: Array
+
+
 class GeneticState(NamedTuple):
-    """Genetic algorithm state: the history (parents are its best points) and the gene kinds."""
+    """Genetic algorithm state: the history (parents are its best points), the settings, the gene kinds."""
 
     history: History
+    settings: GeneticSettings
     genes: Static  # (bins per gene: 0 = continuous, k = k equal bins), (categorical per gene)
 
 
@@ -49,7 +64,7 @@ def _bin_centers(u: Array, bins: Array) -> Array:
     return jnp.where(bins > 0, (jnp.floor(jnp.clip(u, 0.0, 1.0 - 1e-7) * k) + 0.5) / k, u)
 
 
-@factory
+@factory(settings=("crossover", "mutation", "sigma"))
 def genetic(
     pool_size: int = 16,
     tournament: int = 3,
@@ -86,7 +101,9 @@ def genetic(
             else:
                 bins.append(0)
                 cats.append(False)
-        return GeneticState(history_init(capacity, space.dim), Static((tuple(bins), tuple(cats))))
+        rate = mutation if mutation is not None else 1.0 / space.dim
+        settings = GeneticSettings(*(jnp.float32(v) for v in (crossover, rate, sigma)))
+        return GeneticState(history_init(capacity, space.dim), settings, Static((tuple(bins), tuple(cats))))
 
     def ask(key: Array, state: GeneticState, num: int = 1) -> tuple[Array, GeneticState]:
         bins_t, cats_t = state.genes.value
@@ -109,13 +126,13 @@ def genetic(
         blend = jax.random.uniform(k_blend, (num, d), jnp.float32)
         child_cont = blend * a + (1.0 - blend) * b
         child = jnp.where(bins > 0, jnp.where(mix, a, b), jnp.where(mix, child_cont, a))
-        do_cross = jax.random.uniform(k_copy, (num, 1), jnp.float32) < crossover
+        settings = state.settings
+        do_cross = jax.random.uniform(k_copy, (num, 1), jnp.float32) < settings.crossover
         child = jnp.where(do_cross, child, a)
-        rate = mutation if mutation is not None else 1.0 / d
-        mutate = jax.random.uniform(k_mut, (num, d), jnp.float32) < rate
+        mutate = jax.random.uniform(k_mut, (num, d), jnp.float32) < settings.mutation
         forced = jax.nn.one_hot(_below(k_force, (num,), d), d, dtype=bool)
         mutate = mutate | (forced & ~jnp.any(mutate, axis=1, keepdims=True))
-        step = sigma * jax.random.normal(k_step, (num, d), jnp.float32)
+        step = settings.sigma * jax.random.normal(k_step, (num, d), jnp.float32)
         width = 1.0 / jnp.maximum(bins, 1).astype(jnp.float32)
         int_step = jnp.sign(step) * jnp.maximum(jnp.abs(step), width)
         fresh_cat = jax.random.uniform(k_cat, (num, d), jnp.float32)

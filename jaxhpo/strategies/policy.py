@@ -43,6 +43,7 @@ class PolicyState(NamedTuple):
         baseline: moving average of the reward.
         scale: moving average of the squared advantage (for normalization).
         steps: REINFORCE updates done.
+        settings: the numeric settings (``PolicySettings``), leaves: one program serves every value.
         choices: per parameter, its number of choices (static).
     """
 
@@ -52,10 +53,26 @@ class PolicyState(NamedTuple):
     baseline: Array
     scale: Array
     steps: Array
+    settings: "PolicySettings"
     choices: Static
 
 
-@factory
+class PolicySettings(NamedTuple):
+    """The numeric settings of ``policy_gradient()``, leaves of its state (the learning rate of its
+    default Adam is a leaf of ``opt_state``, by ``optax.inject_hyperparams``).
+
+    Attributes:
+        baseline_decay: decay of the moving averages of the reward and the squared advantage.
+        baseline_step: ``1 - baseline_decay``, rounded once from the Python value.
+        entropy: weight of the entropy bonus.
+    """
+
+    baseline_decay: Array
+    baseline_step: Array
+    entropy: Array
+
+
+@factory(settings=("learning_rate", "baseline_decay", "entropy"))
 def policy_gradient(
     learning_rate: float = 0.1,
     bins: int = 10,
@@ -85,7 +102,10 @@ def policy_gradient(
         raise ValueError(f"policy_gradient: baseline_decay must be in [0, 1), got {baseline_decay!r}")
     if learning_rate <= 0:
         raise ValueError(f"policy_gradient: learning_rate must be > 0, got {learning_rate!r}")
-    opt = optimizer or optax.adam(learning_rate)
+    if not (isinstance(entropy, (int, float)) and not isinstance(entropy, bool) and np.isfinite(entropy)):
+        raise ValueError(f"policy_gradient: entropy must be a finite number, got entropy={entropy!r}")
+    # the default Adam keeps its learning rate in its state: every value runs one program
+    opt = optimizer or optax.inject_hyperparams(optax.adam, hyperparam_dtype=jnp.float32)(learning_rate=learning_rate)
 
     def init(key: Array, space: Space, capacity: int) -> PolicyState:
         choices = []
@@ -97,8 +117,9 @@ def policy_gradient(
             else:
                 choices.append(bins)
         logits = jnp.zeros((space.dim, max(choices)), jnp.float32)
+        settings = PolicySettings(*(jnp.float32(v) for v in (baseline_decay, 1 - baseline_decay, entropy)))
         return PolicyState(history_init(capacity, space.dim), logits, opt.init(logits), jnp.zeros(()),
-                           jnp.ones(()), jnp.zeros((), jnp.int32), Static(tuple(choices)))
+                           jnp.ones(()), jnp.zeros((), jnp.int32), settings, Static(tuple(choices)))
 
     def _mask(state: PolicyState) -> Array:
         k = jnp.asarray(np.asarray(state.choices.value, np.int32))
@@ -139,6 +160,7 @@ def policy_gradient(
         scale = jnp.where(first, jnp.sum(adv**2) / n_ok + 1e-12, state.scale)
         adv = adv / jnp.sqrt(scale + 1e-12)
         mask = _mask(state)
+        entropy, decay, step = state.settings.entropy, state.settings.baseline_decay, state.settings.baseline_step
 
         def objective(logits):
             logp = _log_probs(logits, mask)
@@ -150,9 +172,9 @@ def policy_gradient(
         updates, opt_state = opt.update(grads, state.opt_state, state.logits)
         logits = optax.apply_updates(state.logits, updates)
         any_ok = jnp.any(ok)
-        new_baseline = baseline_decay * baseline + (1 - baseline_decay) * batch_mean
+        new_baseline = decay * baseline + step * batch_mean
         raw_adv2 = jnp.sum(jnp.where(ok, (reward - baseline) ** 2, 0.0)) / n_ok
-        new_scale = baseline_decay * scale + (1 - baseline_decay) * raw_adv2
+        new_scale = decay * scale + step * raw_adv2
         return PolicyState(
             history,
             jnp.where(any_ok, logits, state.logits),
@@ -160,6 +182,7 @@ def policy_gradient(
             jnp.where(any_ok, new_baseline, state.baseline),
             jnp.where(any_ok, new_scale, state.scale),
             state.steps + any_ok.astype(jnp.int32),
+            state.settings,
             state.choices,
         )
 

@@ -39,34 +39,34 @@ if "XLA_FLAGS" not in os.environ:
 import jax  # noqa: E402 - after XLA_FLAGS; importing JAX starts no backend
 import pytest  # noqa: E402
 
-# The test files that take longest, longest first (the seconds each took in session 30's runs on
-# the 2-core machine). With ``--dist loadfile`` pytest-xdist hands out whole files as its workers
-# free up, by default those with the most tests first, which left the long files with few tests
-# (examples, two-process training, PostgreSQL workers) to the end while the other worker idled.
-# Longest first, the workers finish within a few seconds of each other. A file missing here only
-# runs later: nothing is skipped.
+# The test files that take longest, longest first (the seconds each took in session 31's run on
+# the 2-core machine, ``--durations=0`` summed per file). With ``--dist loadfile`` pytest-xdist hands
+# out whole files as its workers free up, by default those with the most tests first, which left the
+# long files with few tests (examples, two-process training, PostgreSQL workers) to the end while the
+# other worker idled. Longest first, the workers finish within a few seconds of each other. A file
+# missing here only runs later: nothing is skipped.
 LONGEST_FILES = (
-    "tests/test_strategies_bayes.py",  # 83-86 s
-    "tests/test_strategies_contract.py",  # 63-69 s
-    "tests/test_sklearn.py",  # 38-64 s
-    "tests/test_examples.py",  # 45-47 s
-    "tests/test_population_train.py",  # 34 s
-    "tests/test_integrations_optuna_workers.py",  # 33 s
-    "tests/test_ensemble.py",  # 32-33 s
-    "tests/test_study.py",  # 32-37 s
-    "tests/test_population_multihost.py",  # 29 s
-    "tests/test_executable_cache.py",  # 20 s
-    "tests/test_integrations_ray.py",  # 16-18 s
-    "tests/test_gp_acquisition.py",  # 8-16 s
-    "tests/test_gp.py",  # 15-16 s
-    "tests/test_population_schedulers.py",  # 15 s
-    "tests/test_integrations_optuna.py",  # 14-16 s
-    "tests/test_population_cv.py",  # 13-18 s
-    "tests/test_strategies_acquisition_optimizer.py",  # 13-14 s
-    "tests/test_strategies_evolution.py",  # 12-13 s
-    "tests/test_integrations_optuna_dashboard.py",  # 13 s
-    "tests/test_fault_matrix.py",  # 13-16 s
-    "tests/test_minimize.py",  # 11 s
+    "tests/test_strategies_bayes.py",  # 78 s
+    "tests/test_strategies_contract.py",  # 66 s
+    "tests/test_population_train.py",  # 49 s
+    "tests/test_sklearn.py",  # 41 s
+    "tests/test_ensemble.py",  # 39 s
+    "tests/test_examples.py",  # 38 s
+    "tests/test_study.py",  # 33 s
+    "tests/test_integrations_ray.py",  # 16-29 s
+    "tests/test_population_multihost.py",  # 27 s
+    "tests/test_integrations_optuna_workers.py",  # 25 s
+    "tests/test_strategies_evolution.py",  # 20 s
+    "tests/test_minimize.py",  # 19 s
+    "tests/test_population_schedulers.py",  # 19 s
+    "tests/test_integrations_optuna.py",  # 16 s
+    "tests/test_executable_cache.py",  # 15 s
+    "tests/test_integrations_optuna_dashboard.py",  # 14 s
+    "tests/test_strategies_acquisition_optimizer.py",  # 12 s
+    "tests/test_fault_matrix.py",  # 12 s
+    "tests/test_gp.py",  # 12 s
+    "tests/test_population_sharding.py",  # 8 s
+    "tests/test_population_cv.py",  # 8 s
 )
 
 

@@ -169,24 +169,3 @@ def test_the_objective_runs_in_the_callers_precision(strategy):
     assert seen == {"x": jnp.float32, "default": jnp.float32, "x64": False}
     assert result.x.dtype == jnp.float32 and result.y.dtype == jnp.float32
 
-
-def test_strategies_that_differ_only_in_numeric_settings_compile_the_search_once():
-    # bayes(beta=0) and bayes(beta=400): the second search builds only its start (its init), and gives
-    # what the same search traced in one program gives
-    from _compiles import counting
-
-    space = jaxhpo.Space({"x": jaxhpo.Float(-2.0, 2.0), "y": jaxhpo.Float(-2.0, 2.0)})
-    make = lambda beta: jaxhpo.strategies.bayes(acquisition="ucb", beta=beta, num_initial=3,  # noqa: E731
-                                                refine_steps=3, fit_steps=10)
-    run = lambda strategy: jaxhpo.minimize(lambda p: (p["x"] - 0.5) ** 2 + p["y"] ** 2, space,  # noqa: E731
-                                           strategy, num_rounds=6, key=jax.random.key(4))
-    greedy = run(make(0.0))
-    with counting() as c:
-        exploring = run(make(400.0))
-    assert [n for n in c.named if not n.startswith("_start")] == [], c.named
-    assert float(exploring.state.settings.beta) == 400.0
-    np.testing.assert_array_equal(exploring.x[:3], greedy.x[:3])  # the design
-    assert not np.array_equal(exploring.x[3:], greedy.x[3:])
-    traced = jax.jit(lambda k: jaxhpo.minimize(lambda p: (p["x"] - 0.5) ** 2 + p["y"] ** 2, space, make(400.0),
-                                               num_rounds=6, key=k))(jax.random.key(4))
-    np.testing.assert_allclose(np.asarray(traced.x), np.asarray(exploring.x), atol=1e-5)

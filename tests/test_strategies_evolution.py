@@ -76,6 +76,11 @@ def test_cma_es_step_size_and_tolerances_are_state_leaves_one_program_for_every_
     assert spread(narrow) < 0.05 < spread(wide)
     assert int(wide.state.restarts) == 1  # the flat generation restarted, its step size from the state (sigma0)
     assert float(wide.state.sigma) == pytest.approx(0.5) and float(narrow.state.sigma) == pytest.approx(0.01)
+    # the shared search from this strategy's init gives what the strategy's own search traced in one
+    # program (minimize under the caller's jit) gives
+    traced = jax.jit(lambda k: jaxhpo.minimize(objective, space, cma_es(sigma0=0.01, popsize=4, restarts=1),
+                                               num_rounds=1, batch_size=4, key=k))(jax.random.key(0))
+    np.testing.assert_array_equal(np.asarray(traced.x), np.asarray(narrow.x))
 
 
 @pytest.mark.parametrize("make, small, large, read", [

@@ -811,25 +811,24 @@ def test_the_seed_key_made_inside_the_programs_is_jax_random_key_of_the_seed(see
 
 
 def test_studies_of_strategies_that_differ_only_in_numeric_settings_compile_the_gp_once():
-    # bayes(beta=0) and bayes(beta=400) share every program but init (Strategy.shared): the second
-    # study builds its init alone, and its asks read its own beta (a state leaf)
+    # bayes(prior_mean_quantile=0) and (=100) share every program but init with bayes() (Strategy.shared,
+    # here the programs of the tests above): each study builds its init alone, and its asks read its
+    # own quantile (a state leaf)
     from _compiles import counting
 
-    space = jaxhpo.Space({"x": jaxhpo.Float(-2.0, 2.0), "y": jaxhpo.Float(-2.0, 2.0)})
-    make = lambda beta: jaxhpo.strategies.bayes(acquisition="ucb", beta=beta, num_initial=3,  # noqa: E731
-                                                refine_steps=3)
-    fn = lambda p: (p["x"] - 0.5) ** 2 + (p["y"] + 0.3) ** 2  # noqa: E731
-    greedy = jaxhpo.Study(space, make(0.0), seed=5)
-    greedy.optimize(fn, n_trials=8, progress=False)
+    make = lambda q: jaxhpo.strategies.bayes(num_initial=3, refine_steps=3, prior_mean_quantile=q)  # noqa: E731
+    hopeful = jaxhpo.Study(SPACE6, make(0.0), seed=5)
+    hopeful.optimize(_sphere, n_trials=8, progress=False)
     with counting() as c:
-        exploring = jaxhpo.Study(space, make(400.0), seed=5)
-        exploring.optimize(fn, n_trials=8, progress=False)
+        wary = jaxhpo.Study(SPACE6, make(100.0), seed=5)
+        wary.optimize(_sphere, n_trials=8, progress=False)
     assert len(c.named) == 1 and c.named[0].startswith("study_init"), c.named
-    assert study_programs(exploring.strategy).ask is study_programs(greedy.strategy).ask
-    assert float(exploring.state.settings.beta) == 400.0 and float(greedy.state.settings.beta) == 0.0
-    design = [t.params for t in greedy.trials[:3]]
-    assert [t.params for t in exploring.trials[:3]] == design  # the same seed's design
-    assert [t.params for t in exploring.trials[3:]] != [t.params for t in greedy.trials[3:]]
+    assert study_programs(wary.strategy).ask is study_programs(hopeful.strategy).ask
+    assert study_programs(wary.strategy).ask is study_programs(make(90.0).shared).ask
+    assert float(wary.state.settings.prior_mean_quantile) == 100.0
+    assert float(hopeful.state.settings.prior_mean_quantile) == 0.0
+    assert [t.params for t in wary.trials[:3]] == [t.params for t in hopeful.trials[:3]]  # the seed's design
+    assert [t.params for t in wary.trials[3:]] != [t.params for t in hopeful.trials[3:]]
 
 
 def test_a_replay_builds_no_program_once_the_studys_programs_exist(tmp_path):

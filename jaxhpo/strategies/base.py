@@ -36,6 +36,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxhpo._checks import real_scalar
 from jaxhpo.space import Space
 
 Array = jax.Array
@@ -335,9 +336,6 @@ def factory(fn: Optional[Callable[..., "Strategy"]] = None, *,
     cache: dict = {}
     signature = inspect.signature(fn)
 
-    def numeric(value: Any) -> bool:
-        return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
-
     def shared_call(args: tuple, kwargs: dict) -> Optional[tuple]:
         """The call that makes the strategy whose functions this call's strategy shares, or None when it
         is this call (or the arguments do not bind: the factory's own error then says why)."""
@@ -345,7 +343,7 @@ def factory(fn: Optional[Callable[..., "Strategy"]] = None, *,
             bound = signature.bind(*args, **kwargs).arguments
         except TypeError:
             return None
-        common = tuple(sorted((k, v) for k, v in bound.items() if not (k in settings and numeric(v))))
+        common = tuple(sorted((k, v) for k, v in bound.items() if not (k in settings and real_scalar(v))))
         return None if ((), common) == (args, tuple(sorted(kwargs.items()))) else common
 
     @functools.wraps(fn)

@@ -35,6 +35,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxhpo import lapack
+from jaxhpo._checks import real_scalar
 from jaxhpo.space import Space
 from jaxhpo.strategies.base import History, Static, Strategy, history_add, history_init, factory
 
@@ -181,8 +182,7 @@ def cma_es(
     if not isinstance(restarts, int) or restarts < 0:
         raise ValueError(f"cma_es: restarts must be an int >= 0, got restarts={restarts!r}")
     for name, value in (("tol_x", tol_x), ("tol_fun", tol_fun)):
-        if not (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-                and value >= 0):
+        if not (real_scalar(value) and math.isfinite(value) and value >= 0):
             raise ValueError(f"cma_es: {name} must be a finite number >= 0, got {name}={value!r}")
 
     def init(key: Array, space: Space, capacity: int) -> CMAState:

@@ -27,6 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from jaxhpo._checks import real_scalar
 from jaxhpo.space import Categorical, Int, Space
 from jaxhpo.strategies.base import History, Static, Strategy, history_add, history_init, factory
 
@@ -102,7 +103,7 @@ def policy_gradient(
         raise ValueError(f"policy_gradient: baseline_decay must be in [0, 1), got {baseline_decay!r}")
     if learning_rate <= 0:
         raise ValueError(f"policy_gradient: learning_rate must be > 0, got {learning_rate!r}")
-    if not (isinstance(entropy, (int, float)) and not isinstance(entropy, bool) and np.isfinite(entropy)):
+    if not (real_scalar(entropy) and np.isfinite(entropy)):
         raise ValueError(f"policy_gradient: entropy must be a finite number, got entropy={entropy!r}")
     # the default Adam keeps its learning rate in its state: every value runs one program
     opt = optimizer or optax.inject_hyperparams(optax.adam, hyperparam_dtype=jnp.float32)(learning_rate=learning_rate)

@@ -163,3 +163,26 @@ def test_options_may_be_a_function_of_the_arguments_and_reach_the_compile(monkey
     assert [p["xla_backend_optimization_level"] for p in passed] == [0, 1]  # one compile per signature
     assert program.options(jnp.ones(2)) == {"xla_backend_optimization_level": 0}
     assert Program(jax.jit(lambda x: x)).options(jnp.ones(2)) == jaxhpo.compile_options.COMPILER_OPTIONS
+
+
+def test_background_tracing_runs_with_a_short_switch_interval_and_puts_the_callers_back():
+    import sys
+
+    from jaxhpo import switch_interval
+
+    seen = []
+
+    def traced(x):
+        seen.append((threading.current_thread().name, sys.getswitchinterval()))
+        return x * 2
+
+    before = sys.getswitchinterval()
+    assert before > switch_interval.INTERVAL  # CPython's default, 5 ms
+    program = Program(jax.jit(traced))
+    program.prepare(jnp.ones(3))
+    assert program(jnp.ones(3)).tolist() == [2.0, 2.0, 2.0]  # waits for the background compile
+    [(thread, interval)] = seen
+    assert thread == "jaxhpo-compile" and interval <= switch_interval.INTERVAL
+    assert sys.getswitchinterval() == before  # restored before the thread hands over the program
+    Program(jax.jit(traced))(jnp.ones(4))  # a foreground compile leaves the interval alone
+    assert seen[-1] == ("MainThread", before)

@@ -25,7 +25,6 @@ Example:
 from __future__ import annotations
 
 import concurrent.futures as cf
-import contextlib
 import threading
 from typing import Any, Callable, Mapping, Optional, Sequence, Union
 
@@ -134,17 +133,18 @@ class Program:
             # a foreground compile never waits for a background one
             if lowered is not None:
                 return lowered.compile(supported(options))
-            with _TRACING if background else contextlib.nullcontext():
+            if background:
+                # with a short GIL switch interval: the caller's thread, running trials meanwhile,
+                # then waits 0.1 ms, not 5 ms, each time it takes the GIL back
+                with _TRACING, switch_interval.responsive():
+                    lowering = self._fn.lower(*shapes)
+            else:
                 lowering = self._fn.lower(*shapes)
             return lowering.compile(supported(options))  # XLA: in parallel with other compiles
 
         def compile_now() -> None:
             try:
-                # on a thread: a short GIL switch interval, so that its tracing (and unpickling) makes
-                # the caller's thread wait 0.1 ms, not 5 ms, each time it takes the GIL back
-                with switch_interval.responsive() if background else contextlib.nullcontext():
-                    compiled = executable_cache.load_or_compile(self._cache_key, cache_signature, build)
-                future.set_result(compiled)
+                future.set_result(executable_cache.load_or_compile(self._cache_key, cache_signature, build))
             except BaseException as e:  # noqa: BLE001 - handed to whoever runs the program
                 future.set_exception(e)
 

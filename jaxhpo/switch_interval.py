@@ -8,8 +8,8 @@ program is traced behind your trials, the thread running them waits up to
 that released it): a 60-trial study told by hand, whose bigger buffer's
 program is traced from trial 32 on, ran 2.7 s instead of 2.1 s (2-core CPU,
 ``benchmarks/README.md``, bench_latency, session 32). ``responsive`` sets
-the interval to ``INTERVAL`` (0.1 ms) while jaxhpo's background work runs
-and puts yours back when the last of it ends; an interval you set in the
+the interval to ``INTERVAL`` (0.1 ms) while jaxhpo traces on a thread
+(``jaxhpo.programs``) and puts yours back when the last trace ends; an interval you set in the
 meantime, or one already shorter, is left as it is.
 
 Example:
@@ -30,10 +30,10 @@ import sys
 import threading
 from typing import Iterator, Optional
 
-INTERVAL = 1e-4  # seconds: the interval while jaxhpo traces in the background
+INTERVAL = 1e-4  # seconds: the interval while jaxhpo traces on a thread
 
 _lock = threading.Lock()
-_active = 0  # background jobs running under ``responsive``
+_active = 0  # blocks running under ``responsive``, on any thread
 _saved: Optional[float] = None  # the interval to put back when the last one ends; None: leave it
 
 

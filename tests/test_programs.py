@@ -183,6 +183,6 @@ def test_background_tracing_runs_with_a_short_switch_interval_and_puts_the_calle
     assert program(jnp.ones(3)).tolist() == [2.0, 2.0, 2.0]  # waits for the background compile
     [(thread, interval)] = seen
     assert thread == "jaxhpo-compile" and interval <= switch_interval.INTERVAL
-    assert sys.getswitchinterval() == before  # restored before the thread hands over the program
+    assert sys.getswitchinterval() == before  # restored once traced, before XLA compiles
     Program(jax.jit(traced))(jnp.ones(4))  # a foreground compile leaves the interval alone
     assert seen[-1] == ("MainThread", before)

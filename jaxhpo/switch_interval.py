@@ -26,6 +26,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 import threading
 from typing import Iterator, Optional
@@ -58,3 +59,16 @@ def responsive() -> Iterator[None]:
                 if abs(sys.getswitchinterval() - INTERVAL) < 1e-6:  # not changed by someone else since
                     sys.setswitchinterval(_saved)
                 _saved = None
+
+
+def _reset_in_child() -> None:
+    """After a fork: the child has none of the parent's threads, so none of their traces either."""
+    global _lock, _active, _saved
+    _lock = threading.Lock()  # a fork while another thread held it would leave it locked for good
+    if _active and _saved is not None and abs(sys.getswitchinterval() - INTERVAL) < 1e-6:
+        sys.setswitchinterval(_saved)
+    _active, _saved = 0, None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_in_child)

@@ -1,5 +1,6 @@
 """Tests for jaxhpo.switch_interval: a short GIL switch interval while jaxhpo works in the background."""
 
+import os
 import sys
 import threading
 
@@ -56,3 +57,17 @@ def test_an_error_inside_still_restores_the_interval():
         with responsive():
             raise RuntimeError("boom")
     assert sys.getswitchinterval() == pytest.approx(0.005)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_child_forked_during_a_trace_gets_the_callers_interval_back():
+    with responsive():
+        pid = os.fork()
+        if pid == 0:  # the child: none of the parent's threads, so no trace of theirs runs here
+            ok = abs(sys.getswitchinterval() - 0.005) < 1e-6
+            with responsive():
+                ok = ok and sys.getswitchinterval() <= INTERVAL
+            os._exit(0 if ok and abs(sys.getswitchinterval() - 0.005) < 1e-6 else 1)
+        assert sys.getswitchinterval() <= INTERVAL  # the parent's trace goes on
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0

@@ -9,8 +9,8 @@ that released it): a 60-trial study told by hand, whose bigger buffer's
 program is traced from trial 32 on, ran 2.7 s instead of 2.1 s (2-core CPU,
 ``benchmarks/README.md``, bench_latency, session 32). ``responsive`` sets
 the interval to ``INTERVAL`` (0.1 ms) while jaxhpo traces on a thread
-(``jaxhpo.programs``) and puts yours back when the last trace ends; an interval you set in the
-meantime, or one already shorter, is left as it is.
+(``jaxhpo.programs``) and puts yours back when the last trace ends; an
+interval you set in the meantime, or one already shorter, is left as it is.
 
 Example:
     >>> import sys
@@ -55,17 +55,21 @@ def responsive() -> Iterator[None]:
         with _lock:
             _active -= 1
             if _active == 0 and _saved is not None:
-                # CPython keeps the interval in whole microseconds: ours reads back within 1 us
-                if abs(sys.getswitchinterval() - INTERVAL) < 1e-6:  # not changed by someone else since
+                if _ours():  # not changed by someone else since
                     sys.setswitchinterval(_saved)
                 _saved = None
+
+
+def _ours() -> bool:
+    """Whether the interval is still the one ``responsive`` set (CPython keeps it in whole microseconds)."""
+    return abs(sys.getswitchinterval() - INTERVAL) < 1e-6
 
 
 def _reset_in_child() -> None:
     """After a fork: the child has none of the parent's threads, so none of their traces either."""
     global _lock, _active, _saved
     _lock = threading.Lock()  # a fork while another thread held it would leave it locked for good
-    if _active and _saved is not None and abs(sys.getswitchinterval() - INTERVAL) < 1e-6:
+    if _active and _saved is not None and _ours():
         sys.setswitchinterval(_saved)
     _active, _saved = 0, None
 
